@@ -1,0 +1,89 @@
+"""The Dagster code location: every asset, check, job, schedule and sensor."""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    Definitions,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SensorEvaluationContext,
+    SensorResult,
+    define_asset_job,
+    schedule,
+    sensor,
+)
+
+from assets.integrations.crm_assets import crm_leads, crm_leads_expectations, crm_leads_raw
+from assets.integrations.crm_leads import tenants_with_inbox
+from assets.publish import serving_lead_scores
+from assets.warehouse.dbt_models import bizos_dbt_models, dbt_resource
+from pipelines.partitions import TENANT_ID_PATTERN, tenants
+from pipelines.resources import BizosSettings
+from pipelines.settings import Settings
+
+materialize_all = define_asset_job(
+    "materialize_all",
+    selection=AssetSelection.all(),
+    partitions_def=tenants,
+    description="Everything for one tenant: ingest, load, dbt build and tests, publish.",
+)
+
+
+@schedule(
+    job=materialize_all,
+    cron_schedule="0 2 * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+)
+def daily_refresh(context: ScheduleEvaluationContext) -> list[RunRequest]:
+    """Every known tenant, once a day; the run key makes a tick idempotent."""
+    day = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    return [
+        RunRequest(partition_key=tenant, run_key=f"{day}:{tenant}")
+        for tenant in context.instance.get_dynamic_partitions(tenants.name or "tenants")
+    ]
+
+
+@sensor(minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING)
+def tenant_inboxes(context: SensorEvaluationContext, bizos: BizosSettings) -> SensorResult:
+    """A new inbox folder is a new tenant: add its partition and run it once."""
+    known = set(context.instance.get_dynamic_partitions(tenants.name or "tenants"))
+    found = [t for t in tenants_with_inbox(bizos.get()) if TENANT_ID_PATTERN.match(t)]
+    new = [t for t in found if t not in known]
+    return SensorResult(
+        run_requests=[
+            RunRequest(partition_key=t, run_key=f"new-tenant:{t}", job_name=materialize_all.name)
+            for t in new
+        ],
+        dynamic_partitions_requests=[tenants.build_add_request(new)] if new else [],
+    )
+
+
+def build_definitions(settings: Settings | None = None) -> Definitions:
+    """Definitions for one environment; tests pass their own settings.
+
+    Without explicit settings the resource reads ``BIZOS_*`` at run time, so the
+    database URL (a secret) never becomes resource config shown in the UI.
+    """
+    if settings is None:
+        bizos = BizosSettings()
+        settings = bizos.get()
+    else:
+        bizos = BizosSettings(
+            home=str(settings.home),
+            database_url=settings.database_url.get_secret_value() if settings.database_url else "",
+        )
+    return Definitions(
+        assets=[crm_leads, crm_leads_raw, bizos_dbt_models, serving_lead_scores],
+        asset_checks=[crm_leads_expectations],
+        jobs=[materialize_all],
+        schedules=[daily_refresh],
+        sensors=[tenant_inboxes],
+        resources={"bizos": bizos, "dbt": dbt_resource(settings)},
+    )
+
+
+defs = build_definitions()
