@@ -1,13 +1,11 @@
 """Publishing marts to the serving store the API reads."""
 
-from __future__ import annotations
-
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
-from serving.publish import publish_lead_scores
 
 from assets.warehouse.marts import read_mart
 from pipelines.partitions import check_tenant_id, tenants
 from pipelines.resources import BizosSettings
+from serving.publish import publish_lead_scores
 
 
 @asset(
@@ -25,7 +23,7 @@ def serving_lead_scores(context: AssetExecutionContext, bizos: BizosSettings) ->
     result = publish_lead_scores(settings, tenant_id, rows)
     return MaterializeResult(
         metadata={
-            "rows": rows.num_rows,
+            "rows": result.rows,
             "target": settings.target.value,
             "published_at": str(result.published_at),
         }

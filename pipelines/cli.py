@@ -91,6 +91,7 @@ def serve(
 ) -> None:
     """Serve the scores API (FastAPI) on HOST:PORT."""
     import uvicorn
+
     from serving.main import create_app
 
     uvicorn.run(create_app(get_settings()), host=host, port=port)
@@ -99,9 +100,8 @@ def serve(
 @keys_app.command("create")
 def keys_create(tenant: Annotated[str, typer.Option("--tenant", "-t", help="tenant id")]) -> None:
     """Create an API key for TENANT; it is printed once, only its hash is kept."""
-    from serving.keys import create_key
-
     from pipelines.partitions import check_tenant_id
+    from serving.keys import create_key
 
     key = create_key(get_settings(), check_tenant_id(tenant))
     console.print(key, soft_wrap=True, highlight=False)
@@ -114,7 +114,7 @@ def print_top_leads(settings: Settings, tenant_id: str, n: int = 5) -> None:
     for col in ("lead", "name", "company", "title", "score", "grade", "reasons"):
         table.add_column(col, justify="right" if col == "score" else "left")
     for row in top_lead_scores(settings, tenant_id, n):
-        reasons = ", ".join(f"{r['factor']} +{r['points']}" for r in row["reasons"])
+        reasons = ", ".join(f"{r['factor']} {r['points']:+d}" for r in row["reasons"])
         table.add_row(
             str(row["lead_id"]),
             f"{row['first_name']} {row['last_name']}",

@@ -1,7 +1,5 @@
 """The Dagster code location: every asset, check, job, schedule and sensor."""
 
-from __future__ import annotations
-
 from dagster import (
     AssetSelection,
     DefaultScheduleStatus,

@@ -1,7 +1,5 @@
 """The Dagster resource that hands the platform's settings to every asset."""
 
-from __future__ import annotations
-
 from dagster import ConfigurableResource
 
 from pipelines.settings import Settings, get_settings

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dagster import DagsterInstance, Definitions
+from dagster import DagsterEvent, DagsterInstance, Definitions
 
 from assets.integrations.crm_leads import tenants_with_inbox
 from pipelines.partitions import check_tenant_id, tenants
@@ -28,6 +28,21 @@ class TenantRun:
     seconds: float
     metadata: dict[str, dict[str, object]] = field(default_factory=dict)
     error: str | None = None
+
+
+def failure_summary(events: list[DagsterEvent]) -> str:
+    """``step: message`` of each failed step, from the innermost cause."""
+    parts = []
+    for event in events:
+        if not (event.is_step_failure and event.step_failure_data):
+            continue
+        error = event.step_failure_data.error
+        if error is None:
+            continue
+        while error.cause is not None:
+            error = error.cause
+        parts.append(f"{event.step_key}: {error.message.strip()}")
+    return "; ".join(parts) or "run failed"
 
 
 def dagster_instance(settings: Settings) -> DagsterInstance:
@@ -77,7 +92,7 @@ def run_tenants(
             seconds=time.monotonic() - started,
         )
         for event in result.get_asset_materialization_events():
-            mat = event.asset_materialization
+            mat = event.materialization
             if mat is not None:
                 run.metadata[mat.asset_key.to_user_string()] = {
                     k: v.value for k, v in mat.metadata.items()

@@ -1,18 +1,18 @@
 """Dagster wiring for the CRM export source: the lake asset and its quality check."""
 
-from __future__ import annotations
-
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
     asset_check,
 )
 
+from assets.integrations.crm_export import ExportSchemaError
 from assets.integrations.crm_leads import (
     LEADS_SCHEMA,
     ingest_crm_leads,
@@ -36,7 +36,12 @@ from quality.crm_leads import validate_crm_leads
 def crm_leads(context: AssetExecutionContext, bizos: BizosSettings) -> MaterializeResult:
     settings = bizos.get()
     tenant_id = check_tenant_id(context.partition_key)
-    load = ingest_crm_leads(settings, tenant_id)
+    try:
+        load = ingest_crm_leads(settings, tenant_id)
+    except ExportSchemaError as exc:
+        # A broken file is the tenant's to fix, not a transient fault: fail
+        # clearly (file and column named) and leave the lake as it was.
+        raise Failure(description=str(exc), allow_retries=False) from exc
     context.log.info(
         f"tenant {tenant_id}: {load.rows_loaded} leads loaded, "
         f"{load.rows_quarantined} quarantined from {len(load.files)} file(s)"

@@ -5,10 +5,9 @@ manifest, so no model is named in Python. dbt sources map to the Dagster asset
 that loads them.
 """
 
-from __future__ import annotations
-
 import json
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -103,4 +102,8 @@ def bizos_dbt_models(
 
 
 def dbt_resource(settings: Settings) -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, target=settings.target.value)
+    # The dbt of this environment, whether or not the venv is on PATH.
+    executable = Path(sys.executable).parent / "dbt"
+    return DbtCliResource(
+        project_dir=dbt_project, target=settings.target.value, dbt_executable=str(executable)
+    )

@@ -1,0 +1,9 @@
+"""All routers of the serving API, collected in one place for ``main.create_app``."""
+
+from fastapi import APIRouter
+
+from serving.routes import health, lead_scores
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(lead_scores.router)

@@ -1,0 +1,364 @@
+"""The dbt project, run for real: scores on DuckDB, the same mart on Postgres,
+and a one-tenant rebuild that leaves the other tenants alone.
+
+dbt runs as a subprocess with the environment ``Settings.dbt_env()`` gives, so
+these tests also check that the settings and the committed profiles.yml agree.
+Each run writes its target/ and logs/ under the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.settings import PostgresParts, Settings, get_settings
+
+DBT = Path(sys.executable).with_name("dbt")
+
+# The lake's columns, as docs/contracts.md fixes them.
+LAKE_SCHEMA = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("lead_id", pa.string()),
+        ("email", pa.string()),
+        ("first_name", pa.string()),
+        ("last_name", pa.string()),
+        ("company", pa.string()),
+        ("title", pa.string()),
+        ("industry", pa.string()),
+        ("company_size", pa.string()),
+        ("country", pa.string()),
+        ("source", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("status", pa.string()),
+        ("custom_attributes", pa.string()),
+        ("_source_file", pa.string()),
+        ("_source_line", pa.int64()),
+        ("_ingested_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+RAW_DDL = """
+create schema raw;
+create table raw.crm_leads (
+    tenant_id text, lead_id text, email text, first_name text, last_name text,
+    company text, title text, industry text, company_size text, country text,
+    source text, created_at timestamptz, status text, custom_attributes text,
+    _source_file text, _source_line bigint, _ingested_at timestamptz
+)
+"""
+MART_COLUMNS = (
+    "tenant_id",
+    "lead_id",
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "title",
+    "industry",
+    "company_size",
+    "country",
+    "source",
+    "status",
+    "created_at",
+    "score",
+    "grade",
+    "reasons",
+    "score_model",
+)
+MART_QUERY = f"select {', '.join(MART_COLUMNS)} from analytics.mart_lead_scores"
+
+FIRST_INGEST = datetime(2024, 4, 1, 6, 0, tzinfo=UTC)
+SECOND_INGEST = datetime(2024, 4, 2, 6, 0, tzinfo=UTC)
+
+
+def lead(
+    *,
+    tenant_id: str,
+    lead_id: str,
+    email: str,
+    created_at: datetime,
+    status: str,
+    line: int,
+    ingested_at: datetime = FIRST_INGEST,
+    **strings: str | None,
+) -> dict:
+    row: dict[str, object] = dict.fromkeys(LAKE_SCHEMA.names)
+    row.update(strings)
+    row.update(
+        tenant_id=tenant_id,
+        lead_id=lead_id,
+        email=email,
+        created_at=created_at,
+        status=status,
+        custom_attributes="{}",
+        _source_file="leads.csv",
+        _source_line=line,
+        _ingested_at=ingested_at,
+    )
+    return row
+
+
+def known_leads() -> list[dict]:
+    """Two tenants, written messy (case, spaces, a duplicate) the way exports are."""
+    return [
+        # t1's newest lead, so it sets t1's recency window
+        lead(
+            tenant_id="t1",
+            lead_id="A-1",
+            email=" Ann.Lee@Acme.io ",
+            created_at=datetime(2024, 3, 31, 10, tzinfo=UTC),
+            status="Qualified",
+            line=2,
+            first_name="Ann",
+            last_name="Lee",
+            company="Acme",
+            title="CEO",
+            industry="Software",
+            company_size="201-1000",
+            country="us",
+            source="Referral",
+        ),
+        # exactly 30 days before t1's newest: still recent
+        lead(
+            tenant_id="t1",
+            lead_id="A-2",
+            email="bob@gmail.com",
+            created_at=datetime(2024, 3, 1, 10, tzinfo=UTC),
+            status="contacted",
+            line=3,
+            first_name="Bob",
+            title="Vice President Marketing",
+            industry="retail",
+            company_size="51 - 200",
+            country="GB",
+            source="event",
+        ),
+        # loaded twice; the later ingest (converted) wins
+        lead(
+            tenant_id="t1",
+            lead_id="A-3",
+            email="c@beta.org",
+            created_at=datetime(2024, 1, 15, tzinfo=UTC),
+            status="new",
+            line=4,
+            title="Marketing Manager",
+            industry="nonprofit",
+            company_size="1-10",
+            source="cold_outbound",
+        ),
+        lead(
+            tenant_id="t1",
+            lead_id="A-3",
+            email="c@beta.org",
+            created_at=datetime(2024, 1, 15, tzinfo=UTC),
+            status="converted",
+            line=4,
+            ingested_at=SECOND_INGEST,
+            title="Marketing Manager",
+            industry="nonprofit",
+            company_size="1-10",
+            source="cold_outbound",
+        ),
+        # nothing known but what is required
+        lead(
+            tenant_id="t1",
+            lead_id="A-4",
+            email="d@hotmail.com",
+            created_at=datetime(2023, 6, 1, tzinfo=UTC),
+            status="unqualified",
+            line=5,
+        ),
+        # t2 is old, but recency is per tenant: its newest lead is recent
+        lead(
+            tenant_id="t2",
+            lead_id="G-1",
+            email="eve@globex.example.com",
+            created_at=datetime(2023, 5, 1, 12, tzinfo=UTC),
+            status="qualified",
+            line=2,
+            first_name="Eve",
+            company="Globex",
+            title="Head of Operations",
+            industry="healthcare",
+            company_size="5000+",
+            country="DE",
+            source="partner",
+        ),
+        lead(
+            tenant_id="t2",
+            lead_id="G-2",
+            email="frank@yahoo.com",
+            created_at=datetime(2023, 1, 1, tzinfo=UTC),
+            status="new",
+            line=3,
+            title="Engineer",
+            industry="education",
+            company_size="11-50",
+            source="website",
+        ),
+    ]
+
+
+# (tenant_id, lead_id) -> (score, grade, reasons), worked out by hand from the
+# factor table in dbt/models/intermediate/crm/_int_crm__models.yml.
+EXPECTED_SCORES = {
+    # 25 title + 15 size + 15 industry + 15 source + 10 email + 10 status + 5 recency
+    ("t1", "A-1"): (95, "A", "title_seniority:+25|company_size:+15|industry_fit:+15"),
+    # 20 + 10 + 8 + 12 + 0 (gmail) + 5 + 5
+    ("t1", "A-2"): (60, "B", "title_seniority:+20|lead_source:+12|company_size:+10"),
+    # 12 + 2 + 3 + 2 + 10 + 10 (converted) + 0
+    ("t1", "A-3"): (39, "C", "title_seniority:+12|business_email:+10|status:+10"),
+    ("t1", "A-4"): (0, "D", ""),
+    # 20 + 20 + 15 + 15 + 10 + 10 + 5; the 20s tie, broken by factor name
+    ("t2", "G-1"): (95, "A", "company_size:+20|title_seniority:+20|industry_fit:+15"),
+    # 5 + 5 + 3 + 8 + 0 (yahoo) + 3 + 0
+    ("t2", "G-2"): (24, "D", "lead_source:+8|company_size:+5|title_seniority:+5"),
+}
+
+
+def write_lake(settings: Settings, rows: list[dict]) -> None:
+    """One Parquet file per tenant, where the crm_leads asset writes them."""
+    for tenant_id in sorted({r["tenant_id"] for r in rows}):
+        part = settings.lake_dir / "crm" / "leads" / f"tenant={tenant_id}"
+        part.mkdir(parents=True, exist_ok=True)
+        mine = [r for r in rows if r["tenant_id"] == tenant_id]
+        pq.write_table(pa.Table.from_pylist(mine, schema=LAKE_SCHEMA), part / "leads.parquet")
+
+
+def load_raw(pg_url: str, rows: list[dict]) -> None:
+    """raw.crm_leads on Postgres, as the crm_leads_raw asset leaves it."""
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(RAW_DDL)
+        with conn.cursor() as cur:
+            columns = ", ".join(LAKE_SCHEMA.names)
+            with cur.copy(f"copy raw.crm_leads ({columns}) from stdin") as copy:
+                for row in rows:
+                    copy.write_row([row[c] for c in LAKE_SCHEMA.names])
+
+
+def dbt_build(settings: Settings, run_dir: Path, *extra: str) -> None:
+    """`dbt build` against the settings' target; fails the test with dbt's output."""
+    env = {
+        **os.environ,
+        **settings.dbt_env(),
+        "DBT_TARGET_PATH": str(run_dir / "target"),
+        "DBT_LOG_PATH": str(run_dir / "logs"),
+        "DBT_USE_COLORS": "false",
+    }
+    project = str(settings.dbt_project_dir)
+    result = subprocess.run(
+        [str(DBT), "build", "--project-dir", project, "--profiles-dir", project, *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"dbt build failed:\n{result.stdout}\n{result.stderr}"
+
+
+def as_utc(value: object) -> object:
+    return value.astimezone(UTC) if isinstance(value, datetime) else value
+
+
+def normalized(rows: list[tuple]) -> list[tuple]:
+    return sorted(tuple(as_utc(v) for v in row) for row in rows)
+
+
+def duckdb_mart(settings: Settings) -> list[tuple]:
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        return normalized(conn.execute(MART_QUERY).fetchall())
+
+
+def postgres_mart(pg_url: str) -> list[tuple]:
+    with psycopg.connect(pg_url) as conn:
+        return normalized(conn.execute(MART_QUERY).fetchall())
+
+
+def scores(mart: list[tuple]) -> dict[tuple[str, str], tuple[int, str, str]]:
+    at = {name: i for i, name in enumerate(MART_COLUMNS)}
+    return {
+        (r[at["tenant_id"]], r[at["lead_id"]]): (r[at["score"]], r[at["grade"]], r[at["reasons"]])
+        for r in mart
+    }
+
+
+@pytest.fixture(scope="module")
+def duckdb_built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The known leads in a lake, built once on DuckDB for the tests that only read."""
+    home = tmp_path_factory.mktemp("bizos")
+    settings = get_settings(home=home, database_url=None)
+    write_lake(settings, known_leads())
+    dbt_build(settings, home / "dbt-duckdb")
+    yield settings
+
+
+def test_duckdb_mart_scores_known_leads(duckdb_built: Settings) -> None:
+    mart = duckdb_mart(duckdb_built)
+
+    assert scores(mart) == EXPECTED_SCORES
+    at = {name: i for i, name in enumerate(MART_COLUMNS)}
+    ann = next(r for r in mart if r[at["lead_id"]] == "A-1")
+    assert ann[at["email"]] == "ann.lee@acme.io"
+    assert ann[at["industry"]] == "software"
+    assert ann[at["source"]] == "referral"
+    assert ann[at["status"]] == "qualified"
+    assert ann[at["country"]] == "US"
+    assert ann[at["created_at"]] == datetime(2024, 3, 31, 10, tzinfo=UTC)
+    assert ann[at["score_model"]] == "rules_v0"
+    bob = next(r for r in mart if r[at["lead_id"]] == "A-2")
+    assert bob[at["company_size"]] == "51-200"
+
+
+def test_duckdb_mart_has_the_contract_columns(duckdb_built: Settings) -> None:
+    with duckdb.connect(str(duckdb_built.warehouse_path), read_only=True) as conn:
+        described = conn.execute("describe analytics.mart_lead_scores").fetchall()
+    types = {name: kind for name, kind, *_ in described}
+
+    assert tuple(types) == MART_COLUMNS
+    assert types["created_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["score"] == "INTEGER"
+
+
+@pytest.mark.postgres
+def test_postgres_mart_equals_duckdb_mart(duckdb_built: Settings, pg_url: str) -> None:
+    load_raw(pg_url, known_leads())
+    pg_settings = get_settings(home=duckdb_built.home, database_url=pg_url)
+    parts = PostgresParts(pg_url)
+    assert pg_settings.dbt_env()["BIZOS_PG_DBNAME"] == parts.dbname
+
+    dbt_build(pg_settings, duckdb_built.home / "dbt-postgres")
+
+    on_postgres = postgres_mart(pg_url)
+    assert on_postgres == duckdb_mart(duckdb_built)
+    assert scores(on_postgres) == EXPECTED_SCORES
+
+
+def test_tenant_var_rebuilds_only_that_tenant(settings: Settings, tmp_path: Path) -> None:
+    rows = known_leads()
+    write_lake(settings, rows)
+    dbt_build(settings, tmp_path / "full")
+    before = scores(duckdb_mart(settings))
+
+    # Both tenants' leads move on in the lake; only t1 is rebuilt.
+    for row in rows:
+        if (row["tenant_id"], row["lead_id"]) in {("t1", "A-4"), ("t2", "G-2")}:
+            row["status"] = "qualified"
+    write_lake(settings, rows)
+    dbt_build(settings, tmp_path / "t1-only", "--vars", "{tenant_id: t1}")
+    after = scores(duckdb_mart(settings))
+
+    assert after[("t1", "A-4")] == (10, "D", "status:+10")
+    assert {k: v for k, v in after.items() if k != ("t1", "A-4")} == {
+        k: v for k, v in before.items() if k != ("t1", "A-4")
+    }
+    assert after[("t2", "G-2")] == EXPECTED_SCORES[("t2", "G-2")]

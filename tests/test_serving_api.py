@@ -1,0 +1,138 @@
+"""The Postgres serving store: API behaviour, row-level security and the table swap."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from pipelines.settings import Settings, Target, get_settings
+from serving.keys import create_key
+from serving.main import create_app
+from serving.postgres_store import PostgresStore
+from serving.publish import publish_lead_scores
+from serving.store import serving_store
+from tests.test_serving_contract import ServingApiChecks, lead_scores_table
+
+
+class TestPostgresServing(ServingApiChecks):
+    @pytest.fixture
+    def serving_settings(self, pg_settings: Settings) -> Settings:
+        assert pg_settings.target is Target.POSTGRES
+        return pg_settings
+
+
+@pytest.fixture
+def two_tenants(pg_settings: Settings) -> Settings:
+    publish_lead_scores(pg_settings, "acme", lead_scores_table("acme", 25))
+    publish_lead_scores(pg_settings, "globex", lead_scores_table("globex", 9))
+    return pg_settings
+
+
+def as_reader(conn: psycopg.Connection, tenant_id: str | None) -> None:
+    """What the API does at the start of every request's transaction."""
+    conn.execute("SET LOCAL ROLE bizos_reader")
+    if tenant_id is not None:
+        conn.execute("SELECT set_config('bizos.tenant_id', %s, true)", [tenant_id])
+
+
+def test_the_factory_picks_postgres(pg_settings: Settings) -> None:
+    assert isinstance(serving_store(pg_settings), PostgresStore)
+
+
+def test_row_level_security_not_just_where_clauses(two_tenants: Settings, pg_url: str) -> None:
+    """A query with no tenant filter at all still sees only the reader's tenant."""
+    with psycopg.connect(pg_url) as conn:
+        for tenant_id, expected in [
+            ("acme", [("acme", 25)]),
+            ("globex", [("globex", 9)]),
+            ("nobody", []),
+            (None, []),
+        ]:
+            with conn.transaction():
+                as_reader(conn, tenant_id)
+                rows = conn.execute(
+                    "SELECT tenant_id, count(*) FROM serving.lead_scores GROUP BY 1"
+                ).fetchall()
+            assert rows == expected, tenant_id
+        # The reader can read neither the keys nor the publish log (it names tenants).
+        create_key(two_tenants, "acme")
+        for table in ("serving_admin.api_keys", "serving.publish_log"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                as_reader(conn, "acme")
+                conn.execute(f"SELECT * FROM {table}")
+        # ... and cannot write to the served table.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+            as_reader(conn, "acme")
+            conn.execute("DELETE FROM serving.lead_scores")
+
+
+def test_swap_keeps_rls_grants_and_names_across_publishes(
+    two_tenants: Settings, pg_url: str
+) -> None:
+    publish_lead_scores(two_tenants, "acme", lead_scores_table("acme", 7))
+    publish_lead_scores(two_tenants, "acme", lead_scores_table("acme", 3))
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute(
+            "SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'serving' AND c.relkind = 'r' ORDER BY relname"
+        ).fetchall()
+        assert tables == [("lead_scores", True, True), ("publish_log", False, False)]
+        indexes = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'lead_scores' ORDER BY 1"
+        ).fetchall()
+        assert indexes == [("lead_scores_pkey",), ("lead_scores_rank_idx",)]
+        policies = conn.execute(
+            "SELECT policyname, cmd, roles::text[] FROM pg_policies"
+            " WHERE schemaname = 'serving' AND tablename = 'lead_scores' ORDER BY 1"
+        ).fetchall()
+        assert [(p[0], p[1]) for p in policies] == [
+            ("publisher_all", "ALL"),
+            ("tenant_isolation", "SELECT"),
+        ]
+        assert policies[1][2] == ["bizos_reader"]
+        grant = conn.execute(
+            "SELECT has_table_privilege('bizos_reader', 'serving.lead_scores', 'SELECT')"
+        ).fetchone()
+        assert grant == (True,)
+        log = conn.execute(
+            "SELECT table_name, tenant_id, rows FROM serving.publish_log ORDER BY id"
+        ).fetchall()
+        assert log == [
+            ("lead_scores", "acme", 25),
+            ("lead_scores", "globex", 9),
+            ("lead_scores", "acme", 7),
+            ("lead_scores", "acme", 3),
+        ]
+        counts = conn.execute(
+            "SELECT tenant_id, count(*) FROM serving.lead_scores GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        assert counts == [("acme", 3), ("globex", 9)]
+
+
+def test_keys_are_stored_as_hashes_outside_the_served_schema(
+    pg_settings: Settings, pg_url: str
+) -> None:
+    key = create_key(pg_settings, "acme")
+    with psycopg.connect(pg_url) as conn:
+        stored = conn.execute(
+            "SELECT key_hash, tenant_id, key_prefix, revoked_at FROM serving_admin.api_keys"
+        ).fetchall()
+    assert stored == [(hashlib.sha256(key.encode()).hexdigest(), "acme", key[:8], None)]
+
+
+def test_an_unreachable_server_is_503_not_500(bizos_home: Path) -> None:
+    """The app starts without its database; probes and calls say so instead of crashing."""
+    down = get_settings(home=bizos_home, database_url="postgresql://postgres@127.0.0.1:1/none")
+    with TestClient(create_app(down)) as client:
+        assert client.get("/health").status_code == 200
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["store"] == "postgres" and ready.json()["status"] == "not_ready"
+        response = client.get("/v1/leads/scores", headers={"X-API-Key": "bz_" + "k" * 43})
+        assert response.status_code == 503
+        assert response.json() == {"detail": "serving store unavailable"}

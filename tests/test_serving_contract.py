@@ -1,0 +1,468 @@
+"""The lead-scores contract as serving enforces it, plus the shared factory and API checks.
+
+``lead_scores_table`` builds mart rows in the shape of docs/contracts.md.
+``ServingApiChecks`` is the behaviour every serving store must show through the
+API; ``test_serving_api`` runs it on Postgres and ``test_serving_embedded`` on DuckDB.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from fastapi.testclient import TestClient
+
+from pipelines.settings import Settings
+from serving.contract import ContractError, conform_lead_scores, parse_reasons
+from serving.keys import create_key, list_keys, resolve_key, revoke_key
+from serving.main import create_app
+from serving.publish import publish_lead_scores
+from serving.queries import top_lead_scores
+from serving.store import PublishResult, ScoreCursor
+
+BASE_TIME = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+SCORES_URL = "/v1/leads/scores"
+
+
+def grade_of(score: int) -> str:
+    return "A" if score >= 75 else "B" if score >= 50 else "C" if score >= 25 else "D"
+
+
+def lead_score_rows(
+    tenant_id: str, n: int, *, start: int = 0, score_model: str = "rules_v0", seed: int = 0
+) -> list[dict[str, Any]]:
+    """``n`` mart rows; scores repeat every 101 leads so the ordering has ties."""
+    rows = []
+    for i in range(start, start + n):
+        score = (i * 37 + seed * 11) % 101
+        seniority = score // 2
+        rows.append(
+            {
+                "tenant_id": tenant_id,
+                "lead_id": f"lead-{i:04d}",
+                "email": f"person{i}@{tenant_id}.example",
+                "first_name": f"First{i}",
+                "last_name": None if i % 7 == 0 else f"Last{i}",
+                "company": f"Company {i % 13}",
+                "title": "VP Sales" if i % 3 == 0 else "Engineer",
+                "industry": "software",
+                "company_size": "51-200",
+                "country": "US",
+                "source": "website",
+                "status": "new",
+                "created_at": BASE_TIME + timedelta(minutes=i),
+                "score": score,
+                "grade": grade_of(score),
+                "reasons": f"title_seniority:+{seniority}|company_size:+{score - seniority + 3}"
+                "|cold_outbound:-3",
+                "score_model": score_model,
+            }
+        )
+    return rows
+
+
+def lead_scores_table(tenant_id: str, n: int, **kwargs: Any) -> pa.Table:
+    """Rows as ``pa.Table.from_pylist`` gives them (int64 scores), like read_mart on Postgres."""
+    return pa.Table.from_pylist(lead_score_rows(tenant_id, n, **kwargs))
+
+
+def in_api_order(rows: list[dict[str, Any]]) -> list[str]:
+    return [r["lead_id"] for r in sorted(rows, key=lambda r: (-r["score"], r["lead_id"]))]
+
+
+# -- the contract --------------------------------------------------------------------
+
+
+def test_conform_casts_what_the_warehouses_return() -> None:
+    table = lead_scores_table("acme", 5).append_column("extra", pa.array([1] * 5))
+    conformed = conform_lead_scores("acme", table)
+    assert conformed.schema.field("score").type == pa.int32()
+    assert "extra" not in conformed.column_names
+    # DuckDB's .arrow() returns a reader; Postgres rows via from_pylist([]) have no columns.
+    assert (
+        conform_lead_scores(
+            "acme", pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+        ).num_rows
+        == 5
+    )
+    assert conform_lead_scores("acme", pa.Table.from_pylist([])).num_rows == 0
+    naive = table.set_column(
+        table.column_names.index("created_at"),
+        "created_at",
+        table["created_at"].cast(pa.timestamp("us")),
+    )
+    assert conform_lead_scores("acme", naive)["created_at"].type == pa.timestamp("us", tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r.update(tenant_id="globex"), "holds rows of"),
+        (lambda r: r.update(lead_id="lead-0000"), "not unique"),
+        (lambda r: r.update(score=101), "between 0 and 100"),
+        (lambda r: r.update(grade="E"), "grade must be one of"),
+        (lambda r: r.update(reasons="title_seniority=25"), "reasons must look like"),
+        (lambda r: r.update(email=None), "'email' has nulls"),
+    ],
+)
+def test_conform_rejects_rows_that_break_the_contract(change: Any, message: str) -> None:
+    rows = lead_score_rows("acme", 3)
+    change(rows[1])
+    with pytest.raises(ContractError, match=message):
+        conform_lead_scores("acme", pa.Table.from_pylist(rows))
+
+
+def test_conform_rejects_missing_columns_and_bad_tenant_ids() -> None:
+    with pytest.raises(ContractError, match="missing columns: score"):
+        conform_lead_scores("acme", lead_scores_table("acme", 2).drop_columns(["score"]))
+    with pytest.raises(ContractError, match="non-empty"):
+        conform_lead_scores(" ", lead_scores_table("acme", 2))
+
+
+def test_reasons_parse_in_order_with_signs() -> None:
+    parsed = parse_reasons("title_seniority:+25|company_size:+20|cold_outbound:-3")
+    assert [(r.factor, r.points) for r in parsed] == [
+        ("title_seniority", 25),
+        ("company_size", 20),
+        ("cold_outbound", -3),
+    ]
+    assert parse_reasons(None) == [] and parse_reasons("") == []
+
+
+def test_cursor_round_trips_and_rejects_garbage() -> None:
+    cursor = ScoreCursor(score=87, lead_id="lead/ü-1")
+    assert ScoreCursor.decode(cursor.encode()) == cursor
+    for garbage in ["nope", "", "W10", "WyJhIiwxXQ", "eyJhIjoxfQ"]:
+        with pytest.raises(ValueError, match="invalid cursor"):
+            ScoreCursor.decode(garbage)
+
+
+# -- behaviour every store shows through the API ---------------------------------------
+
+
+@dataclass
+class World:
+    """Two published tenants and a key for each."""
+
+    settings: Settings
+    client: TestClient
+    acme_rows: list[dict[str, Any]]
+    globex_rows: list[dict[str, Any]]
+    acme_key: str
+    globex_key: str
+    acme_publish: PublishResult
+    globex_publish: PublishResult
+
+    def get(self, url: str, key: str | None = None, **params: Any) -> Any:
+        headers = {"X-API-Key": key} if key else {}
+        return self.client.get(url, params=params, headers=headers)
+
+
+def page_through(world: World, key: str, **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(1000):
+        query = dict(params, **({"cursor": cursor} if cursor else {}))
+        response = world.get(SCORES_URL, key, **query)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        items.extend(body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items
+    raise AssertionError("paging did not end")
+
+
+class ServingApiChecks:
+    """Subclasses provide the ``serving_settings`` fixture for their store."""
+
+    @pytest.fixture
+    def client(self, serving_settings: Settings) -> Iterator[TestClient]:
+        with TestClient(create_app(serving_settings)) as client:
+            yield client
+
+    @pytest.fixture
+    def world(self, serving_settings: Settings, client: TestClient) -> World:
+        # acme holds lead-0000..0136, globex lead-0120..0159: 17 ids exist in both.
+        acme_rows = lead_score_rows("acme", 137)
+        globex_rows = lead_score_rows("globex", 40, start=120, seed=3)
+        acme_publish = publish_lead_scores(
+            serving_settings, "acme", pa.Table.from_pylist(acme_rows)
+        )
+        globex_publish = publish_lead_scores(
+            serving_settings, "globex", pa.Table.from_pylist(globex_rows)
+        )
+        return World(
+            settings=serving_settings,
+            client=client,
+            acme_rows=acme_rows,
+            globex_rows=globex_rows,
+            acme_key=create_key(serving_settings, "acme"),
+            globex_key=create_key(serving_settings, "globex"),
+            acme_publish=acme_publish,
+            globex_publish=globex_publish,
+        )
+
+    def test_health_needs_nothing(self, client: TestClient) -> None:
+        assert client.get("/health").json() == {"status": "ok"}
+
+    def test_not_ready_until_something_is_published(
+        self, serving_settings: Settings, client: TestClient
+    ) -> None:
+        response = client.get("/ready")
+        assert response.status_code == 503
+        assert response.json()["status"] == "not_ready"
+        assert "nothing has been published" in response.json()["detail"]
+        key = create_key(serving_settings, "acme")
+        response = client.get(SCORES_URL, headers={"X-API-Key": key})
+        assert response.status_code == 503
+        assert response.json() == {"detail": "nothing has been published yet"}
+
+    def test_ready_shows_the_last_publish(self, world: World) -> None:
+        response = world.get("/ready")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] == "ready"
+        assert body["store"] == world.settings.target.value
+        last = datetime.fromisoformat(body["last_published_at"])
+        assert last == world.globex_publish.published_at
+        again = publish_lead_scores(world.settings, "acme", lead_scores_table("acme", 3))
+        last = datetime.fromisoformat(world.get("/ready").json()["last_published_at"])
+        assert last == again.published_at
+
+    def test_paging_returns_every_lead_once_in_order(self, world: World) -> None:
+        items = page_through(world, world.acme_key, limit=7)
+        assert [i["lead_id"] for i in items] == in_api_order(world.acme_rows)
+        assert {i["tenant_id"] for i in items} == {"acme"}
+        first = world.get(SCORES_URL, world.acme_key).json()
+        assert len(first["items"]) == 50 and first["next_cursor"]
+        everything = world.get(SCORES_URL, world.acme_key, limit=500).json()
+        assert len(everything["items"]) == 137 and everything["next_cursor"] is None
+
+    def test_filters_by_grade_and_min_score(self, world: World) -> None:
+        b_grades = page_through(world, world.acme_key, grade="B", limit=9)
+        expected = [r for r in world.acme_rows if r["grade"] == "B"]
+        assert [i["lead_id"] for i in b_grades] == in_api_order(expected)
+        high = page_through(world, world.acme_key, min_score=60, limit=10)
+        expected = [r for r in world.acme_rows if r["score"] >= 60]
+        assert [i["lead_id"] for i in high] == in_api_order(expected)
+        both = page_through(world, world.acme_key, grade="A", min_score=90)
+        expected = [r for r in world.acme_rows if r["grade"] == "A" and r["score"] >= 90]
+        assert [i["lead_id"] for i in both] == in_api_order(expected) and both
+
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"grade": "E"},
+            {"grade": "a"},
+            {"limit": 0},
+            {"limit": 501},
+            {"min_score": 101},
+            {"cursor": "not-a-cursor"},
+        ],
+    )
+    def test_rejects_bad_query_parameters(self, world: World, params: dict[str, Any]) -> None:
+        assert world.get(SCORES_URL, world.acme_key, **params).status_code == 422
+
+    def test_one_lead_with_parsed_reasons(self, world: World) -> None:
+        row = world.acme_rows[4]
+        response = world.get(f"/v1/leads/{row['lead_id']}/score", world.acme_key)
+        assert response.status_code == 200
+        item = response.json()
+        assert item["tenant_id"] == "acme" and item["score"] == row["score"]
+        assert item["reasons"] == [
+            {"factor": factor, "points": int(points)}
+            for factor, points in (p.split(":") for p in row["reasons"].split("|"))
+        ]
+        assert datetime.fromisoformat(item["created_at"]) == row["created_at"]
+        assert datetime.fromisoformat(item["published_at"]) == world.acme_publish.published_at
+        missing = world.get("/v1/leads/lead-9999/score", world.acme_key)
+        assert missing.status_code == 404 and missing.json() == {"detail": "lead not found"}
+
+    def test_no_key_or_a_wrong_key_is_401(self, world: World) -> None:
+        for headers in [
+            {},
+            {"X-API-Key": "bz_" + "x" * 43},
+            {"X-API-Key": "not-even-a-key"},
+            {"Authorization": "Bearer bz_wrong"},
+            {"Authorization": f"Basic {world.acme_key}"},
+        ]:
+            for url in [SCORES_URL, "/v1/leads/lead-0001/score"]:
+                response = world.client.get(url, headers=headers)
+                assert response.status_code == 401, headers
+                assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        bearer = {"Authorization": f"Bearer {world.acme_key}"}
+        assert world.client.get(SCORES_URL, headers=bearer).status_code == 200
+
+    def test_a_revoked_key_stops_working(self, world: World) -> None:
+        assert world.get(SCORES_URL, world.acme_key).status_code == 200
+        assert revoke_key(world.settings, world.acme_key) is True
+        assert revoke_key(world.settings, world.acme_key) is False
+        assert world.get(SCORES_URL, world.acme_key).status_code == 401
+        assert resolve_key(world.settings, world.acme_key) is None
+        assert resolve_key(world.settings, world.globex_key) == "globex"
+
+    def test_keys_are_random_and_listed_by_prefix_only(self, world: World) -> None:
+        assert world.acme_key.startswith("bz_") and len(world.acme_key) == 3 + 43
+        assert world.acme_key != create_key(world.settings, "acme")
+        listed = list_keys(world.settings, "acme")
+        assert len(listed) == 2 and {k.tenant_id for k in listed} == {"acme"}
+        assert world.acme_key[:8] in {k.key_prefix for k in listed}
+        assert all(len(k.key_prefix) == 8 for k in listed)
+
+    def test_a_tenant_never_sees_another_tenants_leads(self, world: World) -> None:
+        globex_only = "lead-0150"
+        response = world.get(f"/v1/leads/{globex_only}/score", world.acme_key)
+        assert response.status_code == 404 and response.json() == {"detail": "lead not found"}
+        assert world.get(f"/v1/leads/{globex_only}/score", world.globex_key).status_code == 200
+        # An id both tenants use answers with the caller's own row.
+        shared = world.get("/v1/leads/lead-0125/score", world.acme_key).json()
+        assert shared["tenant_id"] == "acme"
+        assert shared["email"] == "person125@acme.example"
+        acme_items = page_through(world, world.acme_key, limit=500)
+        assert {i["tenant_id"] for i in acme_items} == {"acme"}
+        assert not {i["email"] for i in acme_items} & {r["email"] for r in world.globex_rows}
+        globex_items = page_through(world, world.globex_key, limit=11)
+        assert [i["lead_id"] for i in globex_items] == in_api_order(world.globex_rows)
+
+    def test_republishing_a_tenant_leaves_the_others_untouched(self, world: World) -> None:
+        before = page_through(world, world.globex_key, limit=500)
+        new_rows = lead_score_rows("acme", 20, start=500, score_model="rules_v1")
+        result = publish_lead_scores(world.settings, "acme", pa.Table.from_pylist(new_rows))
+        assert result.rows == 20 and result.tenant_id == "acme"
+        acme_items = page_through(world, world.acme_key, limit=500)
+        assert [i["lead_id"] for i in acme_items] == in_api_order(new_rows)
+        assert {i["score_model"] for i in acme_items} == {"rules_v1"}
+        published = {datetime.fromisoformat(i["published_at"]) for i in acme_items}
+        assert published == {result.published_at}
+        assert world.get("/v1/leads/lead-0001/score", world.acme_key).status_code == 404
+        assert page_through(world, world.globex_key, limit=500) == before
+        # An empty table is a tenant with no scores: its rows go, the others stay.
+        publish_lead_scores(world.settings, "acme", pa.Table.from_pylist([]))
+        assert page_through(world, world.acme_key) == []
+        assert page_through(world, world.globex_key, limit=500) == before
+
+    def test_a_rejected_publish_changes_nothing(self, world: World) -> None:
+        before = page_through(world, world.acme_key, limit=500)
+        bad = lead_score_rows("acme", 10)
+        bad[3]["tenant_id"] = "globex"
+        with pytest.raises(ContractError):
+            publish_lead_scores(world.settings, "acme", pa.Table.from_pylist(bad))
+        assert page_through(world, world.acme_key, limit=500) == before
+
+    def test_top_lead_scores_for_the_demo(self, world: World) -> None:
+        top = top_lead_scores(world.settings, "acme", 5)
+        assert [t["lead_id"] for t in top] == in_api_order(world.acme_rows)[:5]
+        assert top[0]["reasons"][0]["factor"] == "title_seniority"
+        assert {t["tenant_id"] for t in top} == {"acme"}
+
+    def test_keys_never_reach_the_logs(
+        self, world: World, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        world.get(SCORES_URL, world.acme_key)
+        world.get(SCORES_URL, world.acme_key + "x")
+        world.client.get(SCORES_URL, headers={"Authorization": f"Bearer {world.globex_key}"})
+        assert caplog.records, "expected some log output to check"
+        for secret in (world.acme_key, world.globex_key, world.acme_key[8:]):
+            assert secret not in caplog.text
+
+    def test_concurrent_publishers_of_different_tenants_keep_each_other(self, world: World) -> None:
+        final: dict[str, int] = {}
+        errors: list[BaseException] = []
+
+        def publish_repeatedly(tenant_id: str) -> None:
+            try:
+                for round_ in range(6):
+                    n = 30 + round_
+                    publish_lead_scores(world.settings, tenant_id, lead_scores_table(tenant_id, n))
+                    final[tenant_id] = n
+            except BaseException as exc:  # surfaced by the assertion below
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=publish_repeatedly, args=(tenant,))
+            for tenant in ("acme", "initech")
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not errors, errors
+        initech_key = create_key(world.settings, "initech")
+        assert len(page_through(world, world.acme_key, limit=500)) == final["acme"]
+        assert len(page_through(world, initech_key, limit=500)) == final["initech"]
+        assert len(page_through(world, world.globex_key, limit=500)) == len(world.globex_rows)
+
+    def test_readers_never_see_a_half_published_tenant(self, world: World) -> None:
+        """Publish acme over and over, alternating two versions, while reading it.
+
+        Every read must be 200 and hold exactly one version, complete: 180 rows of
+        'v1' or 95 rows of 'v2'. Reads run on the main thread and a second thread.
+        """
+        versions = {
+            "v1": lead_scores_table("acme", 180, score_model="v1"),
+            "v2": lead_scores_table("acme", 95, start=40, score_model="v2", seed=5),
+        }
+        expected_rows = {name: table.num_rows for name, table in versions.items()}
+        publish_lead_scores(world.settings, "acme", versions["v1"])
+        stop = threading.Event()
+        errors: list[BaseException] = []
+        publishes = 0
+        seen: list[tuple[int, frozenset[str], int]] = []
+
+        def publisher() -> None:
+            nonlocal publishes
+            try:
+                while not stop.is_set():
+                    name = "v2" if publishes % 2 == 0 else "v1"
+                    publish_lead_scores(world.settings, "acme", versions[name])
+                    publishes += 1
+            except BaseException as exc:
+                errors.append(exc)
+
+        def read_once() -> None:
+            response = world.get(SCORES_URL, world.acme_key, limit=500)
+            if response.status_code != 200:
+                seen.append((response.status_code, frozenset(), 0))
+                return
+            items = response.json()["items"]
+            assert {i["tenant_id"] for i in items} <= {"acme"}
+            seen.append((200, frozenset(i["score_model"] for i in items), len(items)))
+
+        def reader() -> None:
+            try:
+                while not stop.is_set():
+                    read_once()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=publisher), threading.Thread(target=reader)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 4
+        try:
+            while time.monotonic() < deadline and not errors:
+                read_once()
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=60)
+        assert not errors, errors
+        assert publishes >= 4, f"only {publishes} publishes ran: the test proved little"
+        statuses = {status for status, _, _ in seen}
+        assert statuses == {200}, statuses
+        for _, models, count in seen:
+            assert len(models) == 1, f"a read saw {count} rows of versions {set(models)}"
+            (model,) = models
+            assert count == expected_rows[model], f"{model} read with {count} rows"
+        seen_models = {next(iter(models)) for _, models, _ in seen}
+        assert seen_models == {"v1", "v2"}, f"reads only ever saw {seen_models}"
+        assert len(page_through(world, world.globex_key, limit=500)) == len(world.globex_rows)
