@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated
 
 import typer
@@ -15,7 +17,12 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="API keys bound to one tenant.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-console = Console()
+# Our own handle on the terminal: run logs are redirected at the fd level while
+# a job runs, and the progress shown here must not follow them into the file.
+console = Console(
+    file=os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1),
+    width=None if sys.stdout.isatty() else 120,
+)
 
 TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="one tenant id")]
 
@@ -42,6 +49,8 @@ def _run(settings: Settings, tenant: str | None) -> list:
 
     defs = build_definitions()
     instance = dagster_instance(settings)
+    log_dir = settings.home / "logs"
+    console.print(f"run logs (Dagster and dbt): {log_dir}/<tenant>.log")
     status = console.status("starting")
 
     def started(tenant_id: str) -> None:
@@ -56,8 +65,12 @@ def _run(settings: Settings, tenant: str | None) -> list:
                 f"{leads.get('rows_quarantined', 0)} quarantined, "
                 f"{served.get('rows', 0)} scores published ({run.seconds:.1f}s)"
             )
+            if leads.get("rows_quarantined"):
+                console.print(f"  quarantined rows and reasons: {leads.get('quarantine_path')}")
         else:
-            console.print(f"[red]✗[/] {run.tenant_id}: {run.error} (run {run.run_id})")
+            console.print(
+                f"[red]✗[/] {run.tenant_id}: {run.error}\n  run {run.run_id}, log {run.log_path}"
+            )
 
     with status:
         runs = run_tenants(
@@ -67,6 +80,7 @@ def _run(settings: Settings, tenant: str | None) -> list:
             tenant_ids=[tenant] if tenant else None,
             on_start=started,
             on_done=done,
+            log_dir=log_dir,
         )
     return runs
 

@@ -7,9 +7,12 @@ so ``dagster dev`` shows them afterwards like any scheduled run.
 from __future__ import annotations
 
 import os
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dagster import DagsterEvent, DagsterInstance, Definitions
 
@@ -28,6 +31,35 @@ class TenantRun:
     seconds: float
     metadata: dict[str, dict[str, object]] = field(default_factory=dict)
     error: str | None = None
+    log_path: Path | None = None
+
+
+@contextmanager
+def output_to(path: Path | None) -> Iterator[None]:
+    """Send this process's stdout/stderr (and its children's: dbt) to a file.
+
+    At the file-descriptor level, because dbt runs as a subprocess and Dagster
+    writes to the original streams; ``None`` leaves the output where it is.
+    """
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def failure_summary(events: list[DagsterEvent]) -> str:
@@ -65,8 +97,13 @@ def run_tenants(
     tenant_ids: list[str] | None = None,
     on_start: Callable[[str], None] | None = None,
     on_done: Callable[[TenantRun], None] | None = None,
+    log_dir: Path | None = None,
 ) -> list[TenantRun]:
-    """Materialize everything for each tenant (all with an inbox when not given)."""
+    """Materialize everything for each tenant (all with an inbox when not given).
+
+    With ``log_dir``, each run's full log (Dagster and dbt) goes to
+    ``<log_dir>/<tenant>.log`` instead of the terminal.
+    """
     chosen = [check_tenant_id(t) for t in (tenant_ids or tenants_with_inbox(settings))]
     if not chosen:
         raise LookupError(f"no tenant to run: no inbox folder under {settings.inbox_dir}")
@@ -79,17 +116,20 @@ def run_tenants(
         if on_start:
             on_start(tenant_id)
         started = time.monotonic()
-        result = job.execute_in_process(
-            partition_key=tenant_id,
-            instance=instance,
-            raise_on_error=False,
-            run_config=QUIET_RUN_CONFIG,
-        )
+        log_path = log_dir / f"{tenant_id}.log" if log_dir else None
+        with output_to(log_path):
+            result = job.execute_in_process(
+                partition_key=tenant_id,
+                instance=instance,
+                raise_on_error=False,
+                run_config=QUIET_RUN_CONFIG,
+            )
         run = TenantRun(
             tenant_id=tenant_id,
             success=result.success,
             run_id=result.run_id,
             seconds=time.monotonic() - started,
+            log_path=log_path,
         )
         for event in result.get_asset_materialization_events():
             mat = event.materialization
