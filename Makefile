@@ -26,6 +26,7 @@ demo: env
 
 test: env
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest
 
 lint: env

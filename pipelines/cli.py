@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from pipelines.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pipelines.runner import TenantRun
 
 app = typer.Typer(
     help="BizOSaaS Lakehouse: run the pipelines, serve the scores.", no_args_is_help=True
@@ -43,7 +46,7 @@ def generate(
         console.print(f"wrote {export.leads} leads to {export.path}")
 
 
-def _run(settings: Settings, tenant: str | None) -> list:
+def _run(settings: Settings, tenant: str | None) -> list[TenantRun]:
     from pipelines.definitions import build_definitions
     from pipelines.runner import dagster_instance, run_tenants
 
@@ -56,7 +59,7 @@ def _run(settings: Settings, tenant: str | None) -> list:
     def started(tenant_id: str) -> None:
         status.update(f"[bold]{tenant_id}[/]: ingest → quality → dbt build → publish …")
 
-    def done(run) -> None:  # type: ignore[no-untyped-def]
+    def done(run: TenantRun) -> None:
         leads = run.metadata.get("crm_leads", {})
         served = run.metadata.get("serving_lead_scores", {})
         if run.success:
