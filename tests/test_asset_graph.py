@@ -1,0 +1,53 @@
+"""The asset graph is reviewed like code: a change to keys, lineage, checks, jobs,
+schedules or sensors shows up in this snapshot's diff.
+
+Regenerate after an intended change with ``BIZOS_UPDATE_SNAPSHOTS=1 make test``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pipelines.definitions import build_definitions
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+
+
+def graph_of(settings) -> dict:
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "partitions": getattr(node.partitions_def, "name", None),
+            "deps": sorted(p.to_user_string() for p in node.parent_keys),
+        }
+    checks = sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys)
+    repo = defs.get_repository_def()
+    return {
+        "assets": assets,
+        "checks": checks,
+        "jobs": sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")),
+        "schedules": {s.name: s.cron_schedule for s in repo.schedule_defs},
+        "sensors": sorted(s.name for s in repo.sensor_defs),
+    }
+
+
+def test_asset_graph_matches_snapshot(settings):
+    current = graph_of(settings)
+    if os.environ.get("BIZOS_UPDATE_SNAPSHOTS"):
+        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert SNAPSHOT.exists(), f"no snapshot at {SNAPSHOT}: run with BIZOS_UPDATE_SNAPSHOTS=1"
+    assert current == json.loads(SNAPSHOT.read_text())
+
+
+def test_every_dbt_model_is_downstream_of_the_lake_and_feeds_serving(settings):
+    assets = graph_of(settings)["assets"]
+    assert assets["stg_crm__leads"]["deps"] == ["crm_leads_raw"]
+    assert assets["crm_leads_raw"]["deps"] == ["crm_leads"]
+    assert assets["serving_lead_scores"]["deps"] == ["mart_lead_scores"]
+    assert all(a["partitions"] == "tenants" for a in assets.values())
