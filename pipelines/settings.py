@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     )
     master_key: SecretStr | None = Field(default=None, description="key for tenant secrets")
 
+    # Where each integration source is reached. The defaults are the providers'
+    # own APIs; the sandbox, a provider's test server or any server speaking the
+    # documented shape stands in by setting BIZOS_<SOURCE>_BASE_URL.
+    stripe_base_url: str = "https://api.stripe.com"
+    ga4_base_url: str = "https://analyticsdata.googleapis.com"
+    crm_base_url: str = "http://127.0.0.1:8101/crm"
+    saleor_base_url: str = "http://127.0.0.1:8101/saleor"
+    cms_forms_base_url: str = "http://127.0.0.1:8101/cms_forms"
+    ai_usage_base_url: str = "http://127.0.0.1:8101/ai_usage"
+
     @property
     def target(self) -> Target:
         return Target.POSTGRES if self.database_url else Target.DUCKDB
@@ -99,6 +109,17 @@ class Settings(BaseSettings):
     @property
     def dbt_project_dir(self) -> Path:
         return PROJECT_ROOT / "dbt"
+
+    def base_url(self, source: str) -> str:
+        """The base URL of an integration source (``BIZOS_<SOURCE>_BASE_URL``)."""
+        value = getattr(self, f"{source}_base_url", None)
+        if not isinstance(value, str):
+            raise KeyError(f"unknown integration source {source!r}")
+        return value.rstrip("/")
+
+    @property
+    def sandbox_dir(self) -> Path:
+        return self.home / "sandbox"
 
     def tenant_inbox(self, tenant_id: str) -> Path:
         return self.inbox_dir / tenant_id
