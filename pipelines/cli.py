@@ -10,16 +10,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from credentials.cli import credentials_app
 from pipelines.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from pipelines.runner import TenantRun
 
 app = typer.Typer(
-    help="BizOSaaS Lakehouse: run the pipelines, serve the scores.", no_args_is_help=True
+    help="BizOSaaS Lakehouse: run the pipelines, serve the scores.",
+    no_args_is_help=True,
+    # Tracebacks with locals could show a tenant's secret held by a connector.
+    pretty_exceptions_show_locals=False,
 )
 keys_app = typer.Typer(help="API keys bound to one tenant.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(credentials_app, name="credentials")
 # Our own handle on the terminal: run logs are redirected at the fd level while
 # a job runs, and the progress shown here must not follow them into the file.
 console = Console(

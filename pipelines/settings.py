@@ -53,7 +53,12 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         default=None, description="Postgres URL; when set, dbt and serving use Postgres"
     )
-    master_key: SecretStr | None = Field(default=None, description="key for tenant secrets")
+    master_key: SecretStr | None = Field(
+        default=None, description="key(s) for tenant secrets: one, or 'new,old' during a roll"
+    )
+    new_master_key: SecretStr | None = Field(
+        default=None, description="the key `bizos credentials rotate-master` moves to"
+    )
 
     # Where each integration source is reached. The defaults are the providers'
     # own APIs; the sandbox, a provider's test server or any server speaking the
