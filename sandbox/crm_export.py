@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -91,6 +92,105 @@ def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> tuple[
     return weighted[rng.randrange(len(weighted))]
 
 
+@dataclass(frozen=True)
+class ExportLead:
+    """One lead as the tenant's CRM holds it, with its hidden propensity.
+
+    ``email`` is the lead's real address; ``export_email`` is what the CSV
+    export carries (every 29th row unusable, as real exports are).
+    """
+
+    n: int
+    lead_id: str
+    email: str
+    export_email: str
+    first_name: str
+    last_name: str
+    company: str
+    title: str
+    industry: str
+    company_size: str
+    country: str
+    source: str
+    created: datetime
+    status: str
+    owner: str
+    utm_campaign: str
+    free_mail: bool
+    factors: dict[str, float]
+    propensity: float
+    converts: bool
+
+    @property
+    def created_at(self) -> str:
+        return self.created.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iter_export_leads(
+    tenant_id: str,
+    *,
+    leads: int = 60,
+    seed: int = 7,
+    as_of: datetime = datetime(2026, 11, 1, tzinfo=UTC),
+) -> Iterator[ExportLead]:
+    """The leads of one tenant, drawn in a fixed order from one seeded stream.
+
+    The CSV export and the sandbox's CRM REST API both read this, so the two
+    ways into the CRM agree lead for lead.
+    """
+    rng = random.Random(f"{seed}:{tenant_id}")
+    for n in range(1, leads + 1):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        company_name = f"{rng.choice(COMPANY_WORDS)} {rng.choice(COMPANY_SUFFIX)}"
+        title, p_title = _pick(rng, TITLES)
+        industry, p_ind = _pick(rng, INDUSTRIES)
+        size, p_size = _pick(rng, SIZES)
+        source, p_src = _pick(rng, SOURCES)
+        free_mail = rng.random() < 0.25
+        domain = (
+            rng.choice(FREE_MAIL) if free_mail else company_name.split()[0].lower() + ".example.com"
+        )
+        local = f"{first}.{last}".lower().replace("'", "").replace("ü", "u")
+        propensity = (p_title + p_ind + p_size + p_src) / 4 - (0.15 if free_mail else 0)
+        converts = rng.random() < propensity**2
+        created = as_of - timedelta(days=rng.randrange(0, 120), minutes=rng.randrange(1440))
+        status = (
+            "converted"
+            if converts and rng.random() < 0.5
+            else rng.choice(("new", "new", "contacted", "qualified", "unqualified"))
+        )
+        email = f"{local}@{domain}"
+        yield ExportLead(
+            n=n,
+            lead_id=f"{tenant_id[:3].upper()}-{n:05d}",
+            email=email,
+            # Real exports carry the odd unusable row; the demo shows it quarantined.
+            export_email="n/a" if n % 29 == 0 else email,
+            first_name=first,
+            last_name=last,
+            company=company_name,
+            title=title,
+            industry=industry,
+            company_size=size,
+            country=rng.choice(COUNTRIES),
+            source=source,
+            created=created,
+            status=status,
+            owner=rng.choice(("alex", "sam", "jordan")),
+            utm_campaign=rng.choice(("", "q4-webinar", "spring")),
+            free_mail=free_mail,
+            factors={
+                "title": p_title,
+                "industry": p_ind,
+                "company_size": p_size,
+                "source": p_src,
+                "free_mail_penalty": 0.15 if free_mail else 0.0,
+            },
+            propensity=propensity,
+            converts=converts,
+        )
+
+
 def generate_crm_export(
     inbox_dir: Path,
     tenant_id: str,
@@ -100,7 +200,6 @@ def generate_crm_export(
     as_of: datetime = datetime(2026, 11, 1, tzinfo=UTC),
 ) -> GeneratedExport:
     """Write ``<inbox>/<tenant>/crm/leads_export.csv`` and its ground truth."""
-    rng = random.Random(f"{seed}:{tenant_id}")
     out_dir = inbox_dir / tenant_id / "crm"
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "leads_export.csv"
@@ -108,50 +207,29 @@ def generate_crm_export(
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow([*REQUIRED_COLUMNS, "owner", "utm_campaign"])
-        for n in range(1, leads + 1):
-            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-            company_name = f"{rng.choice(COMPANY_WORDS)} {rng.choice(COMPANY_SUFFIX)}"
-            title, p_title = _pick(rng, TITLES)
-            industry, p_ind = _pick(rng, INDUSTRIES)
-            size, p_size = _pick(rng, SIZES)
-            source, p_src = _pick(rng, SOURCES)
-            free_mail = rng.random() < 0.25
-            domain = (
-                rng.choice(FREE_MAIL)
-                if free_mail
-                else company_name.split()[0].lower() + ".example.com"
-            )
-            local = f"{first}.{last}".lower().replace("'", "").replace("ü", "u")
-            propensity = (p_title + p_ind + p_size + p_src) / 4 - (0.15 if free_mail else 0)
-            converts = rng.random() < propensity**2
-            created = as_of - timedelta(days=rng.randrange(0, 120), minutes=rng.randrange(1440))
-            status = (
-                "converted"
-                if converts and rng.random() < 0.5
-                else rng.choice(("new", "new", "contacted", "qualified", "unqualified"))
-            )
-            lead_id = f"{tenant_id[:3].upper()}-{n:05d}"
-            # Real exports carry the odd unusable row; the demo shows it quarantined.
-            email = "n/a" if n % 29 == 0 else f"{local}@{domain}"
+        for lead in iter_export_leads(tenant_id, leads=leads, seed=seed, as_of=as_of):
             writer.writerow(
                 [
-                    lead_id,
-                    email,
-                    first,
-                    last,
-                    company_name,
-                    title,
-                    industry,
-                    size,
-                    rng.choice(COUNTRIES),
-                    source,
-                    created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    status,
-                    rng.choice(("alex", "sam", "jordan")),
-                    rng.choice(("", "q4-webinar", "spring")),
+                    lead.lead_id,
+                    lead.export_email,
+                    lead.first_name,
+                    lead.last_name,
+                    lead.company,
+                    lead.title,
+                    lead.industry,
+                    lead.company_size,
+                    lead.country,
+                    lead.source,
+                    lead.created_at,
+                    lead.status,
+                    lead.owner,
+                    lead.utm_campaign,
                 ]
             )
-            truth[lead_id] = {"converts": converts, "propensity": round(propensity, 4)}
+            truth[lead.lead_id] = {
+                "converts": lead.converts,
+                "propensity": round(lead.propensity, 4),
+            }
     (out_dir.parent / ".ground_truth.json").write_text(json.dumps(truth, indent=1, sort_keys=True))
     return GeneratedExport(tenant_id=tenant_id, path=path, leads=leads)
 
