@@ -12,6 +12,7 @@ from rich.table import Table
 
 from credentials.cli import credentials_app
 from pipelines.settings import Settings, get_settings
+from sandbox import cli as sandbox_cli
 
 if TYPE_CHECKING:
     from pipelines.runner import TenantRun
@@ -35,20 +36,39 @@ console = Console(
 TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="one tenant id")]
 
 
-@app.command()
-def generate(
-    tenants: Annotated[int, typer.Option(help="how many demo tenants (1-3)", min=1, max=3)] = 3,
-    leads: Annotated[int, typer.Option(help="leads per tenant", min=1)] = 60,
-    seed: Annotated[int, typer.Option(help="same seed, same files")] = 7,
+# Sandbox data and server: the deterministic generator for every source (and the
+# CRM exports), and the local HTTP server speaking each provider's shapes.
+app.command("generate")(sandbox_cli.generate)
+app.command("sandbox")(sandbox_cli.serve)
+
+
+@app.command("connect-sandbox")
+def connect_sandbox(
+    data: Annotated[
+        str | None, typer.Option(help="generated data (default BIZOS_HOME/sandbox)")
+    ] = None,
 ) -> None:
-    """Write deterministic CRM lead exports into each demo tenant's inbox."""
-    from sandbox.crm_export import DEMO_TENANTS, generate_demo_exports
+    """Store the sandbox keys of every generated tenant as its source credentials."""
+    from pathlib import Path
+
+    from sandbox.connect import connect_sandbox_tenants
 
     settings = get_settings()
-    for export in generate_demo_exports(
-        settings.inbox_dir, tenants=DEMO_TENANTS[:tenants], leads=leads, seed=seed
-    ):
-        console.print(f"wrote {export.leads} leads to {export.path}")
+    try:
+        stored = connect_sandbox_tenants(settings, Path(data) if data else settings.sandbox_dir)
+    except (FileNotFoundError, credentials_errors()) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    tenants = sorted({t for t, _ in stored})
+    console.print(
+        f"stored {len(stored)} credentials for {len(tenants)} tenants: {', '.join(tenants)}"
+    )
+
+
+def credentials_errors() -> type[Exception]:
+    from credentials import CredentialError
+
+    return CredentialError
 
 
 def _run(settings: Settings, tenant: str | None) -> list[TenantRun]:
@@ -104,6 +124,63 @@ def run(tenant: TenantOpt = None) -> None:
         raise typer.Exit(2) from None
     if not all(r.success for r in runs):
         raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="tenant id")],
+    source: Annotated[str, typer.Option("--source", "-s", help="stripe, ga4, crm, saleor, …")],
+    table: Annotated[
+        list[str] | None, typer.Option("--table", help="only this table (repeatable)")
+    ] = None,
+) -> None:
+    """Load one source for one tenant: the same Dagster assets the job runs."""
+    from dagster import AssetKey
+
+    from assets.integrations.source_assets import is_connected
+    from assets.integrations.sources import source_tables
+    from pipelines.definitions import build_definitions
+    from pipelines.partitions import check_tenant_id
+    from pipelines.runner import QUIET_RUN_CONFIG, dagster_instance, failure_summary
+
+    settings = get_settings()
+    try:
+        tenant_id = check_tenant_id(tenant)
+        tables = table or source_tables(source)
+        unknown = sorted(set(tables) - set(source_tables(source)))
+        if unknown:
+            raise ValueError(f"unknown table(s) {', '.join(unknown)} for source {source}")
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if not is_connected(settings, tenant_id, source):
+        console.print(
+            f"[red]error:[/] tenant {tenant_id} has no {source} credential: "
+            f"bizos credentials set --tenant {tenant_id} --source {source} < secret-file"
+        )
+        raise typer.Exit(2)
+    instance = dagster_instance(settings)
+    instance.add_dynamic_partitions("tenants", [tenant_id])
+    job = build_definitions().resolve_job_def("materialize_all")
+    with console.status(f"{tenant_id}: loading {source} ({', '.join(tables)}) …"):
+        result = job.execute_in_process(
+            partition_key=tenant_id,
+            instance=instance,
+            asset_selection=[AssetKey([source, t]) for t in tables],
+            raise_on_error=False,
+            run_config=QUIET_RUN_CONFIG,
+        )
+    if not result.success:
+        console.print(f"[red]✗[/] {failure_summary(result.all_events)}")
+        raise typer.Exit(1)
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        meta = {k: v.value for k, v in mat.metadata.items()}
+        console.print(
+            f"[green]✓[/] {mat.asset_key.to_user_string()}: {meta.get('rows_in', 0)} in, "
+            f"{meta.get('rows_added', 0)} new, {meta.get('rows_quarantined', 0)} quarantined, "
+            f"cursor {(meta.get('cursor_after') or {}).get('high_water')}"
+        )
 
 
 @app.command()

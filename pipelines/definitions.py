@@ -16,6 +16,7 @@ from dagster import (
 
 from assets.integrations.crm_assets import crm_leads, crm_leads_expectations, crm_leads_raw
 from assets.integrations.crm_leads import tenants_with_inbox
+from assets.integrations.source_assets import source_assets
 from assets.publish import serving_lead_scores
 from assets.warehouse.dbt_models import bizos_dbt_models, dbt_resource
 from pipelines.partitions import TENANT_ID_PATTERN, tenants
@@ -75,7 +76,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             database_url=settings.database_url.get_secret_value() if settings.database_url else "",
         )
     return Definitions(
-        assets=[crm_leads, crm_leads_raw, bizos_dbt_models, serving_lead_scores],
+        assets=[crm_leads, crm_leads_raw, *source_assets, bizos_dbt_models, serving_lead_scores],
         asset_checks=[crm_leads_expectations],
         jobs=[materialize_all],
         schedules=[daily_refresh],

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from dagster import DynamicPartitionsDefinition
+
+from pipelines.tenancy import TENANT_ID_PATTERN, check_tenant_id
+
+__all__ = ["TENANT_ID_PATTERN", "check_tenant_id", "tenants"]
 
 tenants = DynamicPartitionsDefinition(name="tenants")
 """Tenants come and go at run time (a new inbox, an API sign-up), so dynamic."""
-
-TENANT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-
-def check_tenant_id(tenant_id: str) -> str:
-    """Tenant ids end up in paths, partition keys and SQL literals: keep them plain."""
-    if not TENANT_ID_PATTERN.match(tenant_id):
-        raise ValueError(
-            f"invalid tenant id {tenant_id!r}: use lower-case letters, digits, '-' or '_' "
-            "(at most 63 characters, starting with a letter or digit)"
-        )
-    return tenant_id

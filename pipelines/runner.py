@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +62,7 @@ def output_to(path: Path | None) -> Iterator[None]:
             os.close(saved[1])
 
 
-def failure_summary(events: list[DagsterEvent]) -> str:
+def failure_summary(events: Sequence[DagsterEvent]) -> str:
     """``step: message`` of each failed step, from the innermost cause."""
     parts = []
     for event in events:

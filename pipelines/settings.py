@@ -65,10 +65,10 @@ class Settings(BaseSettings):
     # documented shape stands in by setting BIZOS_<SOURCE>_BASE_URL.
     stripe_base_url: str = "https://api.stripe.com"
     ga4_base_url: str = "https://analyticsdata.googleapis.com"
-    crm_base_url: str = "http://127.0.0.1:8101/crm"
-    saleor_base_url: str = "http://127.0.0.1:8101/saleor"
-    cms_forms_base_url: str = "http://127.0.0.1:8101/cms_forms"
-    ai_usage_base_url: str = "http://127.0.0.1:8101/ai_usage"
+    crm_base_url: str = "http://127.0.0.1:8100/crm"
+    saleor_base_url: str = "http://127.0.0.1:8100/saleor"
+    cms_forms_base_url: str = "http://127.0.0.1:8100/cms_forms"
+    ai_usage_base_url: str = "http://127.0.0.1:8100/ai_usage"
 
     @property
     def target(self) -> Target:

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from assets.integrations.crm_export import ParsedExport, RejectedRow, parse_crm_export
 from assets.lake import partition_dir, read_partition, write_partition
+from assets.quarantine import QUARANTINE_SCHEMA
 from pipelines.settings import Settings
 from quality.crm_leads import validate_crm_leads
 
@@ -39,18 +40,6 @@ LEADS_SCHEMA = pa.schema(
         ("_source_file", pa.string()),
         ("_source_line", pa.int64()),
         ("_ingested_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        ("tenant_id", pa.string()),
-        ("source", pa.string()),
-        ("source_file", pa.string()),
-        ("source_line", pa.int64()),
-        ("reason", pa.string()),
-        ("raw_record", pa.string()),
-        ("quarantined_at", pa.timestamp("us", tz="UTC")),
     ]
 )
 

@@ -1,0 +1,230 @@
+"""The connector pieces that need no server: Retry-After, masking, merging with drift,
+and the cursor/load-log store on both targets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+
+from assets.integrations.connector_state import (
+    LoadInProgress,
+    LoadLogRow,
+    connector_state,
+    read_load_log,
+)
+from assets.integrations.http_client import (
+    MalformedPage,
+    Masker,
+    RequestPolicy,
+    parse_retry_after,
+)
+from assets.integrations.landing import (
+    Fetched,
+    TableSpec,
+    check_record,
+    concat_drifting,
+    keep_latest,
+    land_batch,
+    read_quarantine,
+    read_table,
+)
+from assets.integrations.sources import ai_usage, cms_forms, crm_api, ga4, saleor, stripe
+
+NOW = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
+
+
+def test_retry_after_reads_seconds_and_http_dates():
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("0.25") == 0.25
+    assert parse_retry_after("-5") == 0.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    later = "Thu, 01 Oct 2026 12:00:30 GMT"
+    assert parse_retry_after(later, now=NOW) == 30.0
+    assert parse_retry_after("Thu, 01 Oct 2026 11:00:00 GMT", now=NOW) == 0.0
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_ceiling():
+    import random
+
+    policy = RequestPolicy(backoff_base=1.0, backoff_max=8.0)
+    rng = random.Random(1)
+    for attempt, step in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)]:
+        delays = [policy.backoff(attempt, rng) for _ in range(50)]
+        assert all(step / 2 <= d <= step for d in delays)
+        assert len(set(delays)) > 1
+
+
+def test_masker_hides_the_secret_in_every_encoding():
+    secret = "sk_test_abc/def+ghi=="
+    mask = Masker([secret, "ab"])  # too-short parts are not masked (they would eat the text)
+    text = f'key {secret} url ?k=sk_test_abc%2Fdef%2Bghi%3D%3D json "{secret}"'
+    out = mask(text)
+    assert secret not in out and "sk_test_abc%2F" not in out
+    assert out.count("***") == 3
+
+
+SPEC = TableSpec(
+    source="demo",
+    name="things",
+    date_field="created",
+    date_format="epoch",
+    required=("amount",),
+    columns={"id": pa.string(), "created": pa.int64(), "amount": pa.int64()},
+)
+DAY1 = int(datetime(2026, 9, 1, 10, tzinfo=UTC).timestamp())
+
+
+def test_tenant_ids_follow_the_platform_rule():
+    from assets.integrations.ingest import check_tenant_id
+
+    with pytest.raises(ValueError, match="invalid tenant id"):
+        check_tenant_id("../etc")
+
+
+def test_check_record_names_what_is_wrong():
+    assert check_record({"id": "a", "created": DAY1, "amount": 1}, SPEC)[1] is None
+    assert "missing required field(s): amount" in str(check_record({"id": "a", "created": 1}, SPEC))
+    assert "amount is not int64" in str(
+        check_record({"id": "a", "created": DAY1, "amount": "1"}, SPEC)
+    )
+    assert "created is not a Unix time" in str(
+        check_record({"id": "a", "created": 10**15, "amount": 1}, SPEC)
+    )
+
+
+def test_concat_widens_types_adds_columns_and_falls_back_to_text():
+    a = pa.table({"id": ["1"], "n": [1], "x": [True]})
+    b = pa.table({"id": ["2"], "n": [2.5], "x": ["yes"], "new": [{"k": 1}]})
+    merged = concat_drifting([a, b])
+    assert merged.schema.field("n").type == pa.float64()
+    assert merged.schema.field("x").type == pa.string()
+    assert merged.column("x").to_pylist() == ["true", "yes"]
+    assert merged.column("new").to_pylist()[0] is None
+
+
+def test_keep_latest_keeps_the_last_row_of_each_key():
+    table = pa.table({"id": ["a", "b", "a", "c", "b"], "v": [1, 2, 3, 4, 5]})
+    kept = keep_latest(table, ["id"])
+    assert sorted(zip(kept["id"].to_pylist(), kept["v"].to_pylist(), strict=True)) == [
+        ("a", 3),
+        ("b", 5),
+        ("c", 4),
+    ]
+
+
+def test_land_batch_merges_keeps_drift_and_quarantines(settings):
+    def batch(*records):
+        return [Fetched(r, "GET /things", n) for n, r in enumerate(records, 1)]
+
+    first = land_batch(
+        settings,
+        SPEC,
+        tenant_id="t1",
+        batch=batch(
+            {"id": "a", "created": DAY1, "amount": 1},
+            {"id": "b", "created": DAY1 + 86_400, "amount": 2, "meta": {"k": [1]}},
+            {"id": "c", "created": DAY1},
+        ),
+        run_id="r1",
+    )
+    assert (first.rows_loaded, first.rows_added, first.rows_quarantined) == (2, 2, 1)
+    assert sorted(first.partitions) == ["2026-09-01", "2026-09-02"]
+    again = land_batch(
+        settings,
+        SPEC,
+        tenant_id="t1",
+        batch=batch({"id": "a", "created": DAY1, "amount": 10, "brand_new": "x"}),
+        run_id="r2",
+    )
+    assert (again.rows_loaded, again.rows_added) == (1, 0)
+    table = read_table(settings, "demo", "things", "t1")
+    assert table is not None
+    rows = {r["id"]: r for r in table.to_pylist()}
+    assert set(rows) == {"a", "b"}
+    assert rows["a"]["amount"] == 10 and rows["a"]["brand_new"] == "x"
+    assert rows["b"]["meta"] == '{"k":[1]}' and rows["b"]["tenant_id"] == "t1"
+    assert '"brand_new":"x"' in rows["a"]["_raw"]
+    quarantine = read_quarantine(settings, "demo", "things", "t1")
+    assert quarantine is not None
+    (bad,) = quarantine.to_pylist()
+    assert bad["reason"] == "missing required field(s): amount"
+    assert bad["source"] == "demo" and bad["source_file"] == "GET /things"
+    assert bad["source_line"] == 3 and '"id":"c"' in bad["raw_record"]
+
+
+def _row(run_id: str, tenant: str, finished: datetime) -> LoadLogRow:
+    return LoadLogRow(
+        run_id=run_id,
+        tenant_id=tenant,
+        source="stripe",
+        table_name="charges",
+        rows_in=3,
+        rows_loaded=2,
+        rows_added=2,
+        rows_quarantined=1,
+        cursor_before=None,
+        cursor_after='{"high_water":5,"window":null}',
+        bytes=100,
+        duration_s=0.5,
+        status="success",
+        error=None,
+        started_at=finished - timedelta(seconds=1),
+        finished_at=finished,
+    )
+
+
+@pytest.mark.parametrize("target", ["embedded", "postgres"])
+def test_state_store_keeps_cursors_load_log_and_a_lock(target, request):
+    settings = request.getfixturevalue("settings" if target == "embedded" else "pg_settings")
+    store = connector_state(settings)
+    assert store.get_cursor(tenant_id="t1", source="stripe", table="charges") is None
+    assert read_load_log(settings) == []
+    store.put_cursor(tenant_id="t1", source="stripe", table="charges", cursor={"high_water": 1})
+    store.put_cursor(
+        tenant_id="t1", source="stripe", table="charges", cursor={"high_water": 2, "w": None}
+    )
+    assert store.get_cursor(tenant_id="t1", source="stripe", table="charges") == {
+        "high_water": 2,
+        "w": None,
+    }
+    store.record_load(_row("r1", "t1", NOW))
+    store.record_load(_row("r2", "t2", NOW + timedelta(minutes=1)))
+    assert [r.run_id for r in read_load_log(settings)] == ["r2", "r1"]
+    (only,) = read_load_log(settings, "t1")
+    assert only == _row("r1", "t1", NOW)
+    with store.lock(tenant_id="t1", source="stripe", table="charges"):
+        with pytest.raises(LoadInProgress):
+            with connector_state(settings).lock(tenant_id="t1", source="stripe", table="charges"):
+                pass
+        with connector_state(settings).lock(tenant_id="t2", source="stripe", table="charges"):
+            pass
+    with connector_state(settings).lock(tenant_id="t1", source="stripe", table="charges"):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("check", "page"),
+    [
+        (stripe.check_list, {"object": "list", "data": {"id": "ch_1"}, "has_more": False}),
+        (stripe.check_list, {"data": [], "has_more": "no"}),
+        (stripe.check_list, {"data": ["ch_1"], "has_more": False}),
+        (crm_api.check_page, {"data": [], "meta": {"page": "1"}}),
+        (cms_forms.check_page, {"results": [], "next_cursor": 5}),
+        (ai_usage.check_page, {"data": None}),
+        (ga4.check_report, {"dimensionHeaders": [{"name": "date"}], "metricHeaders": [],
+                            "rows": [{"dimensionValues": [], "metricValues": []}]}),
+        (saleor.check_connection("orders"), {"data": {"orders": {"edges": [{}]}}}),
+        (saleor.check_connection("orders"), {"data": {"orders": {"edges": []}}}),
+        (saleor.check_connection("orders"), ["not", "an", "object"]),
+    ],
+)  # fmt: skip
+def test_each_source_refuses_pages_of_the_wrong_shape(check, page):
+    """A wrong-shaped page is retried like a non-JSON one (see http_client)."""
+    with pytest.raises(MalformedPage):
+        check(page)
+
+
+def test_saleor_graphql_errors_are_an_answer_not_a_broken_page():
+    saleor.check_connection("orders")({"data": {"orders": None}, "errors": [{"message": "x"}]})
