@@ -136,10 +136,18 @@ def serve(
     data: Annotated[
         Path | None, typer.Option(help="generated data [default: BIZOS_HOME/sandbox]")
     ] = None,
+    print_env: Annotated[
+        bool, typer.Option("--print-env", help="print the BIZOS_<SOURCE>_BASE_URL lines and exit")
+    ] = False,
 ) -> None:
     """Serve the generated data as Stripe, GA4, the CRM, Saleor, the forms and usage APIs."""
     from sandbox.generator.world import SOURCES
     from sandbox.server import env_name, serve_forever
+
+    if print_env:
+        for source in SOURCES:
+            print(f"export {env_name(source)}=http://{host}:{port}/{source}")
+        return
 
     data_dir = data or get_settings().home / "sandbox"
     if not (data_dir / "credentials.json").is_file():
