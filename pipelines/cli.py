@@ -133,12 +133,25 @@ def ingest(
     table: Annotated[
         list[str] | None, typer.Option("--table", help="only this table (repeatable)")
     ] = None,
+    day: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--date",
+            help="UTC day (YYYY-MM-DD) of the event tables to load (repeatable); default yesterday",
+        ),
+    ] = None,
 ) -> None:
-    """Load one source for one tenant: the same Dagster assets the job runs."""
-    from dagster import AssetKey
+    """Load one source for one tenant: the same Dagster assets the jobs run.
+
+    Entity tables load from their cursors (materialize_all); event tables load the
+    given days (ingest_events_daily's (tenant, date) partitions).
+    """
+    from datetime import UTC, date, datetime, timedelta
+
+    from dagster import AssetKey, MultiPartitionKey
 
     from assets.integrations.source_assets import is_connected
-    from assets.integrations.sources import source_tables
+    from assets.integrations.sources import get_source, source_tables
     from pipelines.definitions import build_definitions
     from pipelines.partitions import check_tenant_id
     from pipelines.runner import QUIET_RUN_CONFIG, dagster_instance, failure_summary
@@ -150,6 +163,9 @@ def ingest(
         unknown = sorted(set(tables) - set(source_tables(source)))
         if unknown:
             raise ValueError(f"unknown table(s) {', '.join(unknown)} for source {source}")
+        days = [date.fromisoformat(d) for d in day or []] or [
+            datetime.now(UTC).date() - timedelta(days=1)
+        ]
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -159,28 +175,54 @@ def ingest(
             f"bizos credentials set --tenant {tenant_id} --source {source} < secret-file"
         )
         raise typer.Exit(2)
+    event_tables = get_source(source).event_tables
+    entities = [t for t in tables if t not in event_tables]
+    events = [t for t in tables if t in event_tables]
     instance = dagster_instance(settings)
     instance.add_dynamic_partitions("tenants", [tenant_id])
-    job = build_definitions().resolve_job_def("materialize_all")
-    with console.status(f"{tenant_id}: loading {source} ({', '.join(tables)}) …"):
-        result = job.execute_in_process(
-            partition_key=tenant_id,
-            instance=instance,
-            asset_selection=[AssetKey([source, t]) for t in tables],
-            raise_on_error=False,
-            run_config=QUIET_RUN_CONFIG,
-        )
-    if not result.success:
-        console.print(f"[red]✗[/] {failure_summary(result.all_events)}")
+    defs = build_definitions()
+    runs: list[tuple[str, str, list[str]]] = []
+    if entities:
+        runs.append(("materialize_all", tenant_id, entities))
+    if events:
+        runs += [
+            (
+                "ingest_events_daily",
+                MultiPartitionKey({"tenant": tenant_id, "date": d.isoformat()}),
+                events,
+            )
+            for d in days
+        ]
+    failed = False
+    for job_name, partition_key, selected in runs:
+        with console.status(f"{partition_key}: loading {source} ({', '.join(selected)}) …"):
+            result = defs.resolve_job_def(job_name).execute_in_process(
+                partition_key=partition_key,
+                instance=instance,
+                asset_selection=[AssetKey([source, t]) for t in selected],
+                raise_on_error=False,
+                run_config=QUIET_RUN_CONFIG,
+            )
+        if not result.success:
+            console.print(f"[red]✗[/] {failure_summary(result.all_events)}")
+            failed = True
+            continue
+        for event in result.get_asset_materialization_events():
+            mat = event.materialization
+            meta = {k: v.value for k, v in mat.metadata.items()}
+            after = meta.get("cursor_after")
+            after = after if isinstance(after, dict) else {}
+            console.print(
+                f"[green]✓[/] {mat.asset_key.to_user_string()}: {meta.get('rows_in', 0)} in, "
+                f"{meta.get('rows_added', 0)} new, {meta.get('rows_quarantined', 0)} quarantined, "
+                + (
+                    f"cursor {after.get('high_water')}"
+                    if "window_end" not in after
+                    else f"day {partition_key}"
+                )
+            )
+    if failed:
         raise typer.Exit(1)
-    for event in result.get_asset_materialization_events():
-        mat = event.materialization
-        meta = {k: v.value for k, v in mat.metadata.items()}
-        console.print(
-            f"[green]✓[/] {mat.asset_key.to_user_string()}: {meta.get('rows_in', 0)} in, "
-            f"{meta.get('rows_added', 0)} new, {meta.get('rows_quarantined', 0)} quarantined, "
-            f"cursor {(meta.get('cursor_after') or {}).get('high_water')}"
-        )
 
 
 @app.command()
@@ -229,18 +271,38 @@ def print_top_leads(settings: Settings, tenant_id: str, n: int = 5) -> None:
 @app.command()
 def demo(
     leads: Annotated[int, typer.Option(help="leads per demo tenant", min=1)] = 60,
+    scale: Annotated[float, typer.Option(help="size of the sandbox data per tenant")] = 0.1,
 ) -> None:
-    """Generate demo exports for 3 tenants, run everything, show the top leads."""
-    from sandbox.crm_export import generate_demo_exports
+    """Generate data for 3 tenants, serve it from the sandbox, run everything, show results."""
+    from sandbox.connect import connect_sandbox_tenants, demo_master_key
+    from sandbox.crm_export import DEMO_TENANTS, generate_demo_exports
+    from sandbox.generator import generate_sources
+    from sandbox.server import start_sandbox
 
     settings = get_settings()
     console.rule(f"BizOSaaS Lakehouse demo ({settings.target.value}, home {settings.home})")
     exports = generate_demo_exports(settings.inbox_dir, leads=leads)
     for export in exports:
-        console.print(f"generated {export.leads} CRM leads for {export.tenant_id}")
-    runs = _run(settings, None)
+        console.print(f"generated {export.leads} CRM export leads for {export.tenant_id}")
+    with console.status("generating integration data for every source …"):
+        generate_sources(settings.sandbox_dir, tenants=list(DEMO_TENANTS), scale=scale)
+    if settings.master_key is None:
+        key_file = demo_master_key(settings)
+        os.environ["BIZOS_MASTER_KEY"] = key_file.read_text().strip()
+        console.print(f"demo master key for tenant credentials: {key_file} (set BIZOS_MASTER_KEY)")
+    with start_sandbox(settings.sandbox_dir) as sandbox:
+        # The connectors reach the providers through the sandbox, over real HTTP.
+        os.environ.update(sandbox.env())
+        settings = get_settings()
+        stored = connect_sandbox_tenants(settings, settings.sandbox_dir)
+        console.print(
+            f"sandbox at {sandbox.url}: {len(stored)} tenant credentials stored (encrypted)"
+        )
+        runs = _run(settings, None)
     if not all(r.success for r in runs):
         raise typer.Exit(1)
+    for run in runs:
+        print_loads(run)
     for export in exports:
         print_top_leads(settings, export.tenant_id)
     console.rule("next")
@@ -249,6 +311,24 @@ def demo(
         "            a key: [bold].venv/bin/bizos keys create --tenant acme-robotics[/]\n"
         "Dagster UI: [bold]make dagster[/], then open http://127.0.0.1:3000"
     )
+
+
+def print_loads(run: TenantRun) -> None:
+    """What the integration assets of one tenant's run landed, table by table."""
+    table = Table(title=f"{run.tenant_id}: integration loads", title_justify="left")
+    for col in ("table", "rows in", "new", "quarantined", "pages"):
+        table.add_column(col, justify="left" if col == "table" else "right")
+    for key, meta in sorted(run.metadata.items()):
+        if "/" not in key:
+            continue
+        table.add_row(
+            key,
+            str(meta.get("rows_in", 0)),
+            str(meta.get("rows_added", 0)),
+            str(meta.get("rows_quarantined", 0)),
+            str(meta.get("pages", 0)),
+        )
+    console.print(table)
 
 
 if __name__ == "__main__":

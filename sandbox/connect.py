@@ -8,6 +8,7 @@ find a credential as they would in production.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import credentials
@@ -43,3 +44,18 @@ def connect_sandbox_tenants(
             )
             stored.append((tenant_id, source))
     return stored
+
+
+def demo_master_key(settings: Settings) -> Path:
+    """The embedded demo's master key: made once, kept 0600 in the state folder.
+
+    Only for the demo on one machine, which has no secret store to take a key
+    from; a deployment sets ``BIZOS_MASTER_KEY`` from its own secret manager.
+    """
+    path = settings.state_dir / "demo_master.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(credentials.generate_master_key().encoded())
+    return path
