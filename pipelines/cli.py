@@ -181,21 +181,22 @@ def ingest(
     instance = dagster_instance(settings)
     instance.add_dynamic_partitions("tenants", [tenant_id])
     defs = build_definitions()
-    runs: list[tuple[str, str, list[str]]] = []
+    runs: list[tuple[str, str, str, list[str]]] = []  # job, partition, what, tables
     if entities:
-        runs.append(("materialize_all", tenant_id, entities))
+        runs.append(("materialize_all", tenant_id, "from the cursor", entities))
     if events:
         runs += [
             (
                 "ingest_events_daily",
                 MultiPartitionKey({"tenant": tenant_id, "date": d.isoformat()}),
+                f"day {d.isoformat()}",
                 events,
             )
             for d in days
         ]
     failed = False
-    for job_name, partition_key, selected in runs:
-        with console.status(f"{partition_key}: loading {source} ({', '.join(selected)}) …"):
+    for job_name, partition_key, what, selected in runs:
+        with console.status(f"{tenant_id}: loading {source} ({', '.join(selected)}), {what} …"):
             result = defs.resolve_job_def(job_name).execute_in_process(
                 partition_key=partition_key,
                 instance=instance,
@@ -215,11 +216,7 @@ def ingest(
             console.print(
                 f"[green]✓[/] {mat.asset_key.to_user_string()}: {meta.get('rows_in', 0)} in, "
                 f"{meta.get('rows_added', 0)} new, {meta.get('rows_quarantined', 0)} quarantined, "
-                + (
-                    f"cursor {after.get('high_water')}"
-                    if "window_end" not in after
-                    else f"day {partition_key}"
-                )
+                + (what if "window_end" in after else f"cursor {after.get('high_water')}")
             )
     if failed:
         raise typer.Exit(1)

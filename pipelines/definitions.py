@@ -1,10 +1,14 @@
 """The Dagster code location: every asset, check, job, schedule and sensor."""
 
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
 from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     Definitions,
+    MultiPartitionKey,
     RunRequest,
     ScheduleEvaluationContext,
     SensorEvaluationContext,
@@ -16,18 +20,29 @@ from dagster import (
 
 from assets.integrations.crm_assets import crm_leads, crm_leads_expectations, crm_leads_raw
 from assets.integrations.crm_leads import tenants_with_inbox
-from assets.integrations.source_assets import source_assets
+from assets.integrations.source_assets import entity_assets, event_assets
 from assets.publish import serving_lead_scores
 from assets.warehouse.dbt_models import bizos_dbt_models, dbt_resource
-from pipelines.partitions import TENANT_ID_PATTERN, tenants
+from pipelines.partitions import TENANT_ID_PATTERN, tenant_days, tenants
 from pipelines.resources import BizosSettings
 from pipelines.settings import Settings
 
+events = AssetSelection.assets(*event_assets)
+
 materialize_all = define_asset_job(
     "materialize_all",
-    selection=AssetSelection.all(),
+    selection=AssetSelection.all() - events,
     partitions_def=tenants,
-    description="Everything for one tenant: ingest, load, dbt build and tests, publish.",
+    description="Everything for one tenant: ingest, load, dbt build and tests, publish. "
+    "Event tables load per day in ingest_events_daily.",
+)
+
+ingest_events_daily = define_asset_job(
+    "ingest_events_daily",
+    selection=events,
+    partitions_def=tenant_days,
+    description="One UTC day of every event table (charges, page views, activities, …) "
+    "for one tenant.",
 )
 
 
@@ -43,6 +58,31 @@ def daily_refresh(context: ScheduleEvaluationContext) -> list[RunRequest]:
     return [
         RunRequest(partition_key=tenant, run_key=f"{day}:{tenant}")
         for tenant in context.instance.get_dynamic_partitions(tenants.name or "tenants")
+    ]
+
+
+@schedule(
+    job=ingest_events_daily,
+    cron_schedule="0 1 * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+)
+def daily_events(context: ScheduleEvaluationContext) -> list[RunRequest]:
+    """Yesterday (UTC) for every known tenant, once the day is over; the run key makes
+    a tick idempotent. Earlier days are a backfill of the same partitions."""
+    tenant_ids = context.instance.get_dynamic_partitions(tenants.name or "tenants")
+    return previous_day_requests(tenant_ids, context.scheduled_execution_time)
+
+
+def previous_day_requests(tenant_ids: Sequence[str], scheduled: datetime) -> list[RunRequest]:
+    """One ``tenant_days`` run per tenant for the day before ``scheduled``."""
+    day = (scheduled - timedelta(days=1)).strftime("%Y-%m-%d")
+    return [
+        RunRequest(
+            partition_key=MultiPartitionKey({"tenant": tenant, "date": day}),
+            run_key=f"events:{day}:{tenant}",
+        )
+        for tenant in tenant_ids
     ]
 
 
@@ -76,10 +116,17 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             database_url=settings.database_url.get_secret_value() if settings.database_url else "",
         )
     return Definitions(
-        assets=[crm_leads, crm_leads_raw, *source_assets, bizos_dbt_models, serving_lead_scores],
+        assets=[
+            crm_leads,
+            crm_leads_raw,
+            *entity_assets,
+            *event_assets,
+            bizos_dbt_models,
+            serving_lead_scores,
+        ],
         asset_checks=[crm_leads_expectations],
-        jobs=[materialize_all],
-        schedules=[daily_refresh],
+        jobs=[materialize_all, ingest_events_daily],
+        schedules=[daily_refresh, daily_events],
         sensors=[tenant_inboxes],
         resources={"bizos": bizos, "dbt": dbt_resource(settings)},
     )

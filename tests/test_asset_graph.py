@@ -10,9 +10,20 @@ import json
 import os
 from pathlib import Path
 
+from dagster import MultiPartitionsDefinition, PartitionsDefinition
+
 from pipelines.definitions import build_definitions
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+
+
+def partitions_name(partitions: PartitionsDefinition | None) -> str | None:
+    """``tenants``, or ``date x tenants`` for the event tables' (tenant, day) partitions."""
+    if isinstance(partitions, MultiPartitionsDefinition):
+        return " x ".join(
+            getattr(d.partitions_def, "name", None) or d.name for d in partitions.partitions_defs
+        )
+    return getattr(partitions, "name", None)
 
 
 def graph_of(settings) -> dict:
@@ -23,7 +34,7 @@ def graph_of(settings) -> dict:
         node = graph.get(key)
         assets[key.to_user_string()] = {
             "group": node.group_name,
-            "partitions": getattr(node.partitions_def, "name", None),
+            "partitions": partitions_name(node.partitions_def),
             "deps": sorted(p.to_user_string() for p in node.parent_keys),
         }
     checks = sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys)
@@ -50,4 +61,23 @@ def test_every_dbt_model_is_downstream_of_the_lake_and_feeds_serving(settings):
     assert assets["stg_crm__leads"]["deps"] == ["crm_leads_raw"]
     assert assets["crm_leads_raw"]["deps"] == ["crm_leads"]
     assert assets["serving_lead_scores"]["deps"] == ["mart_lead_scores"]
-    assert all(a["partitions"] == "tenants" for a in assets.values())
+    events = {
+        "stripe/charges",
+        "stripe/balance_transactions",
+        "ga4/report_rows",
+        "crm/activities",
+        "cms_forms/submissions",
+        "ai_usage/usage",
+    }
+    assert {k for k, a in assets.items() if a["partitions"] == "date x tenants"} == events
+    assert all(a["partitions"] == "tenants" for k, a in assets.items() if k not in events)
+
+
+def test_materialize_all_leaves_the_event_tables_to_the_daily_job(settings):
+    defs = build_definitions(settings)
+    every_day = defs.resolve_job_def("ingest_events_daily")
+    per_tenant = defs.resolve_job_def("materialize_all")
+    event_keys = {k.to_user_string() for k in every_day.asset_layer.executable_asset_keys}
+    tenant_keys = {k.to_user_string() for k in per_tenant.asset_layer.executable_asset_keys}
+    assert "stripe/charges" in event_keys and "stripe/customers" in tenant_keys
+    assert not event_keys & tenant_keys

@@ -9,6 +9,12 @@ the order of effects that makes a load safe:
 2. the batch is merged into the lake (atomic per partition),
 3. only then is the cursor of the batch's last page saved.
 
+A *windowed* load (``window=(start, end)``) reads only the records whose event
+time is in ``[start, end)``, through the provider's own time filters: a day
+partition, a backfill. It leaves the cursor where it is (the merge by primary
+key makes any overlap with cursor loads harmless) and is logged with the window
+bounds as its cursor before and after. Only a source's ``event_tables`` take one.
+
 A crash anywhere between two saves re-reads at most one batch on the next run,
 and the merge makes that re-read replace rows instead of duplicating them.
 When the provider fails (retries exhausted, bad credential, malformed pages),
@@ -77,6 +83,8 @@ class ReadContext:
     page_size: int
     full_refresh: bool
     now: datetime
+    window: tuple[datetime, datetime] | None = None
+    """Read only records whose event time is in ``[start, end)``; ``cursor`` is then empty."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,8 @@ class SourceDef:
     credential: Callable[[str], Credential]
     read: Callable[[ReadContext], Iterator[Page]]
     page_size: int = 100
+    event_tables: frozenset[str] = frozenset()
+    """Tables of events (each record stamped once, never changed): they take a window."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,25 @@ def open_client(
     return client, credential
 
 
+Window = tuple[datetime, datetime]
+
+
+def check_window(source: SourceDef, tables: Sequence[str], window: Window) -> None:
+    """ValueError unless ``window`` is a non-empty, time-zoned span over event tables only."""
+    start, end = window
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("a load window needs time-zone-aware bounds (UTC)")
+    if not start < end:
+        raise ValueError(f"a load window must end after it starts: [{start}, {end})")
+    others = [t for t in tables if t not in source.event_tables]
+    if others:
+        events = ", ".join(sorted(source.event_tables)) or "none"
+        raise ValueError(
+            f"{source.name} table(s) {', '.join(others)} are not event tables and load only "
+            f"from their cursor; a window applies to: {events}"
+        )
+
+
 def load_table(
     settings: Settings,
     source: SourceDef,
@@ -191,9 +220,13 @@ def load_table(
     page_size: int | None = None,
     full_refresh: bool = False,
     progress: ProgressCallback | None = None,
+    window: Window | None = None,
 ) -> LoadResult:
-    """Load one table for one tenant from where its cursor stands; see the module doc."""
+    """Load one table for one tenant from where its cursor stands, or only ``window``;
+    see the module doc."""
     spec = source.tables[table]
+    if window is not None:
+        check_window(source, [table], window)
     store = store or connector_state(settings)
     mask = client.mask
     result = LoadResult(
@@ -201,9 +234,14 @@ def load_table(
     )
     clock = time.monotonic()
     with store.lock(tenant_id=tenant_id, source=source.name, table=table):
-        before = store.get_cursor(tenant_id=tenant_id, source=source.name, table=table)
-        result.cursor_before = before
-        result.cursor_after = before
+        if window is None:
+            before = store.get_cursor(tenant_id=tenant_id, source=source.name, table=table)
+            result.cursor_before = before
+            result.cursor_after = before
+        else:
+            before = None
+            result.cursor_before = {"window_start": window[0].isoformat()}
+            result.cursor_after = {"window_end": window[1].isoformat()}
         buffer: list[Fetched] = []
         pending: Cursor | None = None
 
@@ -219,7 +257,7 @@ def load_table(
                 result.bytes_written += landed.bytes_written
                 result.partitions.extend(p for p in landed.partitions if p not in result.partitions)
                 buffer = []
-            if pending is not None:
+            if pending is not None and window is None:
                 store.put_cursor(
                     tenant_id=tenant_id, source=source.name, table=table, cursor=pending
                 )
@@ -234,6 +272,7 @@ def load_table(
             page_size=page_size or source.page_size,
             full_refresh=full_refresh,
             now=datetime.now(UTC),
+            window=window,
         )
         try:
             try:

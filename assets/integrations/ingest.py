@@ -13,6 +13,8 @@ from assets.integrations.connector import (
     DEFAULT_BATCH_SIZE,
     LoadResult,
     ProgressCallback,
+    Window,
+    check_window,
     load_table,
     open_client,
 )
@@ -38,6 +40,7 @@ def run_source(
     page_size: int | None = None,
     full_refresh: bool = False,
     options: Mapping[str, Any] | None = None,
+    window: Window | None = None,
 ) -> list[LoadResult]:
     """Load ``tables`` (default: all of the source's) for one tenant, in order.
 
@@ -47,7 +50,10 @@ def run_source(
     before it stay loaded. ``secret`` is the tenant's stored credential for
     this source; ``base_url`` where the source is served (the sandbox, or the
     provider); ``options`` non-secret per-tenant settings of the source (the GA4
-    ``property_id`` when the credential does not carry it).
+    ``property_id`` when the credential does not carry it). ``window``
+    (``[start, end)``, time-zone aware) loads only the records of that span from
+    the source's event tables, leaving their cursors where they are; any other
+    table asked for with a window is a ValueError.
     """
     check_tenant_id(tenant_id)
     definition = get_source(source)
@@ -62,6 +68,8 @@ def run_source(
         raise ValueError(f"the base URL of {source} must be http(s)://…, got {base_url!r}")
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    if window is not None:
+        check_window(definition, wanted, window)
     run_id = run_id or uuid.uuid4().hex
     store = connector_state(settings)
     client, credential = open_client(
@@ -86,6 +94,7 @@ def run_source(
                     page_size=page_size,
                     full_refresh=full_refresh,
                     progress=progress,
+                    window=window,
                 )
             )
     return results

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from assets.integrations.http_client import MalformedPage
@@ -59,3 +60,38 @@ def later(a: Any, b: Any) -> Any:
     if b is None:
         return a
     return max(a, b)
+
+
+def utc_time(value: Any) -> datetime | None:
+    """An ISO-8601 text (``Z`` or an offset; naive means UTC) as a UTC datetime, else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def in_window(
+    records: Sequence[Mapping[str, Any]], field: str, window: tuple[datetime, datetime]
+) -> tuple[list[Mapping[str, Any]], bool]:
+    """For a provider listing in ``field`` order with a lower time bound only: the
+    records stamped within ``[start, end)`` (and those not readably stamped, which
+    landing quarantines), and whether the page went past ``end``, after which
+    nothing more can be in the window."""
+    start, end = window
+    kept = []
+    past = False
+    for record in records:
+        moment = utc_time(record.get(field))
+        if moment is not None and moment >= end:
+            past = True
+        elif moment is None or moment >= start:
+            kept.append(record)
+    return kept, past
+
+
+def iso_z(moment: datetime) -> str:
+    """A UTC ISO-8601 text with ``Z``, to the microsecond."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -8,11 +8,14 @@ the provider's ``next_page_token`` with those bounds. When the window is read
 to its end the high-water mark becomes its end. Records stamped late (after
 the window closed, with an earlier timestamp) would be missed, so each window
 starts ``LOOKBACK_S`` before the mark and the merge absorbs the overlap.
+
+A windowed load sends its own bounds as ``start_time`` / ``end_time``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,7 +67,11 @@ def check_page(data: Any) -> None:
 def read(ctx: ReadContext) -> Iterator[Page]:
     high_water = None if ctx.full_refresh else ctx.cursor.get("high_water")
     window = ctx.cursor.get("window")
-    if window is None or (ctx.full_refresh and window.get("start") is not None):
+    if ctx.window is not None:
+        # The API takes whole seconds: round both bounds up to stay within [start, end).
+        start_s, end_s = (math.ceil(t.timestamp()) for t in ctx.window)
+        window = {"start": start_s, "end": end_s, "page_token": None}
+    elif window is None or (ctx.full_refresh and window.get("start") is not None):
         start = None if high_water is None else int(high_water) - LOOKBACK_S
         window = {"start": start, "end": int(ctx.now.timestamp()), "page_token": None}
     path = "v1/usage"
@@ -95,4 +102,11 @@ def read(ctx: ReadContext) -> Iterator[Page]:
         yield Page(records, origin, {"high_water": ctx.cursor.get("high_water"), "window": window})
 
 
-SOURCE = SourceDef(name=NAME, tables=TABLES, credential=credential, read=read, page_size=PAGE_SIZE)
+SOURCE = SourceDef(
+    name=NAME,
+    tables=TABLES,
+    credential=credential,
+    read=read,
+    page_size=PAGE_SIZE,
+    event_tables=frozenset(TABLES),
+)

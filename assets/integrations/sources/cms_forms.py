@@ -7,6 +7,10 @@ the high-water mark; the cursor saved after each page is the provider's own
 ``next_cursor``, so a resumed run asks for exactly the next page. If the
 provider no longer accepts a saved cursor (they expire), the window is read
 again from its start: a few records twice, none lost.
+
+The API has no upper time bound, so a windowed load asks ``since`` the window's
+start and keeps the records before its end, stopping at the first page that
+goes past it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ import pyarrow as pa
 from assets.integrations.connector import Credential, Page, ReadContext, SourceDef
 from assets.integrations.http_client import MalformedPage, SourceRequestError
 from assets.integrations.landing import TableSpec
-from assets.integrations.sources._common import later, require_list, require_objects, secret_value
+from assets.integrations.sources._common import (
+    in_window,
+    iso_z,
+    later,
+    require_list,
+    require_objects,
+    secret_value,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +72,9 @@ def check_page(data: Any) -> None:
 def read(ctx: ReadContext) -> Iterator[Page]:
     high_water = None if ctx.full_refresh else ctx.cursor.get("high_water")
     window = ctx.cursor.get("window")
-    if window is None or (ctx.full_refresh and window.get("since") is not None):
+    if ctx.window is not None:
+        window = {"since": iso_z(ctx.window[0]), "cursor": None, "max_submitted": None}
+    elif window is None or (ctx.full_refresh and window.get("since") is not None):
         window = {"since": high_water, "cursor": None, "max_submitted": None}
     path = "api/submissions"
     limit = min(ctx.page_size, PAGE_SIZE)
@@ -82,10 +95,13 @@ def read(ctx: ReadContext) -> Iterator[Page]:
             window = {**window, "cursor": None}
             continue
         records = data["results"]
+        past = False
+        if ctx.window is not None:
+            records, past = in_window(records, "submitted_at", ctx.window)
         submitted = [r["submitted_at"] for r in records if isinstance(r.get("submitted_at"), str)]
         window = {
             **window,
-            "cursor": data.get("next_cursor"),
+            "cursor": None if past else data.get("next_cursor"),
             # ISO-8601 in UTC with Z sorts as text; the provider writes them so.
             "max_submitted": later(window["max_submitted"], max(submitted, default=None)),
         }
@@ -97,4 +113,11 @@ def read(ctx: ReadContext) -> Iterator[Page]:
         yield Page(records, origin, {"high_water": ctx.cursor.get("high_water"), "window": window})
 
 
-SOURCE = SourceDef(name=NAME, tables=TABLES, credential=credential, read=read, page_size=PAGE_SIZE)
+SOURCE = SourceDef(
+    name=NAME,
+    tables=TABLES,
+    credential=credential,
+    read=read,
+    page_size=PAGE_SIZE,
+    event_tables=frozenset(TABLES),
+)

@@ -13,12 +13,17 @@ newest ``updated_at`` once the window is read to its end.
 
 The lake folder is ``crm_api`` so these tables never mix with the CSV export
 drop that lands under ``crm`` (the skeleton's second way in).
+
+Activities are events: stamped once, never updated (``updated_at`` is their
+``created_at``), so a windowed load asks ``updated_since`` the window's start,
+keeps the records stamped before its end (the API has no upper bound) and stops
+at the first page that goes past it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -26,7 +31,14 @@ import pyarrow as pa
 from assets.integrations.connector import Credential, Page, ReadContext, SourceDef
 from assets.integrations.http_client import MalformedPage
 from assets.integrations.landing import TableSpec
-from assets.integrations.sources._common import require_list, require_objects, secret_value
+from assets.integrations.sources._common import (
+    in_window,
+    iso_z,
+    require_list,
+    require_objects,
+    secret_value,
+    utc_time,
+)
 
 NAME = "crm"
 LAKE_NAME = "crm_api"
@@ -75,14 +87,7 @@ def check_page(data: Any) -> None:
 
 
 def _updated(record: Any) -> datetime | None:
-    value = record.get("updated_at") if isinstance(record, dict) else None
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    return utc_time(record.get("updated_at")) if isinstance(record, dict) else None
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -96,7 +101,10 @@ def _parse(value: str | None) -> datetime | None:
 def read(ctx: ReadContext) -> Iterator[Page]:
     high_water = None if ctx.full_refresh else ctx.cursor.get("high_water")
     window = ctx.cursor.get("window")
-    if window is None or (ctx.full_refresh and window.get("base") is not None):
+    if ctx.window is not None:
+        start = iso_z(ctx.window[0])
+        window = {"base": start, "since": start, "page": 1, "max_updated": None}
+    elif window is None or (ctx.full_refresh and window.get("base") is not None):
         window = {"base": high_water, "since": high_water, "page": 1, "max_updated": high_water}
     per_page = min(ctx.page_size, PAGE_SIZE)
     path = f"api/v1/{ctx.spec.name}"
@@ -111,6 +119,9 @@ def read(ctx: ReadContext) -> Iterator[Page]:
             [m for m in (_parse(window["max_updated"]), newest) if m is not None], default=None
         )
         last = len(records) < per_page or data["meta"]["page"] >= data["meta"]["total_pages"]
+        if ctx.window is not None:
+            records, past = in_window(records, "updated_at", ctx.window)
+            last = last or past
         if last:
             done = {"high_water": _iso(max_updated) or ctx.cursor.get("high_water"), "window": None}
             yield Page(records, origin, done)
@@ -125,4 +136,11 @@ def read(ctx: ReadContext) -> Iterator[Page]:
         yield Page(records, origin, {"high_water": ctx.cursor.get("high_water"), "window": window})
 
 
-SOURCE = SourceDef(name=NAME, tables=TABLES, credential=credential, read=read, page_size=PAGE_SIZE)
+SOURCE = SourceDef(
+    name=NAME,
+    tables=TABLES,
+    credential=credential,
+    read=read,
+    page_size=PAGE_SIZE,
+    event_tables=frozenset({"activities"}),
+)

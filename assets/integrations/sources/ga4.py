@@ -14,6 +14,9 @@ is stable while the window is read. The cursor is dates: a window covers
 numbers), its bounds fixed when it opens and its offset saved after each page;
 when it is read to its end the high-water mark becomes its last day.
 
+A windowed load ``[start, end)`` asks for the days whose midnight falls in it:
+``dateRanges`` from the first such day to the last, both inclusive.
+
 Credential: an OAuth access token for the Data API, plain or as JSON
 ``{"access_token": ..., "property_id": ...}``; the property id may also come
 from the connector options.
@@ -22,7 +25,7 @@ from the connector options.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -118,6 +121,17 @@ def to_records(data: dict[str, Any], property_id: str) -> list[dict[str, Any]]:
     return out
 
 
+def window_days(start: datetime, end: datetime) -> tuple[date, date] | None:
+    """The first and last day (inclusive, as ``dateRanges`` wants) whose midnight (UTC)
+    is in ``[start, end)``; None when there is no such day."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    first = start.date()
+    if start != datetime.combine(first, time(), UTC):
+        first += timedelta(days=1)
+    last = (end - timedelta(microseconds=1)).date()
+    return (first, last) if first <= last else None
+
+
 def read(ctx: ReadContext) -> Iterator[Page]:
     property_id = str(ctx.options.get("property_id") or "")
     if not property_id:
@@ -129,7 +143,12 @@ def read(ctx: ReadContext) -> Iterator[Page]:
         )
     high_water = None if ctx.full_refresh else ctx.cursor.get("high_water")
     window = ctx.cursor.get("window")
-    if window is None or (ctx.full_refresh and window.get("start") != FIRST_DAY.isoformat()):
+    if ctx.window is not None:
+        days = window_days(*ctx.window)
+        if days is None:
+            return
+        window = {"start": days[0].isoformat(), "end": days[1].isoformat(), "offset": 0}
+    elif window is None or (ctx.full_refresh and window.get("start") != FIRST_DAY.isoformat()):
         start = FIRST_DAY
         if high_water is not None:
             start = max(FIRST_DAY, date.fromisoformat(high_water) - timedelta(days=LOOKBACK_DAYS))
@@ -166,4 +185,11 @@ def read(ctx: ReadContext) -> Iterator[Page]:
         yield Page(records, origin, {"high_water": ctx.cursor.get("high_water"), "window": window})
 
 
-SOURCE = SourceDef(name=NAME, tables=TABLES, credential=credential, read=read, page_size=PAGE_SIZE)
+SOURCE = SourceDef(
+    name=NAME,
+    tables=TABLES,
+    credential=credential,
+    read=read,
+    page_size=PAGE_SIZE,
+    event_tables=frozenset(TABLES),
+)

@@ -14,12 +14,17 @@ Stripe objects change after creation (a charge is refunded, an invoice paid);
 ``created[gte]`` does not see that. A periodic ``full_refresh`` re-reads every
 object and the merge keeps the latest version.
 
+A windowed load (charges and balance transactions: events) is one window with
+both bounds, ``created[gte]`` and ``created[lt]``, and no cursor saved.
+
 Amounts are integers in the currency's minor unit, with the currency beside.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -95,11 +100,24 @@ def check_list(data: Any) -> None:
         raise MalformedPage("'has_more' is missing or not a boolean (Stripe list)")
 
 
+def _epoch_up(moment: datetime) -> int:
+    """The first whole second at or after ``moment`` (``created`` is whole seconds)."""
+    return math.ceil(moment.timestamp())
+
+
 def read(ctx: ReadContext) -> Iterator[Page]:
     table = ctx.spec.name
     high_water = ctx.cursor.get("high_water")
     window = ctx.cursor.get("window")
-    if window is None or (ctx.full_refresh and window.get("gte") is not None):
+    if ctx.window is not None:
+        start, end = ctx.window
+        window = {
+            "gte": _epoch_up(start),
+            "lt": _epoch_up(end),
+            "starting_after": None,
+            "max_created": None,
+        }
+    elif window is None or (ctx.full_refresh and window.get("gte") is not None):
         window = {
             "gte": None if ctx.full_refresh else high_water,
             "starting_after": None,
@@ -110,6 +128,7 @@ def read(ctx: ReadContext) -> Iterator[Page]:
             "limit": min(ctx.page_size, PAGE_SIZE),
             "starting_after": window["starting_after"],
             "created[gte]": window["gte"],
+            "created[lt]": window.get("lt"),
         }
         # Real Stripe leaves canceled subscriptions out unless `status=all`; the
         # sandbox lists every status and refuses the filter (see docs/connectors.md).
@@ -144,4 +163,11 @@ def read(ctx: ReadContext) -> Iterator[Page]:
         yield Page(records, origin, {"high_water": high_water, "window": window})
 
 
-SOURCE = SourceDef(name=NAME, tables=TABLES, credential=credential, read=read, page_size=PAGE_SIZE)
+SOURCE = SourceDef(
+    name=NAME,
+    tables=TABLES,
+    credential=credential,
+    read=read,
+    page_size=PAGE_SIZE,
+    event_tables=frozenset({"charges", "balance_transactions"}),
+)

@@ -1,0 +1,189 @@
+"""Windowed loads of the event tables against the sandbox over real HTTP: a day
+window lands exactly that day's records, leaves the incremental cursor where it
+was, and day loads mixed with cursor loads end equal to the ground truth with no
+duplicate. Then one (tenant, day) partition through Dagster, and the schedule
+that asks for yesterday."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import pytest
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    MultiPartitionKey,
+    materialize,
+)
+
+import credentials
+from assets.integrations.connector_state import read_cursor, read_load_log
+from assets.integrations.source_assets import day_window, event_assets
+from assets.integrations.sources import SOURCES
+from pipelines.definitions import daily_events, previous_day_requests
+from pipelines.partitions import tenant_days
+from pipelines.resources import BizosSettings
+from pipelines.settings import get_settings
+from sandbox.server.running import RunningSandbox
+from tests.test_connector_sources import assert_truth, ingest, lake_ids, secret_for, start
+
+EVENT_TABLES = [
+    (source, table)
+    for source, definition in SOURCES.items()
+    for table in definition.tables
+    if table in definition.event_tables
+]
+
+
+def by_day(sb: RunningSandbox, source: str, table: str, tenant: str = "acme") -> dict[date, set]:
+    """The generated ids of one table by UTC day, read straight from the generator's files."""
+    path = sb.data_dir / tenant / source / f"{table}.parquet"
+    columns = {c for (c,) in duckdb.sql(f"SELECT name FROM parquet_schema('{path}')").fetchall()}
+    days: dict[date, set[str]] = defaultdict(set)
+    if source == "ga4":  # a report row's time is its date
+        for row_id, day in duckdb.sql(f"SELECT id, date FROM read_parquet('{path}')").fetchall():
+            days[datetime.strptime(day, "%Y%m%d").date()].add(row_id)
+    else:
+        col = "updated" if "updated" in columns else "created"
+        for row_id, ts in duckdb.sql(f"SELECT id, {col} FROM read_parquet('{path}')").fetchall():
+            days[datetime.fromtimestamp(ts, UTC).date()].add(row_id)
+    return days
+
+
+def sample_days(days: dict[date, set]) -> list[date]:
+    """The first day, the two busiest, and a day with nothing on it."""
+    busiest = sorted(days, key=lambda d: len(days[d]), reverse=True)[:2]
+    empty = min(days) - timedelta(days=1)
+    return sorted({min(days), *busiest, empty})
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory) -> Iterator[RunningSandbox]:
+    with start(tmp_path_factory.mktemp("sandbox"), scale=0.15) as sb:
+        yield sb
+
+
+@pytest.mark.parametrize(("source", "table"), EVENT_TABLES)
+def test_day_windows_load_exactly_their_day_and_leave_the_cursor(settings, sandbox, source, table):
+    days = by_day(sandbox, source, table)
+    wanted: set[str] = set()
+    pages = 0
+    for day in sample_days(days):
+        # Pages of one record: a busy day spans several, all within the window.
+        (result,) = ingest(
+            settings, sandbox, source, tables=[table], window=day_window(day), page_size=1
+        )
+        pages = max(pages, result.pages)
+        assert result.status == "success"
+        assert result.rows_added == len(days.get(day, ())), day
+        wanted |= days.get(day, set())
+        assert set(lake_ids(settings, source, table)) == wanted, f"{day}: not exactly the day"
+    assert pages >= 2, "the busiest day should span several pages"
+    assert read_cursor(settings, tenant_id="acme", source=source, table=table) is None
+
+    # A week at once pages through several pages of the window, still exactly it.
+    first = min(days)
+    week = (day_window(first)[0], day_window(first + timedelta(days=6))[1])
+    ingest(settings, sandbox, source, tables=[table], window=week, page_size=5)
+    for n in range(7):
+        wanted |= days.get(first + timedelta(days=n), set())
+    ids = lake_ids(settings, source, table)
+    assert len(ids) == len(set(ids)) and set(ids) == wanted
+
+    log = read_load_log(settings, "acme", source=source)
+    assert log and all(row.cursor_before and "window_start" in row.cursor_before for row in log)
+    assert all(row.cursor_after and "window_end" in row.cursor_after for row in log)
+
+
+@pytest.mark.parametrize(("source", "table"), EVENT_TABLES)
+def test_days_mixed_with_cursor_loads_equal_ground_truth(settings, sandbox, source, table):
+    days = by_day(sandbox, source, table)
+    some = sample_days(days)
+    for day in some[:2]:
+        ingest(settings, sandbox, source, tables=[table], window=day_window(day))
+    (full,) = ingest(settings, sandbox, source, tables=[table])
+    assert full.rows_added == sum(len(d) for d in days.values()) - sum(
+        len(days.get(d, ())) for d in some[:2]
+    )
+    assert_truth(settings, sandbox, source, table)
+    cursor = read_cursor(settings, tenant_id="acme", source=source, table=table)
+    assert cursor is not None and cursor["window"] is None
+
+    # Reloading a day after the cursor load changes neither the lake nor the cursor.
+    (again,) = ingest(settings, sandbox, source, tables=[table], window=day_window(some[-1]))
+    assert again.rows_added == 0 and again.rows_loaded == len(days.get(some[-1], ()))
+    assert_truth(settings, sandbox, source, table)
+    assert read_cursor(settings, tenant_id="acme", source=source, table=table) == cursor
+
+
+def test_a_window_is_refused_for_entity_tables_and_bad_bounds(settings, sandbox):
+    day = day_window(date(2026, 3, 2))
+    with pytest.raises(ValueError, match="customers.*not event tables"):
+        ingest(settings, sandbox, "stripe", window=day)
+    with pytest.raises(ValueError, match="not event tables"):
+        ingest(settings, sandbox, "saleor", tables=["orders"], window=day)
+    with pytest.raises(ValueError, match="end after it starts"):
+        ingest(settings, sandbox, "stripe", tables=["charges"], window=(day[1], day[0]))
+    naive = (datetime(2026, 3, 2), datetime(2026, 3, 3))
+    with pytest.raises(ValueError, match="time-zone-aware"):
+        ingest(settings, sandbox, "stripe", tables=["charges"], window=naive)
+    assert read_load_log(settings, "acme") == []
+
+
+# -- Dagster -------------------------------------------------------------------------
+
+
+def test_a_tenant_day_partition_materializes_that_day(bizos_home, sandbox, monkeypatch):
+    key = credentials.generate_master_key().encoded()
+    monkeypatch.setenv("BIZOS_MASTER_KEY", key)
+    monkeypatch.setenv("BIZOS_STRIPE_BASE_URL", sandbox.base_url("stripe"))
+    settings = get_settings(
+        home=bizos_home,
+        database_url=None,
+        master_key=key,
+        stripe_base_url=sandbox.base_url("stripe"),
+    )
+    credentials.set_secret(
+        settings,
+        tenant_id="acme",
+        source="stripe",
+        secret=secret_for(sandbox, "acme", "stripe"),
+        actor="test",
+    )
+    days = by_day(sandbox, "stripe", "charges")
+    day = max(days, key=lambda d: len(days[d]))
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tenants", ["acme"])
+    (stripe_events,) = [a for a in event_assets if AssetKey(["stripe", "charges"]) in a.keys]
+    result = materialize(
+        [stripe_events],
+        partition_key=MultiPartitionKey({"tenant": "acme", "date": day.isoformat()}),
+        instance=instance,
+        resources={"bizos": BizosSettings(home=str(bizos_home), database_url="")},
+        selection=[AssetKey(["stripe", "charges"])],
+    )
+    assert result.success
+    (mat,) = result.asset_materializations_for_node(stripe_events.node_def.name)
+    assert mat.metadata["rows_added"].value == len(days[day])
+    assert set(lake_ids(settings, "stripe", "charges")) == days[day]
+    assert read_cursor(settings, tenant_id="acme", source="stripe", table="charges") is None
+
+
+def test_the_daily_events_schedule_asks_for_yesterday_of_every_tenant():
+    # The schedule's requests from the tenants it lists (a schedule context needs a
+    # persistent instance, which leaves Dagster's process-wide state pointing at it).
+    at = datetime(2026, 3, 5, 1, tzinfo=UTC)
+    requests = previous_day_requests(["acme", "globex"], at)
+    assert sorted(r.partition_key for r in requests) == sorted(
+        str(MultiPartitionKey({"tenant": t, "date": "2026-03-04"})) for t in ("acme", "globex")
+    )
+    assert len({r.run_key for r in requests}) == 2
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tenants", ["acme", "globex"])
+    known = tenant_days.get_partition_keys(current_time=at, dynamic_partitions_store=instance)
+    assert all(r.partition_key in known for r in requests)
+    assert daily_events.cron_schedule == "0 1 * * *"
+    assert daily_events.job_name == "ingest_events_daily"
