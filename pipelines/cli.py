@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -71,7 +73,9 @@ def credentials_errors() -> type[Exception]:
     return CredentialError
 
 
-def _run(settings: Settings, tenant: str | None) -> list[TenantRun]:
+def _run(
+    settings: Settings, tenant: str | None, event_days: Sequence[date] = ()
+) -> list[TenantRun]:
     from pipelines.definitions import build_definitions
     from pipelines.runner import dagster_instance, run_tenants
 
@@ -109,6 +113,7 @@ def _run(settings: Settings, tenant: str | None) -> list[TenantRun]:
             on_start=started,
             on_done=done,
             log_dir=log_dir,
+            event_days=event_days,
         )
     return runs
 
@@ -268,12 +273,12 @@ def print_top_leads(settings: Settings, tenant_id: str, n: int = 5) -> None:
 @app.command()
 def demo(
     leads: Annotated[int, typer.Option(help="leads per demo tenant", min=1)] = 60,
-    scale: Annotated[float, typer.Option(help="size of the sandbox data per tenant")] = 0.1,
+    scale: Annotated[float, typer.Option(help="size of the sandbox data per tenant")] = 0.3,
 ) -> None:
     """Generate data for 3 tenants, serve it from the sandbox, run everything, show results."""
     from sandbox.connect import connect_sandbox_tenants, demo_master_key
     from sandbox.crm_export import DEMO_TENANTS, generate_demo_exports
-    from sandbox.generator import generate_sources
+    from sandbox.generator import AS_OF, generate_sources
     from sandbox.server import start_sandbox
 
     settings = get_settings()
@@ -295,11 +300,13 @@ def demo(
         console.print(
             f"sandbox at {sandbox.url}: {len(stored)} tenant credentials stored (encrypted)"
         )
-        runs = _run(settings, None)
+        # Event tables load per day, as the daily schedule does: the data's last days.
+        days = [(AS_OF - timedelta(days=n)).date() for n in (3, 2, 1)]
+        runs = _run(settings, None, event_days=days)
     if not all(r.success for r in runs):
         raise typer.Exit(1)
     for run in runs:
-        print_loads(run)
+        print_loads(run, days)
     for export in exports:
         print_top_leads(settings, export.tenant_id)
     console.rule("next")
@@ -310,9 +317,13 @@ def demo(
     )
 
 
-def print_loads(run: TenantRun) -> None:
+def print_loads(run: TenantRun, event_days: Sequence[date]) -> None:
     """What the integration assets of one tenant's run landed, table by table."""
-    table = Table(title=f"{run.tenant_id}: integration loads", title_justify="left")
+    table = Table(
+        title=f"{run.tenant_id}: integration loads (entities from their cursor, "
+        f"events for {event_days[0]} to {event_days[-1]})",
+        title_justify="left",
+    )
     for col in ("table", "rows in", "new", "quarantined", "pages"):
         table.add_column(col, justify="left" if col == "table" else "right")
     for key, meta in sorted(run.metadata.items()):

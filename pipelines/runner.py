@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
+from typing import Any
 
-from dagster import DagsterEvent, DagsterInstance, Definitions
+from dagster import DagsterEvent, DagsterInstance, Definitions, MultiPartitionKey
 
 from assets.integrations.crm_leads import tenants_with_inbox
 from pipelines.partitions import check_tenant_id, tenants
@@ -62,6 +64,20 @@ def output_to(path: Path | None) -> Iterator[None]:
             os.close(saved[1])
 
 
+def add_metadata(into: dict[str, dict[str, object]], key: str, metadata: Mapping[str, Any]) -> None:
+    """Record an asset's metadata; counts of several runs (days) add up."""
+    values = {k: v.value for k, v in metadata.items()}
+    seen = into.get(key)
+    if seen is None:
+        into[key] = values
+        return
+    for name, value in values.items():
+        if isinstance(value, int) and isinstance(seen.get(name), int):
+            seen[name] = int(seen[name]) + value  # type: ignore[call-overload]
+        else:
+            seen[name] = value
+
+
 def failure_summary(events: Sequence[DagsterEvent]) -> str:
     """``step: message`` of each failed step, from the innermost cause."""
     parts = []
@@ -98,9 +114,12 @@ def run_tenants(
     on_start: Callable[[str], None] | None = None,
     on_done: Callable[[TenantRun], None] | None = None,
     log_dir: Path | None = None,
+    event_days: Sequence[date] = (),
 ) -> list[TenantRun]:
     """Materialize everything for each tenant (all with an inbox when not given).
 
+    With ``event_days``, each tenant's event tables are also loaded for those
+    days (``ingest_events_daily``, one run per day), as the daily schedule does.
     With ``log_dir``, each run's full log (Dagster and dbt) goes to
     ``<log_dir>/<tenant>.log`` instead of the terminal.
     """
@@ -111,6 +130,7 @@ def run_tenants(
     known = set(instance.get_dynamic_partitions(partitions))
     instance.add_dynamic_partitions(partitions, [t for t in chosen if t not in known])
     job = defs.resolve_job_def("materialize_all")
+    events_job = defs.resolve_job_def("ingest_events_daily")
     results: list[TenantRun] = []
     for tenant_id in chosen:
         if on_start:
@@ -124,6 +144,15 @@ def run_tenants(
                 raise_on_error=False,
                 run_config=QUIET_RUN_CONFIG,
             )
+            day_results = [
+                events_job.execute_in_process(
+                    partition_key=MultiPartitionKey({"tenant": tenant_id, "date": d.isoformat()}),
+                    instance=instance,
+                    raise_on_error=False,
+                    run_config=QUIET_RUN_CONFIG,
+                )
+                for d in (event_days if result.success else ())
+            ]
         run = TenantRun(
             tenant_id=tenant_id,
             success=result.success,
@@ -131,22 +160,14 @@ def run_tenants(
             seconds=time.monotonic() - started,
             log_path=log_path,
         )
-        for event in result.get_asset_materialization_events():
-            mat = event.materialization
-            if mat is not None:
-                run.metadata[mat.asset_key.to_user_string()] = {
-                    k: v.value for k, v in mat.metadata.items()
-                }
-        if not result.success:
-            failures = [e for e in result.all_events if e.is_step_failure]
-            run.error = (
-                "; ".join(
-                    f"{e.step_key}: {e.step_failure_data.error.message.strip()}"
-                    for e in failures
-                    if e.step_failure_data and e.step_failure_data.error
-                )
-                or "run failed"
-            )
+        for one in (result, *day_results):
+            for event in one.get_asset_materialization_events():
+                mat = event.materialization
+                if mat is not None:
+                    add_metadata(run.metadata, mat.asset_key.to_user_string(), mat.metadata)
+            if not one.success:
+                run.success = False
+                run.error = failure_summary(one.all_events)
         results.append(run)
         if on_done:
             on_done(run)
