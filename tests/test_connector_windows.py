@@ -136,7 +136,7 @@ def test_a_window_is_refused_for_entity_tables_and_bad_bounds(settings, sandbox)
 # -- Dagster -------------------------------------------------------------------------
 
 
-def test_a_tenant_day_partition_materializes_that_day(bizos_home, sandbox, monkeypatch):
+def test_a_tenant_day_partition_materializes_that_day(bizos_home, sandbox, monkeypatch, capfd):
     key = credentials.generate_master_key().encoded()
     monkeypatch.setenv("BIZOS_MASTER_KEY", key)
     monkeypatch.setenv("BIZOS_STRIPE_BASE_URL", sandbox.base_url("stripe"))
@@ -170,6 +170,13 @@ def test_a_tenant_day_partition_materializes_that_day(bizos_home, sandbox, monke
     assert mat.metadata["rows_added"].value == len(days[day])
     assert set(lake_ids(settings, "stripe", "charges")) == days[day]
     assert read_cursor(settings, tenant_id="acme", source="stripe", table="charges") is None
+    # The secret is in no Dagster event or metadata, nor in anything printed.
+    secret = sandbox.tenant_token("acme", "stripe")
+    events = [str(e) for e in instance.all_logs(result.run_id)]
+    assert any("rows_added" in e for e in events)  # metadata is in what is searched
+    assert not any(secret in e for e in events)
+    printed = capfd.readouterr()
+    assert secret not in printed.out + printed.err
 
 
 def test_the_daily_events_schedule_asks_for_yesterday_of_every_tenant():
