@@ -18,44 +18,15 @@ from pathlib import Path
 import duckdb
 import psycopg
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
+from assets.integrations.crm_leads import LEADS_SCHEMA, leads_path
+from assets.lake import write_partition
+from assets.warehouse.raw_tables import replace_tenant_rows
 from pipelines.settings import PostgresParts, Settings, get_settings
 
 DBT = Path(sys.executable).with_name("dbt")
 
-# The lake's columns, as docs/contracts.md fixes them.
-LAKE_SCHEMA = pa.schema(
-    [
-        ("tenant_id", pa.string()),
-        ("lead_id", pa.string()),
-        ("email", pa.string()),
-        ("first_name", pa.string()),
-        ("last_name", pa.string()),
-        ("company", pa.string()),
-        ("title", pa.string()),
-        ("industry", pa.string()),
-        ("company_size", pa.string()),
-        ("country", pa.string()),
-        ("source", pa.string()),
-        ("created_at", pa.timestamp("us", tz="UTC")),
-        ("status", pa.string()),
-        ("custom_attributes", pa.string()),
-        ("_source_file", pa.string()),
-        ("_source_line", pa.int64()),
-        ("_ingested_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-RAW_DDL = """
-create schema raw;
-create table raw.crm_leads (
-    tenant_id text, lead_id text, email text, first_name text, last_name text,
-    company text, title text, industry text, company_size text, country text,
-    source text, created_at timestamptz, status text, custom_attributes text,
-    _source_file text, _source_line bigint, _ingested_at timestamptz
-)
-"""
 MART_COLUMNS = (
     "tenant_id",
     "lead_id",
@@ -92,7 +63,7 @@ def lead(
     ingested_at: datetime = FIRST_INGEST,
     **strings: str | None,
 ) -> dict:
-    row: dict[str, object] = dict.fromkeys(LAKE_SCHEMA.names)
+    row: dict[str, object] = dict.fromkeys(LEADS_SCHEMA.names)
     row.update(strings)
     row.update(
         tenant_id=tenant_id,
@@ -229,21 +200,23 @@ EXPECTED_SCORES = {
 def write_lake(settings: Settings, rows: list[dict]) -> None:
     """One Parquet file per tenant, where the crm_leads asset writes them."""
     for tenant_id in sorted({r["tenant_id"] for r in rows}):
-        part = settings.lake_dir / "crm" / "leads" / f"tenant={tenant_id}"
-        part.mkdir(parents=True, exist_ok=True)
         mine = [r for r in rows if r["tenant_id"] == tenant_id]
-        pq.write_table(pa.Table.from_pylist(mine, schema=LAKE_SCHEMA), part / "leads.parquet")
+        write_partition(
+            pa.Table.from_pylist(mine, schema=LEADS_SCHEMA), leads_path(settings, tenant_id)
+        )
 
 
 def load_raw(pg_url: str, rows: list[dict]) -> None:
-    """raw.crm_leads on Postgres, as the crm_leads_raw asset leaves it."""
-    with psycopg.connect(pg_url) as conn:
-        conn.execute(RAW_DDL)
-        with conn.cursor() as cur:
-            columns = ", ".join(LAKE_SCHEMA.names)
-            with cur.copy(f"copy raw.crm_leads ({columns}) from stdin") as copy:
-                for row in rows:
-                    copy.write_row([row[c] for c in LAKE_SCHEMA.names])
+    """raw.crm_leads on Postgres, loaded as the crm_leads_raw asset loads it."""
+    for tenant_id in sorted({r["tenant_id"] for r in rows}):
+        mine = [r for r in rows if r["tenant_id"] == tenant_id]
+        replace_tenant_rows(
+            pg_url,
+            table_name="crm_leads",
+            schema=LEADS_SCHEMA,
+            tenant_id=tenant_id,
+            rows=pa.Table.from_pylist(mine, schema=LEADS_SCHEMA),
+        )
 
 
 def dbt_build(settings: Settings, run_dir: Path, *extra: str) -> None:
