@@ -34,8 +34,8 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 
 
 def run_ours(url: str, secret: str, home: Path) -> int:
-    from assets.integrations.ingest import run_source
-    from pipelines.settings import get_settings
+    from connectors.ingest import run_source
+    from core.settings import get_settings
 
     settings = get_settings(home=home, database_url=None)
     [result] = run_source(
@@ -78,7 +78,7 @@ def contender(name: str, url: str, secret: str, home: Path) -> None:
     """Child process: run one contender and print its JSON result."""
     # Imports are not part of the measurement: warm them first.
     if name == "ours":
-        import assets.integrations.ingest  # noqa: F401
+        import connectors.ingest  # noqa: F401
     else:
         import httpx  # noqa: F401
         import pandas  # noqa: F401

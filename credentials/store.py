@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 import psycopg
 
+from core.settings import Settings, Target
 from credentials.audit import AuditAction, AuditEntry, AuditOutcome
 from credentials.crypto import CredentialError
-from pipelines.settings import Settings, Target
 
 SQLITE_FILE = "credentials.sqlite"
 

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
+from core.settings import Settings
+from core.tenancy import TENANT_ID_PATTERN
 from credentials.audit import AuditAction, AuditEntry, AuditOutcome
 from credentials.crypto import (
     CredentialError,
@@ -33,8 +35,6 @@ from credentials.store import (
     StoredDataKey,
     credential_store,
 )
-from pipelines.partitions import TENANT_ID_PATTERN
-from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
 

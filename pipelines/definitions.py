@@ -18,14 +18,19 @@ from dagster import (
     sensor,
 )
 
-from assets.integrations.crm_assets import crm_leads, crm_leads_expectations, crm_leads_raw
-from assets.integrations.crm_leads import tenants_with_inbox
-from assets.integrations.source_assets import entity_assets, event_assets
-from assets.publish import serving_lead_scores
-from assets.warehouse.dbt_models import bizos_dbt_models, dbt_resource
-from pipelines.partitions import TENANT_ID_PATTERN, tenant_days, tenants
-from pipelines.resources import BizosSettings
-from pipelines.settings import Settings
+from assets.crm_export import (
+    crm_export_leads,
+    crm_export_leads_expectations,
+    crm_export_leads_raw,
+)
+from assets.partitions import tenant_days, tenants
+from assets.resources import BizosSettings
+from assets.serving_tables import serving_lead_scores
+from assets.sources import entity_assets, event_assets
+from assets.warehouse import bizos_dbt_models, dbt_resource
+from core.settings import Settings
+from core.tenancy import TENANT_ID_PATTERN
+from exports.crm_leads import tenants_with_inbox
 
 events = AssetSelection.assets(*event_assets)
 
@@ -117,14 +122,14 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         )
     return Definitions(
         assets=[
-            crm_leads,
-            crm_leads_raw,
+            crm_export_leads,
+            crm_export_leads_raw,
             *entity_assets,
             *event_assets,
             bizos_dbt_models,
             serving_lead_scores,
         ],
-        asset_checks=[crm_leads_expectations],
+        asset_checks=[crm_export_leads_expectations],
         jobs=[materialize_all, ingest_events_daily],
         schedules=[daily_refresh, daily_events],
         sensors=[tenant_inboxes],

@@ -18,9 +18,10 @@ from typing import Any
 
 from dagster import DagsterEvent, DagsterInstance, Definitions, MultiPartitionKey
 
-from assets.integrations.crm_leads import tenants_with_inbox
-from pipelines.partitions import check_tenant_id, tenants
-from pipelines.settings import Settings
+from assets.partitions import tenants
+from core.settings import Settings
+from core.tenancy import check_tenant_id
+from exports.crm_leads import tenants_with_inbox
 
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

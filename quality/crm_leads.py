@@ -5,10 +5,9 @@ from __future__ import annotations
 import great_expectations as gx
 import pandas as pd
 
-from assets.integrations.crm_export import NOT_NULL_COLUMNS
+from core.contracts.crm_export import LEAD_STATUSES, NOT_NULL_COLUMNS
 from quality.expectations import SuiteOutcome, run_suite
 
-LEAD_STATUSES: tuple[str, ...] = ("new", "contacted", "qualified", "unqualified", "converted")
 # Deliberately plain: one @, no spaces, a dot in the domain. Full RFC 5322 is
 # not the point; catching "n/a", "bob at acme" and empty cells is.
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"

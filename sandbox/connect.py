@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import credentials
-from pipelines.settings import Settings
+from core.settings import Settings
 
 
 def stored_secret(source: str, entry: dict[str, str]) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from assets.integrations.crm_export import REQUIRED_COLUMNS
+from core.contracts.crm_export import REQUIRED_COLUMNS
 
 DEMO_TENANTS: tuple[str, ...] = ("acme-robotics", "bluebird-retail", "cedar-health")
 

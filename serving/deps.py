@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from pipelines.settings import Settings
+from core.settings import Settings
 from serving.keys import ApiKeyStore, lookup_tenant
 from serving.store import ServingStore
 
@@ -24,7 +24,7 @@ bearer = HTTPBearer(
 )
 
 
-def get_settings(request: Request) -> Settings:
+def request_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -36,7 +36,7 @@ def get_api_keys(request: Request) -> ApiKeyStore:
     return request.app.state.api_keys
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(request_settings)]
 StoreDep = Annotated[ServingStore, Depends(get_store)]
 ApiKeysDep = Annotated[ApiKeyStore, Depends(get_api_keys)]
 

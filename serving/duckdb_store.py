@@ -26,8 +26,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipelines.settings import Settings, Target
-from serving.contract import LEAD_SCORE_COLUMNS, SERVED_COLUMNS, conform_lead_scores
+from core.contracts.lead_scores import LEAD_SCORE_COLUMNS, SERVED_COLUMNS, conform_lead_scores
+from core.settings import Settings, Target
 from serving.store import (
     LeadScoreRow,
     NothingPublished,

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from pipelines.settings import Settings, Target
-from serving.contract import check_tenant_id
+from core.settings import Settings, Target
+from core.tenancy import check_tenant_id
 from serving.store import StoreUnavailable
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from pipelines.settings import Settings, Target, get_settings
+from core.settings import Settings, Target, get_settings
 from serving.keys import api_key_store
 from serving.routes import api_router
 from serving.store import NothingPublished, StoreUnavailable, serving_store

@@ -24,8 +24,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from pipelines.settings import Settings, Target
-from serving.contract import LEAD_SCORE_COLUMNS, SERVED_COLUMNS, conform_lead_scores
+from core.contracts.lead_scores import LEAD_SCORE_COLUMNS, SERVED_COLUMNS, conform_lead_scores
+from core.settings import Settings, Target
 from serving.store import (
     LeadScoreRow,
     NothingPublished,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from pipelines.settings import Settings
+from core.settings import Settings
 from serving.store import PublishResult, serving_store
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.settings import Settings
+from core.settings import Settings
 from serving.schemas import LeadScorePublic
 from serving.store import serving_store
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from serving.contract import parse_reasons
+from core.contracts.lead_scores import parse_reasons
 from serving.store import LeadScoreRow
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from pipelines.settings import Settings, Target
+from core.settings import Settings, Target
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from tests.postgres import (
     HOW_TO,
     can_start_cluster,

@@ -58,14 +58,14 @@ def test_asset_graph_matches_snapshot(settings):
 
 def test_every_dbt_model_is_downstream_of_the_lake_and_feeds_serving(settings):
     assets = graph_of(settings)["assets"]
-    assert assets["stg_crm__leads"]["deps"] == ["crm_leads_raw"]
-    assert assets["crm_leads_raw"]["deps"] == ["crm_leads"]
+    assert assets["stg_crm_export__leads"]["deps"] == ["raw/crm_export__leads"]
+    assert assets["raw/crm_export__leads"]["deps"] == ["crm_export/leads"]
     assert assets["serving_lead_scores"]["deps"] == ["mart_lead_scores"]
     events = {
         "stripe/charges",
         "stripe/balance_transactions",
         "ga4/report_rows",
-        "crm/activities",
+        "crm_api/activities",
         "cms_forms/submissions",
         "ai_usage/usage",
     }

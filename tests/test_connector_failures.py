@@ -11,17 +11,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from assets.integrations.connector_state import connector_state, read_load_log
-from assets.integrations.http_client import (
+from connectors.http_client import (
     CredentialError,
     MalformedResponse,
     RequestPolicy,
     SourceUnavailable,
 )
-from assets.integrations.ingest import run_source
-from assets.integrations.landing import read_quarantine, read_table
-from assets.integrations.sources import SOURCES
-from pipelines.settings import get_settings
+from connectors.ingest import run_source
+from connectors.landing import read_quarantine, read_table
+from connectors.sources import SOURCES
+from connectors.state import connector_state, read_load_log
+from core.settings import get_settings
 from sandbox.server.running import RunningSandbox
 from tests.test_connector_sources import (
     FAST,
@@ -249,10 +249,10 @@ def test_the_secret_is_in_no_log_line_error_or_load_log_even_through_faults(
 @pytest.mark.parametrize("target", ["embedded", "postgres"])
 def test_load_log_rows_on_both_targets(target, request, clean):
     settings = request.getfixturevalue("settings" if target == "embedded" else "pg_settings")
-    results = ingest(settings, clean, "crm", run_id="run-1")
-    clean.inject("crm", "503", count=0, retry_after=0)
+    results = ingest(settings, clean, "crm_api", run_id="run-1")
+    clean.inject("crm_api", "503", count=0, retry_after=0)
     with pytest.raises(SourceUnavailable):
-        ingest(settings, clean, "crm", run_id="run-2", tables=["leads"])
+        ingest(settings, clean, "crm_api", run_id="run-2", tables=["leads"])
     rows = read_load_log(settings, "acme")
     assert [r.run_id for r in rows] == ["run-2"] + ["run-1"] * len(results)
     failed, *ok = rows
@@ -261,8 +261,8 @@ def test_load_log_rows_on_both_targets(target, request, clean):
     by_table = {r.table_name: r for r in ok}
     for result in results:
         row = by_table[result.table]
-        count = clean.ground_truth.table("acme", f"crm.{result.table}").count
-        assert (row.tenant_id, row.source, row.status) == ("acme", "crm", "success")
+        count = clean.ground_truth.table("acme", f"crm_api.{result.table}").count
+        assert (row.tenant_id, row.source, row.status) == ("acme", "crm_api", "success")
         assert row.rows_added == row.rows_loaded == count and row.rows_quarantined == 0
         assert row.rows_in >= count and row.bytes > 0 and row.duration_s >= 0
         assert row.cursor_before is None

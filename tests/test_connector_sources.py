@@ -15,13 +15,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from assets.integrations.connector import PageProgress
-from assets.integrations.connector_state import connector_state, read_cursor, read_load_log
-from assets.integrations.http_client import RequestPolicy, SourceUnavailable
-from assets.integrations.ingest import run_source
-from assets.integrations.landing import read_table, table_dir
-from assets.integrations.sources import SOURCES
-from pipelines.settings import Settings, get_settings
+from connectors.connector import PageProgress
+from connectors.http_client import RequestPolicy, SourceUnavailable
+from connectors.ingest import run_source
+from connectors.landing import read_table, table_dir
+from connectors.sources import SOURCES
+from connectors.state import connector_state, read_cursor, read_load_log
+from core.settings import Settings, get_settings
 from sandbox.generator import GroundTruth, generate_sources, id_checksum
 from sandbox.server.running import RunningSandbox, start_sandbox
 
@@ -153,7 +153,7 @@ def test_full_then_incremental_load_equals_ground_truth(settings, sandbox, sourc
 def _mark(source: str, at: datetime) -> object:
     return {
         "stripe": int(at.timestamp()),
-        "crm": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "crm_api": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "saleor": at.isoformat(timespec="microseconds"),
         "cms_forms": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "ai_usage": int(at.timestamp()),

@@ -8,19 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from assets.integrations.connector_state import (
-    LoadInProgress,
-    LoadLogRow,
-    connector_state,
-    read_load_log,
-)
-from assets.integrations.http_client import (
+from connectors.http_client import (
     MalformedPage,
     Masker,
     RequestPolicy,
     parse_retry_after,
 )
-from assets.integrations.landing import (
+from connectors.landing import (
     Fetched,
     TableSpec,
     check_record,
@@ -30,7 +24,13 @@ from assets.integrations.landing import (
     read_quarantine,
     read_table,
 )
-from assets.integrations.sources import ai_usage, cms_forms, crm_api, ga4, saleor, stripe
+from connectors.sources import ai_usage, cms_forms, crm_api, ga4, saleor, stripe
+from connectors.state import (
+    LoadInProgress,
+    LoadLogRow,
+    connector_state,
+    read_load_log,
+)
 
 NOW = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
 
@@ -77,7 +77,7 @@ DAY1 = int(datetime(2026, 9, 1, 10, tzinfo=UTC).timestamp())
 
 
 def test_tenant_ids_follow_the_platform_rule():
-    from assets.integrations.ingest import check_tenant_id
+    from connectors.ingest import check_tenant_id
 
     with pytest.raises(ValueError, match="invalid tenant id"):
         check_tenant_id("../etc")

@@ -20,13 +20,13 @@ from dagster import (
 )
 
 import credentials
-from assets.integrations.connector_state import read_cursor, read_load_log
-from assets.integrations.source_assets import day_window, event_assets
-from assets.integrations.sources import SOURCES
+from assets.partitions import tenant_days
+from assets.resources import BizosSettings
+from assets.sources import day_window, event_assets
+from connectors.sources import SOURCES
+from connectors.state import read_cursor, read_load_log
+from core.settings import get_settings
 from pipelines.definitions import daily_events, previous_day_requests
-from pipelines.partitions import tenant_days
-from pipelines.resources import BizosSettings
-from pipelines.settings import get_settings
 from sandbox.server.running import RunningSandbox
 from tests.test_connector_sources import assert_truth, ingest, lake_ids, secret_for, start
 

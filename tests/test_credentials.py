@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
+from core.settings import Settings, Target
 from credentials import (
     AuditAction,
     AuditOutcome,
@@ -38,7 +39,6 @@ from credentials import (
 )
 from credentials.crypto import DataKey, parse_master_key, parse_master_keys
 from credentials.store import StoredDataKey
-from pipelines.settings import Settings, Target
 
 OLD = generate_master_key()
 NEW = generate_master_key()

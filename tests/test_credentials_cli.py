@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from cli.credentials import credentials_app
+from core.settings import Settings, get_settings
 from credentials import (
     CredentialError,
     MasterKey,
@@ -25,9 +27,7 @@ from credentials import (
     rotate_master_key,
     set_secret,
 )
-from credentials.cli import credentials_app
 from credentials.crypto import parse_master_key
-from pipelines.settings import Settings, get_settings
 
 OLD = generate_master_key()
 NEW = generate_master_key()

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from assets.integrations.crm_export import REQUIRED_COLUMNS, ExportSchemaError
-from assets.integrations.crm_leads import ingest_crm_leads, read_leads, read_quarantine
-from pipelines.settings import Settings
+from core.contracts.crm_export import REQUIRED_COLUMNS
+from core.settings import Settings
+from exports.crm_csv import ExportSchemaError
+from exports.crm_leads import ingest_crm_leads, read_leads, read_quarantine
 
 HEADER = ",".join(REQUIRED_COLUMNS)
 

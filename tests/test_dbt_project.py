@@ -20,10 +20,10 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from assets.integrations.crm_leads import LEADS_SCHEMA, leads_path
-from assets.lake import write_partition
-from assets.warehouse.raw_tables import replace_tenant_rows
-from pipelines.settings import PostgresParts, Settings, get_settings
+from core.settings import PostgresParts, Settings, get_settings
+from exports.crm_leads import LEADS_SCHEMA, leads_path
+from lake.files import write_partition
+from warehouse.raw_tables import replace_tenant_rows
 
 DBT = Path(sys.executable).with_name("dbt")
 
@@ -207,12 +207,12 @@ def write_lake(settings: Settings, rows: list[dict]) -> None:
 
 
 def load_raw(pg_url: str, rows: list[dict]) -> None:
-    """raw.crm_leads on Postgres, loaded as the crm_leads_raw asset loads it."""
+    """raw.crm_export__leads on Postgres, loaded as the crm_leads_raw asset loads it."""
     for tenant_id in sorted({r["tenant_id"] for r in rows}):
         mine = [r for r in rows if r["tenant_id"] == tenant_id]
         replace_tenant_rows(
             pg_url,
-            table_name="crm_leads",
+            table_name="crm_export__leads",
             schema=LEADS_SCHEMA,
             tenant_id=tenant_id,
             rows=pa.Table.from_pylist(mine, schema=LEADS_SCHEMA),

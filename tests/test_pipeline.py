@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from assets.warehouse.marts import read_mart
+from core.settings import PROJECT_ROOT, Settings
 from pipelines.definitions import build_definitions
 from pipelines.runner import run_tenants
-from pipelines.settings import PROJECT_ROOT, Settings
 from sandbox.crm_export import generate_crm_export
+from warehouse.marts import read_mart
 
 TENANTS = ("acme-robotics", "bluebird-retail")
 

@@ -65,8 +65,8 @@ def test_503_and_path_and_source_scoping(sb, stripe):
     assert r.status_code == 503 and r.headers["retry-after"] == "1"
     assert r.json()["error"]["type"] == "api_error"
     crm = httpx.get(
-        sb.base_url("crm") + "/api/v1/leads",
-        headers={"Authorization": f"Bearer {sb.tenant_token(T, 'crm')}"},
+        sb.base_url("crm_api") + "/api/v1/leads",
+        headers={"Authorization": f"Bearer {sb.tenant_token(T, 'crm_api')}"},
     )
     assert crm.status_code == 200
     assert stripe.get("/v1/charges").status_code == 503, "count=0 lasts until cleared"

@@ -79,10 +79,10 @@ def test_every_source_and_table_is_written_and_matches_the_truth(generated):
 
 def test_scale_and_count_overrides(tmp_path):
     truth = generate_sources(
-        tmp_path, tenants=["t1"], scale=0.05, counts={"stripe.charges": 777, "crm.leads": 33}
+        tmp_path, tenants=["t1"], scale=0.05, counts={"stripe.charges": 777, "crm_api.leads": 33}
     )
     assert truth.table("t1", "stripe.charges").count == 777
-    assert truth.table("t1", "crm.leads").count == 33
+    assert truth.table("t1", "crm_api.leads").count == 33
     assert truth.table("t1", "ai_usage.usage").count == 150
     with pytest.raises(ValueError, match="invoices cannot be sized directly"):
         generate_sources(tmp_path, tenants=["t1"], counts={"stripe.invoices": 5})
@@ -125,13 +125,13 @@ def test_stripe_objects_are_linked_as_stripe_links_them(generated):
 def test_crm_api_leads_are_the_export_leads(generated, tmp_path):
     out, truth = generated
     con = duckdb.connect()
-    path = table_path(out, TENANTS[0], "crm", "leads")
+    path = table_path(out, TENANTS[0], "crm_api", "leads")
     api = {
         lead["id"]: lead
         for (p,) in con.execute(f"SELECT payload FROM '{path}'").fetchall()
         for lead in [json.loads(p)]
     }
-    n = truth.table(TENANTS[0], "crm.leads").count
+    n = truth.table(TENANTS[0], "crm_api.leads").count
     export = generate_crm_export(tmp_path, TENANTS[0], leads=n, seed=7)
     with export.path.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -162,7 +162,7 @@ def test_sources_agree_about_people(generated):
         path = table_path(out, tenant, source, table)
         return [json.loads(p) for (p,) in con.execute(f"SELECT payload FROM '{path}'").fetchall()]
 
-    leads = {lead["id"]: lead for lead in payloads("crm", "leads")}
+    leads = {lead["id"]: lead for lead in payloads("crm_api", "leads")}
     converted = {lid for lid, lt in truth.tenants[tenant].leads.items() if lt.status == "converted"}
     customers = payloads("stripe", "customers")
     linked = {c["metadata"]["crm_lead_id"]: c for c in customers if c["metadata"]}
@@ -198,7 +198,7 @@ def test_defects_only_when_asked_and_as_documented(generated, tmp_path):
 def test_cli_generate_writes_sources_and_crm_exports(tmp_path):
     from typer.testing import CliRunner
 
-    from sandbox.cli import sandbox_app, tenant_names
+    from cli.sandbox import sandbox_app, tenant_names
 
     home = tmp_path / "home"
     runner = CliRunner()

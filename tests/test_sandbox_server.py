@@ -163,10 +163,10 @@ def test_stripe_key_is_the_tenant(sandbox, truth):
 # -- CRM ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("resource", TABLES["crm"])
+@pytest.mark.parametrize("resource", TABLES["crm_api"])
 def test_crm_pages_walk_every_record_once(sandbox, truth, resource):
     records: list[dict] = []
-    with client(sandbox, "crm") as c:
+    with client(sandbox, "crm_api") as c:
         page = 1
         while True:
             r = c.get(f"/api/v1/{resource}", params={"page": page, "per_page": 13})
@@ -179,28 +179,31 @@ def test_crm_pages_walk_every_record_once(sandbox, truth, resource):
             if page >= meta["total_pages"]:
                 break
             page += 1
-    assert_matches_truth([x["id"] for x in records], truth, A, f"crm.{resource}")
+    assert_matches_truth([x["id"] for x in records], truth, A, f"crm_api.{resource}")
     keys = [(x["updated_at"], x["id"]) for x in records]
     assert keys == sorted(keys)
 
 
 def test_crm_updated_since_and_auth(sandbox, data_dir):
-    rows = stored(data_dir, A, "crm", "activities")
+    rows = stored(data_dir, A, "crm_api", "activities")
     since = rows[len(rows) // 3][1]
     iso = rows[len(rows) // 3][4] and json.loads(rows[len(rows) // 3][4])["updated_at"]
-    with client(sandbox, "crm") as c:
+    with client(sandbox, "crm_api") as c:
         body = c.get("/api/v1/activities", params={"updated_since": iso, "per_page": 100}).json()
         assert body["meta"]["total"] == sum(1 for r in rows if r[1] >= since)
         assert all(x["updated_at"] >= iso for x in body["data"])
         assert c.get("/api/v1/leads", params={"per_page": 101}).status_code == 422
-    r = httpx.get(sandbox.base_url("crm") + "/api/v1/leads", headers={"Authorization": "Bearer no"})
-    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
-    expired = sandbox.tenant_token(A, "crm", expired=True)
     r = httpx.get(
-        sandbox.base_url("crm") + "/api/v1/leads", headers={"Authorization": f"Bearer {expired}"}
+        sandbox.base_url("crm_api") + "/api/v1/leads", headers={"Authorization": "Bearer no"}
+    )
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    expired = sandbox.tenant_token(A, "crm_api", expired=True)
+    r = httpx.get(
+        sandbox.base_url("crm_api") + "/api/v1/leads",
+        headers={"Authorization": f"Bearer {expired}"},
     )
     assert r.status_code == 401 and r.json()["error"]["code"] == "token_expired"
-    with client(sandbox, "crm", B) as c:
+    with client(sandbox, "crm_api", B) as c:
         ids = {x["id"] for x in c.get("/api/v1/leads", params={"per_page": 100}).json()["data"]}
     assert ids and not {i for i in ids if i.startswith("ACM-")}
 

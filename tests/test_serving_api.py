@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from pipelines.settings import Settings, Target, get_settings
+from core.settings import Settings, Target, get_settings
 from serving.keys import create_key
 from serving.main import create_app
 from serving.postgres_store import PostgresStore

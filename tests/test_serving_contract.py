@@ -19,8 +19,8 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
-from pipelines.settings import Settings
-from serving.contract import ContractError, conform_lead_scores, parse_reasons
+from core.contracts.lead_scores import ContractError, conform_lead_scores, parse_reasons
+from core.settings import Settings
 from serving.keys import create_key, list_keys, resolve_key, revoke_key
 from serving.main import create_app
 from serving.publish import publish_lead_scores
@@ -122,7 +122,7 @@ def test_conform_rejects_rows_that_break_the_contract(change: Any, message: str)
 def test_conform_rejects_missing_columns_and_bad_tenant_ids() -> None:
     with pytest.raises(ContractError, match="missing columns: score"):
         conform_lead_scores("acme", lead_scores_table("acme", 2).drop_columns(["score"]))
-    with pytest.raises(ContractError, match="non-empty"):
+    with pytest.raises(ContractError, match="invalid tenant id"):
         conform_lead_scores(" ", lead_scores_table("acme", 2))
 
 

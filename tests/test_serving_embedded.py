@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
-from pipelines.settings import Settings, Target
+from core.settings import Settings, Target
 from serving.duckdb_store import DuckDBStore
 from serving.keys import create_key
 from serving.main import create_app

@@ -50,12 +50,12 @@ __all__ = [
 ]
 
 CREDENTIALS_FILE = "credentials.json"
-# The platform's tenant-id rule (pipelines.partitions), restated so the
+# The platform's tenant-id rule (assets.partitions), restated so the
 # sandbox does not import Dagster.
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Order matters: the CRM settles each lead's activity before the others read the world.
 GENERATORS = (
-    ("crm", crm),
+    ("crm_api", crm),
     ("cms_forms", cms_forms),
     ("ga4", ga4),
     ("stripe", stripe),
@@ -161,7 +161,7 @@ def generate_sources(
         )
         if with_crm_exports and inbox_dir is not None:
             generate_crm_export(
-                inbox_dir, tenant_id, leads=sized["crm.leads"], seed=seed, as_of=as_of
+                inbox_dir, tenant_id, leads=sized["crm_api.leads"], seed=seed, as_of=as_of
             )
 
     truth = GroundTruth(

@@ -25,7 +25,7 @@ def _one_source(seed: int, tenant_id: str, source: str, generation: str) -> str:
         return "sk_test_51" + token(rng, 14) + token(rng, 84)
     if source == "ga4":
         return "ya29.sbx-" + token(rng, 120, URLSAFE)
-    if source == "crm":
+    if source == "crm_api":
         return "crm_" + token(rng, 40)
     if source == "saleor":
         return token(rng, 30)  # Saleor app tokens are 30 characters

@@ -59,7 +59,7 @@ def _activity_type(rng, lead: Lead) -> str:
 
 
 def generate(world: World, writers: Writers) -> None:
-    rng = stream(world.seed, world.tenant_id, "crm")
+    rng = stream(world.seed, world.tenant_id, "crm_api")
     now = world.as_of_ts
     leads = world.leads
 
@@ -86,7 +86,7 @@ def generate(world: World, writers: Writers) -> None:
         company["updated"] = max(company["updated"], lead.created)
 
     # Activities: their number per lead follows its engagement; the total is exact.
-    per_lead = allocate(world.counts["crm.activities"], [lead.engagement for lead in leads])
+    per_lead = allocate(world.counts["crm_api.activities"], [lead.engagement for lead in leads])
     activities: list[dict[str, Any]] = []
     for lead, k in zip(leads, per_lead, strict=True):
         span = max(now - lead.created, 1)

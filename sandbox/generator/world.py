@@ -20,8 +20,8 @@ INBOUND_SOURCES = frozenset({"website", "organic_search", "paid_search", "social
 
 # The tables a user may size; the others follow from them (see DERIVED).
 BASE_COUNTS: dict[str, int] = {
-    "crm.leads": 200,
-    "crm.activities": 1500,
+    "crm_api.leads": 200,
+    "crm_api.activities": 1500,
     "stripe.customers": 150,
     "stripe.subscriptions": 100,
     "stripe.charges": 2000,
@@ -32,9 +32,9 @@ BASE_COUNTS: dict[str, int] = {
     "ai_usage.usage": 3000,
 }
 DERIVED: dict[str, str] = {
-    "crm.companies": "one per distinct company of the leads",
-    "crm.contacts": "one per qualified or converted lead",
-    "crm.deals": "one per converted lead, per converting open lead, and about half the qualified",
+    "crm_api.companies": "one per distinct company of the leads",
+    "crm_api.contacts": "one per qualified or converted lead",
+    "crm_api.deals": "one per converted lead, per converting open lead, and about half the qualified",
     "stripe.invoices": "one per billing period of each subscription",
     "stripe.balance_transactions": "one per succeeded charge plus one per refund",
     "saleor.variants": "one to four per product",
@@ -43,7 +43,7 @@ DERIVED: dict[str, str] = {
 TABLES: dict[str, tuple[str, ...]] = {
     "stripe": ("customers", "charges", "invoices", "subscriptions", "balance_transactions"),
     "ga4": ("report_rows",),
-    "crm": ("leads", "contacts", "companies", "activities", "deals"),
+    "crm_api": ("leads", "contacts", "companies", "activities", "deals"),
     "saleor": ("orders", "order_lines", "products", "variants"),
     "cms_forms": ("submissions",),
     "ai_usage": ("usage",),
@@ -142,7 +142,7 @@ def build_world(seed: int, tenant_id: str, *, as_of: datetime, counts: dict[str,
     rng = stream(seed, tenant_id, "world")
     now = epoch(as_of)
     leads = []
-    for base in iter_export_leads(tenant_id, leads=counts["crm.leads"], seed=seed, as_of=as_of):
+    for base in iter_export_leads(tenant_id, leads=counts["crm_api.leads"], seed=seed, as_of=as_of):
         created = epoch(base.created)
         converted_at = None
         if base.status == "converted":

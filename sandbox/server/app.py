@@ -21,7 +21,7 @@ from sandbox.server.faults import KINDS, FaultMiddleware, Receive, Scope, Send, 
 MODULES = {
     "stripe": stripe,
     "ga4": ga4,
-    "crm": crm,
+    "crm_api": crm,
     "saleor": saleor,
     "cms_forms": cms_forms,
     "ai_usage": ai_usage,

@@ -1,4 +1,4 @@
-"""The tenant's CRM REST API under ``/crm``: ``GET /api/v1/<resource>``.
+"""The tenant's CRM REST API under ``/crm_api``: ``GET /api/v1/<resource>``.
 
 ``page`` (from 1) and ``per_page`` (1-100, default 25) over the records ordered by
 ``updated_at`` then ``id``; ``updated_since`` (ISO-8601, inclusive) for
@@ -21,7 +21,7 @@ def error(status: int, code: str, message: str, param: str | None = None) -> Res
     err = {"code": code, "message": message}
     if param:
         err["param"] = param
-    headers = {"WWW-Authenticate": 'Bearer realm="crm"'} if status == 401 else None
+    headers = {"WWW-Authenticate": 'Bearer realm="crm_api"'} if status == 401 else None
     return json_response({"error": err}, status, headers)
 
 
@@ -34,11 +34,11 @@ def error_body(status: int) -> dict[str, dict[str, str]]:
 
 
 def register(app: FastAPI, sb: Sandbox) -> None:
-    @app.get("/crm/api/v1/{resource}")
+    @app.get("/crm_api/api/v1/{resource}")
     def crm_list(request: Request, resource: str) -> Response:
         if resource not in RESOURCES:
             return error(404, "not_found", f"No such resource: {resource}")
-        check = sb.keys.check("crm", bearer(request))
+        check = sb.keys.check("crm_api", bearer(request))
         if check.state is KeyState.EXPIRED:
             return error(401, "token_expired", "The access token has expired.")
         if check.state is not KeyState.OK or check.tenant_id is None:
@@ -69,7 +69,7 @@ def register(app: FastAPI, sb: Sandbox) -> None:
                     "updated_since must be an ISO-8601 timestamp.",
                     "updated_since",
                 )
-        ref = sb.store.table(check.tenant_id, "crm", resource)
+        ref = sb.store.table(check.tenant_id, "crm_api", resource)
         if ref is None:
             return error(404, "not_found", f"No such resource: {resource}")
         start, end = sb.store.seq_range(ref, gte=since)

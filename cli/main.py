@@ -1,0 +1,343 @@
+"""The `bizos` command line: generate, run, serve, keys, demo."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli import sandbox as sandbox_cli
+from cli.credentials import credentials_app
+from core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pipelines.runner import TenantRun
+
+app = typer.Typer(
+    help="BizOSaaS Lakehouse: run the pipelines, serve the scores.",
+    no_args_is_help=True,
+    # Tracebacks with locals could show a tenant's secret held by a connector.
+    pretty_exceptions_show_locals=False,
+)
+keys_app = typer.Typer(help="API keys bound to one tenant.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(credentials_app, name="credentials")
+# Our own handle on the terminal: run logs are redirected at the fd level while
+# a job runs, and the progress shown here must not follow them into the file.
+console = Console(
+    file=os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1),
+    width=None if sys.stdout.isatty() else 120,
+)
+
+TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="one tenant id")]
+
+
+# Sandbox data and server: the deterministic generator for every source (and the
+# CRM exports), and the local HTTP server speaking each provider's shapes.
+app.command("generate")(sandbox_cli.generate)
+app.command("sandbox")(sandbox_cli.serve)
+
+
+@app.command("connect-sandbox")
+def connect_sandbox(
+    data: Annotated[
+        str | None, typer.Option(help="generated data (default BIZOS_HOME/sandbox)")
+    ] = None,
+) -> None:
+    """Store the sandbox keys of every generated tenant as its source credentials."""
+    from pathlib import Path
+
+    from sandbox.connect import connect_sandbox_tenants
+
+    settings = get_settings()
+    try:
+        stored = connect_sandbox_tenants(settings, Path(data) if data else settings.sandbox_dir)
+    except (FileNotFoundError, credentials_errors()) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    tenants = sorted({t for t, _ in stored})
+    console.print(
+        f"stored {len(stored)} credentials for {len(tenants)} tenants: {', '.join(tenants)}"
+    )
+
+
+def credentials_errors() -> type[Exception]:
+    from credentials import CredentialError
+
+    return CredentialError
+
+
+def _run(
+    settings: Settings, tenant: str | None, event_days: Sequence[date] = ()
+) -> list[TenantRun]:
+    from pipelines.definitions import build_definitions
+    from pipelines.runner import dagster_instance, run_tenants
+
+    defs = build_definitions()
+    instance = dagster_instance(settings)
+    log_dir = settings.home / "logs"
+    console.print(f"run logs (Dagster and dbt): {log_dir}/<tenant>.log")
+    status = console.status("starting")
+
+    def started(tenant_id: str) -> None:
+        status.update(f"[bold]{tenant_id}[/]: ingest → quality → dbt build → publish …")
+
+    def done(run: TenantRun) -> None:
+        leads = run.metadata.get("crm_export/leads", {})
+        served = run.metadata.get("serving_lead_scores", {})
+        if run.success:
+            console.print(
+                f"[green]✓[/] {run.tenant_id}: {leads.get('rows_loaded', 0)} leads loaded, "
+                f"{leads.get('rows_quarantined', 0)} quarantined, "
+                f"{served.get('rows', 0)} scores published ({run.seconds:.1f}s)"
+            )
+            if leads.get("rows_quarantined"):
+                console.print(f"  quarantined rows and reasons: {leads.get('quarantine_path')}")
+        else:
+            console.print(
+                f"[red]✗[/] {run.tenant_id}: {run.error}\n  run {run.run_id}, log {run.log_path}"
+            )
+
+    with status:
+        runs = run_tenants(
+            defs,
+            settings,
+            instance,
+            tenant_ids=[tenant] if tenant else None,
+            on_start=started,
+            on_done=done,
+            log_dir=log_dir,
+            event_days=event_days,
+        )
+    return runs
+
+
+@app.command()
+def run(tenant: TenantOpt = None) -> None:
+    """Materialize everything for every tenant with an inbox, or for one."""
+    settings = get_settings()
+    try:
+        runs = _run(settings, tenant)
+    except (LookupError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if not all(r.success for r in runs):
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="tenant id")],
+    source: Annotated[str, typer.Option("--source", "-s", help="stripe, ga4, crm, saleor, …")],
+    table: Annotated[
+        list[str] | None, typer.Option("--table", help="only this table (repeatable)")
+    ] = None,
+    day: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--date",
+            help="UTC day (YYYY-MM-DD) of the event tables to load (repeatable); default yesterday",
+        ),
+    ] = None,
+) -> None:
+    """Load one source for one tenant: the same Dagster assets the jobs run.
+
+    Entity tables load from their cursors (materialize_all); event tables load the
+    given days (ingest_events_daily's (tenant, date) partitions).
+    """
+    from datetime import UTC, date, datetime, timedelta
+
+    from dagster import AssetKey, MultiPartitionKey
+
+    from assets.sources import is_connected
+    from connectors.sources import get_source, source_tables
+    from core.tenancy import check_tenant_id
+    from pipelines.definitions import build_definitions
+    from pipelines.runner import QUIET_RUN_CONFIG, dagster_instance, failure_summary
+
+    settings = get_settings()
+    try:
+        tenant_id = check_tenant_id(tenant)
+        tables = table or source_tables(source)
+        unknown = sorted(set(tables) - set(source_tables(source)))
+        if unknown:
+            raise ValueError(f"unknown table(s) {', '.join(unknown)} for source {source}")
+        days = [date.fromisoformat(d) for d in day or []] or [
+            datetime.now(UTC).date() - timedelta(days=1)
+        ]
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if not is_connected(settings, tenant_id, source):
+        console.print(
+            f"[red]error:[/] tenant {tenant_id} has no {source} credential: "
+            f"bizos credentials set --tenant {tenant_id} --source {source} < secret-file"
+        )
+        raise typer.Exit(2)
+    event_tables = get_source(source).event_tables
+    entities = [t for t in tables if t not in event_tables]
+    events = [t for t in tables if t in event_tables]
+    instance = dagster_instance(settings)
+    instance.add_dynamic_partitions("tenants", [tenant_id])
+    defs = build_definitions()
+    runs: list[tuple[str, str, str, list[str]]] = []  # job, partition, what, tables
+    if entities:
+        runs.append(("materialize_all", tenant_id, "from the cursor", entities))
+    if events:
+        runs += [
+            (
+                "ingest_events_daily",
+                MultiPartitionKey({"tenant": tenant_id, "date": d.isoformat()}),
+                f"day {d.isoformat()}",
+                events,
+            )
+            for d in days
+        ]
+    failed = False
+    for job_name, partition_key, what, selected in runs:
+        with console.status(f"{tenant_id}: loading {source} ({', '.join(selected)}), {what} …"):
+            result = defs.resolve_job_def(job_name).execute_in_process(
+                partition_key=partition_key,
+                instance=instance,
+                asset_selection=[AssetKey([source, t]) for t in selected],
+                raise_on_error=False,
+                run_config=QUIET_RUN_CONFIG,
+            )
+        if not result.success:
+            console.print(f"[red]✗[/] {failure_summary(result.all_events)}")
+            failed = True
+            continue
+        for event in result.get_asset_materialization_events():
+            mat = event.materialization
+            meta = {k: v.value for k, v in mat.metadata.items()}
+            after = meta.get("cursor_after")
+            after = after if isinstance(after, dict) else {}
+            console.print(
+                f"[green]✓[/] {mat.asset_key.to_user_string()}: {meta.get('rows_in', 0)} in, "
+                f"{meta.get('rows_added', 0)} new, {meta.get('rows_quarantined', 0)} quarantined, "
+                + (what if "window_end" in after else f"cursor {after.get('high_water')}")
+            )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+) -> None:
+    """Serve the scores API (FastAPI) on HOST:PORT."""
+    import uvicorn
+
+    from serving.main import create_app
+
+    uvicorn.run(create_app(get_settings()), host=host, port=port)
+
+
+@keys_app.command("create")
+def keys_create(tenant: Annotated[str, typer.Option("--tenant", "-t", help="tenant id")]) -> None:
+    """Create an API key for TENANT; it is printed once, only its hash is kept."""
+    from core.tenancy import check_tenant_id
+    from serving.keys import create_key
+
+    key = create_key(get_settings(), check_tenant_id(tenant))
+    console.print(key, soft_wrap=True, highlight=False)
+
+
+def print_top_leads(settings: Settings, tenant_id: str, n: int = 5) -> None:
+    from serving.queries import top_lead_scores
+
+    table = Table(title=f"{tenant_id}: top {n} leads", title_justify="left")
+    for col in ("lead", "name", "company", "title", "score", "grade", "reasons"):
+        table.add_column(col, justify="right" if col == "score" else "left")
+    for row in top_lead_scores(settings, tenant_id, n):
+        reasons = ", ".join(f"{r['factor']} {r['points']:+d}" for r in row["reasons"])
+        table.add_row(
+            str(row["lead_id"]),
+            f"{row['first_name']} {row['last_name']}",
+            str(row["company"]),
+            str(row["title"] or ""),
+            str(row["score"]),
+            str(row["grade"]),
+            reasons,
+        )
+    console.print(table)
+
+
+@app.command()
+def demo(
+    leads: Annotated[int, typer.Option(help="leads per demo tenant", min=1)] = 60,
+    scale: Annotated[float, typer.Option(help="size of the sandbox data per tenant")] = 0.3,
+) -> None:
+    """Generate data for 3 tenants, serve it from the sandbox, run everything, show results."""
+    from sandbox.connect import connect_sandbox_tenants, demo_master_key
+    from sandbox.crm_export import DEMO_TENANTS, generate_demo_exports
+    from sandbox.generator import AS_OF, generate_sources
+    from sandbox.server import start_sandbox
+
+    settings = get_settings()
+    console.rule(f"BizOSaaS Lakehouse demo ({settings.target.value}, home {settings.home})")
+    exports = generate_demo_exports(settings.inbox_dir, leads=leads)
+    for export in exports:
+        console.print(f"generated {export.leads} CRM export leads for {export.tenant_id}")
+    with console.status("generating integration data for every source …"):
+        generate_sources(settings.sandbox_dir, tenants=list(DEMO_TENANTS), scale=scale)
+    if settings.master_key is None:
+        key_file = demo_master_key(settings)
+        os.environ["BIZOS_MASTER_KEY"] = key_file.read_text().strip()
+        console.print(f"demo master key for tenant credentials: {key_file} (set BIZOS_MASTER_KEY)")
+    with start_sandbox(settings.sandbox_dir) as sandbox:
+        # The connectors reach the providers through the sandbox, over real HTTP.
+        os.environ.update(sandbox.env())
+        settings = get_settings()
+        stored = connect_sandbox_tenants(settings, settings.sandbox_dir)
+        console.print(
+            f"sandbox at {sandbox.url}: {len(stored)} tenant credentials stored (encrypted)"
+        )
+        # Event tables load per day, as the daily schedule does: the data's last days.
+        days = [(AS_OF - timedelta(days=n)).date() for n in (3, 2, 1)]
+        runs = _run(settings, None, event_days=days)
+    if not all(r.success for r in runs):
+        raise typer.Exit(1)
+    for run in runs:
+        print_loads(run, days)
+    for export in exports:
+        print_top_leads(settings, export.tenant_id)
+    console.rule("next")
+    console.print(
+        "API:        [bold]make serve[/] (bizos serve), then open http://127.0.0.1:8000/docs\n"
+        "            a key: [bold].venv/bin/bizos keys create --tenant acme-robotics[/]\n"
+        "Dagster UI: [bold]make dagster[/], then open http://127.0.0.1:3000"
+    )
+
+
+def print_loads(run: TenantRun, event_days: Sequence[date]) -> None:
+    """What the integration assets of one tenant's run landed, table by table."""
+    table = Table(
+        title=f"{run.tenant_id}: integration loads (entities from their cursor, "
+        f"events for {event_days[0]} to {event_days[-1]})",
+        title_justify="left",
+    )
+    for col in ("table", "rows in", "new", "quarantined", "pages"):
+        table.add_column(col, justify="left" if col == "table" else "right")
+    for key, meta in sorted(run.metadata.items()):
+        if "/" not in key:
+            continue
+        table.add_row(
+            key,
+            str(meta.get("rows_in", 0)),
+            str(meta.get("rows_added", 0)),
+            str(meta.get("rows_quarantined", 0)),
+            str(meta.get("pages", 0)),
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,328 @@
+"""The loop every connector shares: read pages, land them in batches, move the cursor.
+
+A source module only knows its provider: how to authenticate, how to page, and
+what cursor to save after each page (``Page.cursor``: the whole state to resume
+from once that page and every page before it are in the lake). This module owns
+the order of effects that makes a load safe:
+
+1. pages are buffered until ``batch_size`` records (bounded memory),
+2. the batch is merged into the lake (atomic per partition),
+3. only then is the cursor of the batch's last page saved.
+
+A *windowed* load (``window=(start, end)``) reads only the records whose event
+time is in ``[start, end)``, through the provider's own time filters: a day
+partition, a backfill. It leaves the cursor where it is (the merge by primary
+key makes any overlap with cursor loads harmless) and is logged with the window
+bounds as its cursor before and after. Only a source's ``event_tables`` take one.
+
+A crash anywhere between two saves re-reads at most one batch on the next run,
+and the merge makes that re-read replace rows instead of duplicating them.
+When the provider fails (retries exhausted, bad credential, malformed pages),
+what was already read is landed and checkpointed before the error is raised,
+so the next run resumes after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.http_client import (
+    ConnectorError,
+    CredentialError,
+    RequestPolicy,
+    SourceClient,
+    credential_parts,
+)
+from connectors.landing import Fetched, TableSpec, land_batch
+from connectors.state import (
+    ConnectorStateStore,
+    Cursor,
+    LoadLogRow,
+    connector_state,
+    dump_cursor,
+)
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 50_000
+
+
+@dataclass(frozen=True)
+class Page:
+    """Records of one response and the cursor to save once they are in the lake."""
+
+    records: Sequence[Mapping[str, Any]]
+    origin: str
+    cursor: Cursor
+
+
+@dataclass(frozen=True)
+class Credential:
+    """How a tenant's secret is presented to a source."""
+
+    headers: Mapping[str, str]
+    secrets: Sequence[str]
+    """Every string to mask: the secret and anything derived from it."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Non-secret settings carried in the credential (e.g. a GA4 property id)."""
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    client: SourceClient
+    spec: TableSpec
+    cursor: Cursor
+    options: Mapping[str, Any]
+    page_size: int
+    full_refresh: bool
+    now: datetime
+    window: tuple[datetime, datetime] | None = None
+    """Read only records whose event time is in ``[start, end)``; ``cursor`` is then empty."""
+
+
+@dataclass(frozen=True)
+class SourceDef:
+    """One integration source: its tables, its auth, its paging."""
+
+    name: str
+    tables: Mapping[str, TableSpec]
+    credential: Callable[[str], Credential]
+    read: Callable[[ReadContext], Iterator[Page]]
+    page_size: int = 100
+    event_tables: frozenset[str] = frozenset()
+    """Tables of events (each record stamped once, never changed): they take a window."""
+
+
+@dataclass(frozen=True)
+class PageProgress:
+    """Passed to ``progress`` after each page is read (before it is landed)."""
+
+    tenant_id: str
+    source: str
+    table: str
+    pages: int
+    records: int
+
+
+@dataclass
+class LoadResult:
+    """What one load of one table did; also its row in the load log."""
+
+    run_id: str
+    tenant_id: str
+    source: str
+    table: str
+    status: str = "success"
+    rows_in: int = 0
+    rows_loaded: int = 0
+    rows_added: int = 0
+    rows_quarantined: int = 0
+    pages: int = 0
+    bytes_written: int = 0
+    cursor_before: Cursor | None = None
+    cursor_after: Cursor | None = None
+    error: str | None = None
+    partitions: list[str] = field(default_factory=list)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+    duration_s: float = 0.0
+
+    def log_row(self) -> LoadLogRow:
+        return LoadLogRow(
+            run_id=self.run_id,
+            tenant_id=self.tenant_id,
+            source=self.source,
+            table_name=self.table,
+            rows_in=self.rows_in,
+            rows_loaded=self.rows_loaded,
+            rows_added=self.rows_added,
+            rows_quarantined=self.rows_quarantined,
+            cursor_before=dump_cursor(self.cursor_before),
+            cursor_after=dump_cursor(self.cursor_after),
+            bytes=self.bytes_written,
+            duration_s=self.duration_s,
+            status=self.status,
+            error=self.error,
+            started_at=self.started_at,
+            finished_at=self.finished_at or datetime.now(UTC),
+        )
+
+
+ProgressCallback = Callable[[PageProgress], None]
+
+
+def open_client(
+    source: SourceDef,
+    *,
+    tenant_id: str,
+    secret: str,
+    base_url: str,
+    policy: RequestPolicy | None = None,
+) -> tuple[SourceClient, Credential]:
+    try:
+        credential = source.credential(secret)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CredentialError(
+            f"the stored {source.name} credential of tenant {tenant_id!r} is not in the "
+            f"expected form ({type(exc).__name__}); set it again with "
+            f"`bizos credentials set --tenant {tenant_id} --source {source.name}`",
+            source=source.name,
+            tenant_id=tenant_id,
+        ) from None
+    client = SourceClient(
+        source=source.name,
+        tenant_id=tenant_id,
+        base_url=base_url,
+        headers=credential.headers,
+        secrets=[*credential_parts(secret), *credential.secrets],
+        policy=policy,
+    )
+    return client, credential
+
+
+Window = tuple[datetime, datetime]
+
+
+def check_window(source: SourceDef, tables: Sequence[str], window: Window) -> None:
+    """ValueError unless ``window`` is a non-empty, time-zoned span over event tables only."""
+    start, end = window
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("a load window needs time-zone-aware bounds (UTC)")
+    if not start < end:
+        raise ValueError(f"a load window must end after it starts: [{start}, {end})")
+    others = [t for t in tables if t not in source.event_tables]
+    if others:
+        events = ", ".join(sorted(source.event_tables)) or "none"
+        raise ValueError(
+            f"{source.name} table(s) {', '.join(others)} are not event tables and load only "
+            f"from their cursor; a window applies to: {events}"
+        )
+
+
+def load_table(
+    settings: Settings,
+    source: SourceDef,
+    table: str,
+    *,
+    tenant_id: str,
+    client: SourceClient,
+    credential: Credential,
+    store: ConnectorStateStore | None = None,
+    run_id: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    page_size: int | None = None,
+    full_refresh: bool = False,
+    progress: ProgressCallback | None = None,
+    window: Window | None = None,
+) -> LoadResult:
+    """Load one table for one tenant from where its cursor stands, or only ``window``;
+    see the module doc."""
+    spec = source.tables[table]
+    if window is not None:
+        check_window(source, [table], window)
+    store = store or connector_state(settings)
+    mask = client.mask
+    result = LoadResult(
+        run_id=run_id or uuid.uuid4().hex, tenant_id=tenant_id, source=source.name, table=table
+    )
+    clock = time.monotonic()
+    with store.lock(tenant_id=tenant_id, source=source.name, table=table):
+        if window is None:
+            before = store.get_cursor(tenant_id=tenant_id, source=source.name, table=table)
+            result.cursor_before = before
+            result.cursor_after = before
+        else:
+            before = None
+            result.cursor_before = {"window_start": window[0].isoformat()}
+            result.cursor_after = {"window_end": window[1].isoformat()}
+        buffer: list[Fetched] = []
+        pending: Cursor | None = None
+
+        def flush() -> None:
+            nonlocal buffer, pending
+            if buffer:
+                landed = land_batch(
+                    settings, spec, tenant_id=tenant_id, batch=buffer, run_id=result.run_id
+                )
+                result.rows_loaded += landed.rows_loaded
+                result.rows_added += landed.rows_added
+                result.rows_quarantined += landed.rows_quarantined
+                result.bytes_written += landed.bytes_written
+                result.partitions.extend(p for p in landed.partitions if p not in result.partitions)
+                buffer = []
+            if pending is not None and window is None:
+                store.put_cursor(
+                    tenant_id=tenant_id, source=source.name, table=table, cursor=pending
+                )
+                result.cursor_after = pending
+                pending = None
+
+        context = ReadContext(
+            client=client,
+            spec=spec,
+            cursor=dict(before or {}),
+            options=credential.options,
+            page_size=page_size or source.page_size,
+            full_refresh=full_refresh,
+            now=datetime.now(UTC),
+            window=window,
+        )
+        try:
+            try:
+                for page in source.read(context):
+                    result.pages += 1
+                    result.rows_in += len(page.records)
+                    buffer.extend(
+                        Fetched(record, page.origin, n)
+                        for n, record in enumerate(page.records, start=1)
+                    )
+                    pending = page.cursor
+                    if progress is not None:
+                        progress(
+                            PageProgress(
+                                tenant_id, source.name, table, result.pages, result.rows_in
+                            )
+                        )
+                    if len(buffer) >= batch_size:
+                        flush()
+            except ConnectorError:
+                # The provider failed; every page read before is complete up to its
+                # cursor, so keep it: the next run starts after it.
+                flush()
+                raise
+            flush()
+        except BaseException as exc:
+            result.status = "failed"
+            result.error = mask(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            result.finished_at = datetime.now(UTC)
+            result.duration_s = round(time.monotonic() - clock, 3)
+            try:
+                store.record_load(result.log_row())
+            except Exception:  # the load's own outcome matters more than its log row
+                log.exception(
+                    "could not write the load log row of %s/%s for %s",
+                    source.name,
+                    table,
+                    tenant_id,
+                )
+    log.info(
+        "%s/%s tenant %s: %d read, %d loaded (%d new), %d quarantined in %.1fs",
+        source.name,
+        table,
+        tenant_id,
+        result.rows_in,
+        result.rows_loaded,
+        result.rows_added,
+        result.rows_quarantined,
+        result.duration_s,
+    )
+    return result

@@ -1,0 +1,351 @@
+"""Provider records into the Parquet lake, merged per partition, bad ones quarantined.
+
+Layout: ``lake/<source>/<table>/tenant=<id>/date=<YYYY-MM-DD>/part.parquet``, the
+date taken (UTC) from the record's creation time, which never changes, so every
+version of a record lands in the same partition and the merge there keeps
+exactly one (the last one read). A batch is merged into each partition it
+touches and the partition is replaced atomically (``lake.files.write_partition``),
+so a crash leaves each partition either as it was or fully merged; re-reading
+after a crash only replaces rows with themselves.
+
+Columns: ``tenant_id``, then the provider's top-level fields under their own
+names (the ones a table declares with fixed types, the rest with the type the
+values have; nested objects and lists as JSON text), then ``_raw`` (the whole
+record as JSON), ``_run_id`` and ``_ingested_at``. A field the provider adds
+later simply becomes a new column (schema drift is kept, never fatal); a field
+whose type changes falls back to text rather than failing the load.
+
+Records without a required field, or with a declared field of the wrong type,
+go to ``lake/_quarantine/<source>/<table>/tenant=<id>/date=<day>/part.parquet``
+with the reason, in the quarantine schema of the CRM export.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from core.settings import Settings
+from lake.files import partition_dir, write_partition
+from lake.quarantine import QUARANTINE_SCHEMA
+
+DateFormat = Literal["epoch", "iso", "yyyymmdd"]
+
+
+DATE_LABELS: dict[str, str] = {
+    "epoch": "a Unix time",
+    "iso": "an ISO 8601 time",
+    "yyyymmdd": "a YYYYMMDD date",
+}
+META_COLUMNS = ("tenant_id", "_raw", "_run_id", "_ingested_at")
+INGESTED_AT_TYPE = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What the lake needs to know about one source table."""
+
+    source: str
+    name: str
+    date_field: str
+    date_format: DateFormat
+    primary_key: tuple[str, ...] = ("id",)
+    required: tuple[str, ...] = ()
+    """Fields a record cannot be loaded without, beyond the key and the date field."""
+    columns: Mapping[str, pa.DataType] = field(default_factory=dict)
+    """Fields with a fixed type; a value of another type sends the record to quarantine."""
+
+    @property
+    def required_fields(self) -> tuple[str, ...]:
+        names = [*self.primary_key, self.date_field, *self.required]
+        return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One record as read, with where it came from (for quarantine rows)."""
+
+    record: Mapping[str, Any]
+    origin: str
+    position: int
+
+
+@dataclass
+class LandedBatch:
+    rows_loaded: int = 0
+    rows_added: int = 0
+    rows_quarantined: int = 0
+    bytes_written: int = 0
+    partitions: list[str] = field(default_factory=list)
+
+
+# -- paths ---------------------------------------------------------------------------
+
+
+def table_dir(settings: Settings, source: str, table: str, tenant_id: str) -> Path:
+    return partition_dir(settings.lake_dir, source, table, tenant=tenant_id)
+
+
+def partition_path(settings: Settings, spec: TableSpec, tenant_id: str, day: date) -> Path:
+    return (
+        partition_dir(
+            settings.lake_dir, spec.source, spec.name, tenant=tenant_id, date=day.isoformat()
+        )
+        / "part.parquet"
+    )
+
+
+def quarantine_dir(settings: Settings, source: str, table: str, tenant_id: str) -> Path:
+    return partition_dir(settings.quarantine_dir, source, table, tenant=tenant_id)
+
+
+# -- validation ----------------------------------------------------------------------
+
+
+def record_day(value: Any, fmt: DateFormat) -> date:
+    """The UTC day of a creation time; ValueError when it is not one."""
+    if fmt == "epoch":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"not a Unix timestamp: {value!r}")
+        return datetime.fromtimestamp(value, UTC).date()
+    if not isinstance(value, str):
+        raise ValueError(f"not a date string: {value!r}")
+    if fmt == "yyyymmdd":
+        return datetime.strptime(value, "%Y%m%d").date()
+    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).date()
+
+
+def _type_ok(value: Any, kind: pa.DataType) -> bool:
+    if value is None:
+        return True
+    if pa.types.is_integer(kind):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if pa.types.is_floating(kind):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if pa.types.is_boolean(kind):
+        return isinstance(value, bool)
+    if pa.types.is_string(kind):
+        return isinstance(value, str)
+    return True
+
+
+def check_record(record: Any, spec: TableSpec) -> tuple[date | None, str | None]:
+    """The partition day of a loadable record, or the reason it cannot be loaded."""
+    if not isinstance(record, Mapping):
+        return None, f"not an object: {type(record).__name__}"
+    missing = [f for f in spec.required_fields if record.get(f) in (None, "")]
+    if missing:
+        return None, f"missing required field(s): {', '.join(missing)}"
+    wrong = [
+        f"{name} is not {kind}: {record[name]!r}"
+        for name, kind in spec.columns.items()
+        if name in record and not _type_ok(record[name], kind)
+    ]
+    if wrong:
+        return None, "; ".join(wrong)
+    try:
+        day = record_day(record[spec.date_field], spec.date_format)
+    except (ValueError, OverflowError, OSError) as exc:
+        return None, f"{spec.date_field} is not {DATE_LABELS[spec.date_format]}: {exc}"
+    return day, None
+
+
+# -- building tables -----------------------------------------------------------------
+
+
+# One encoder for every value: json.dumps with options builds a new one per call,
+# which is most of the landing time on a million records.
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def _column(values: list[Any], kind: pa.DataType | None) -> pa.Array:
+    if kind is not None:
+        return pa.array(values, type=kind)
+    if any(isinstance(v, dict | list) for v in values):
+        return pa.array([None if v is None else _json(v) for v in values], type=pa.string())
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        # Mixed types within the batch (drift in progress): text keeps every value.
+        return pa.array(
+            [None if v is None else v if isinstance(v, str) else _json(v) for v in values],
+            type=pa.string(),
+        )
+    return array.cast(pa.string()) if pa.types.is_null(array.type) else array
+
+
+def build_table(
+    records: Sequence[Mapping[str, Any]],
+    spec: TableSpec,
+    *,
+    tenant_id: str,
+    run_id: str,
+    ingested_at: datetime,
+) -> pa.Table:
+    """Checked records as an Arrow table: declared columns typed, others inferred."""
+    names: dict[str, None] = dict.fromkeys(spec.columns)
+    for record in records:
+        names.update(dict.fromkeys(record))
+    columns: dict[str, pa.Array] = {
+        "tenant_id": pa.array([tenant_id] * len(records), type=pa.string())
+    }
+    for name in names:
+        if name in META_COLUMNS:
+            continue  # a provider field named like ours stays in _raw only
+        columns[name] = _column([r.get(name) for r in records], spec.columns.get(name))
+    columns["_raw"] = pa.array([_json(r) for r in records], type=pa.string())
+    columns["_run_id"] = pa.array([run_id] * len(records), type=pa.string())
+    columns["_ingested_at"] = pa.array([ingested_at] * len(records), type=INGESTED_AT_TYPE)
+    return pa.table(columns)
+
+
+def concat_drifting(tables: Iterable[pa.Table]) -> pa.Table:
+    """Concatenate tables whose columns may differ: new columns are added (null
+    elsewhere), compatible types widen, incompatible ones become text."""
+    parts = [t for t in tables if t is not None]
+    if len(parts) == 1:
+        return parts[0]
+    try:
+        return pa.concat_tables(parts, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    seen: dict[str, pa.DataType] = {}
+    to_text: set[str] = set()
+    for part in parts:
+        for f in part.schema:
+            if f.name not in seen or pa.types.is_null(seen[f.name]):
+                seen[f.name] = f.type
+                continue
+            try:
+                pa.unify_schemas(
+                    [pa.schema([(f.name, seen[f.name])]), pa.schema([f])],
+                    promote_options="permissive",
+                )
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                to_text.add(f.name)
+    fixed = []
+    for part in parts:
+        for name in to_text & set(part.column_names):
+            index = part.schema.get_field_index(name)
+            part = part.set_column(index, name, pc.cast(part.column(name), pa.string()))
+        fixed.append(part)
+    return pa.concat_tables(fixed, promote_options="permissive")
+
+
+def keep_latest(table: pa.Table, key: Sequence[str]) -> pa.Table:
+    """One row per key: the last one in the table (rows are in the order they were read)."""
+    if table.num_rows == 0:
+        return table
+    seq = "__seq"
+    numbered = table.append_column(seq, pa.array(range(table.num_rows), type=pa.int64()))
+    last = numbered.group_by(list(key), use_threads=False).aggregate([(seq, "max")])
+    keep = pc.is_in(numbered.column(seq), value_set=last.column(f"{seq}_max"))
+    return numbered.filter(keep).drop_columns([seq])
+
+
+# -- landing -------------------------------------------------------------------------
+
+
+def land_batch(
+    settings: Settings,
+    spec: TableSpec,
+    *,
+    tenant_id: str,
+    batch: Sequence[Fetched],
+    run_id: str,
+    now: datetime | None = None,
+) -> LandedBatch:
+    """Check, merge and write one batch; returns what it did."""
+    now = now or datetime.now(UTC)
+    result = LandedBatch()
+    by_day: dict[date, list[Mapping[str, Any]]] = defaultdict(list)
+    rejected: list[dict[str, Any]] = []
+    for item in batch:
+        day, reason = check_record(item.record, spec)
+        if reason is not None or day is None:
+            rejected.append(
+                {
+                    "tenant_id": tenant_id,
+                    "source": spec.source,
+                    "source_file": item.origin,
+                    "source_line": item.position,
+                    "reason": reason,
+                    "raw_record": _json(item.record),
+                    "quarantined_at": now,
+                }
+            )
+            continue
+        by_day[day].append(item.record)
+
+    for day in sorted(by_day):
+        records = by_day[day]
+        path = partition_path(settings, spec, tenant_id, day)
+        new = build_table(records, spec, tenant_id=tenant_id, run_id=run_id, ingested_at=now)
+        distinct = len({tuple(r.get(k) for k in spec.primary_key) for r in records})
+        existing = _read_file(path)
+        before = existing.num_rows if existing is not None else 0
+        if existing is None and distinct == new.num_rows:
+            merged = new  # a new day with no repeated key: nothing to merge
+        else:
+            merged = keep_latest(concat_drifting([existing, new]), spec.primary_key)
+        result.bytes_written += write_partition(merged, path)
+        result.rows_loaded += distinct
+        result.rows_added += merged.num_rows - before
+        result.partitions.append(day.isoformat())
+
+    if rejected:
+        result.rows_quarantined = len(rejected)
+        path = (
+            partition_dir(
+                settings.quarantine_dir,
+                spec.source,
+                spec.name,
+                tenant=tenant_id,
+                date=now.date().isoformat(),
+            )
+            / "part.parquet"
+        )
+        new_q = pa.Table.from_pylist(rejected, schema=QUARANTINE_SCHEMA)
+        merged_q = concat_drifting([_read_file(path), new_q])
+        # A record re-read after a resume is rejected again for the same reason: once is enough.
+        result.bytes_written += write_partition(
+            keep_latest(merged_q, ["reason", "raw_record"]), path
+        )
+    return result
+
+
+# -- reading back --------------------------------------------------------------------
+
+
+def _read_file(path: Path) -> pa.Table | None:
+    # ParquetFile reads one known file without the dataset machinery: a merge reads
+    # hundreds of small day partitions, and that overhead was a good part of the time.
+    return pq.ParquetFile(path).read() if path.exists() else None
+
+
+def _read_dir(folder: Path) -> pa.Table | None:
+    files = sorted(folder.glob("date=*/part.parquet")) if folder.exists() else []
+    if not files:
+        return None
+    return concat_drifting(pq.ParquetFile(f).read() for f in files)
+
+
+def read_table(settings: Settings, source: str, table: str, tenant_id: str) -> pa.Table | None:
+    """Every partition of one tenant's table, schemas unioned; None when nothing landed."""
+    return _read_dir(table_dir(settings, source, table, tenant_id))
+
+
+def read_quarantine(settings: Settings, source: str, table: str, tenant_id: str) -> pa.Table | None:
+    return _read_dir(quarantine_dir(settings, source, table, tenant_id))

@@ -1,0 +1,154 @@
+"""The one settings object of the platform.
+
+Everything that differs between a laptop and production is decided here, once:
+the embedded defaults (DuckDB, a local Parquet lake) when ``BIZOS_DATABASE_URL``
+is unset, Postgres when it is set. Other modules ask the settings; they never
+read the environment themselves.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Target(StrEnum):
+    """Where dbt builds and where serving reads."""
+
+    DUCKDB = "duckdb"
+    POSTGRES = "postgres"
+
+
+class PostgresParts:
+    """A Postgres URL split into the pieces dbt's profile wants as env vars."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in {"postgresql", "postgres", "postgresql+psycopg"}:
+            raise ValueError(
+                f"BIZOS_DATABASE_URL must be a postgresql:// URL, got scheme {parts.scheme!r}"
+            )
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 5432
+        self.user = unquote(parts.username or "postgres")
+        self.password = unquote(parts.password or "")
+        self.dbname = (parts.path or "/postgres").lstrip("/") or "postgres"
+
+
+class Settings(BaseSettings):
+    """Read from the environment (prefix ``BIZOS_``) and a ``.env`` file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BIZOS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    home: Path = Field(default=PROJECT_ROOT / ".bizos", description="lake, DuckDB files, state")
+    database_url: SecretStr | None = Field(
+        default=None, description="Postgres URL; when set, dbt and serving use Postgres"
+    )
+    master_key: SecretStr | None = Field(
+        default=None, description="key(s) for tenant secrets: one, or 'new,old' during a roll"
+    )
+    new_master_key: SecretStr | None = Field(
+        default=None, description="the key `bizos credentials rotate-master` moves to"
+    )
+
+    # Where each integration source is reached. The defaults are the providers'
+    # own APIs; the sandbox, a provider's test server or any server speaking the
+    # documented shape stands in by setting BIZOS_<SOURCE>_BASE_URL.
+    stripe_base_url: str = "https://api.stripe.com"
+    ga4_base_url: str = "https://analyticsdata.googleapis.com"
+    crm_api_base_url: str = "http://127.0.0.1:8100/crm_api"
+    saleor_base_url: str = "http://127.0.0.1:8100/saleor"
+    cms_forms_base_url: str = "http://127.0.0.1:8100/cms_forms"
+    ai_usage_base_url: str = "http://127.0.0.1:8100/ai_usage"
+
+    @property
+    def target(self) -> Target:
+        return Target.POSTGRES if self.database_url else Target.DUCKDB
+
+    @property
+    def postgres_url(self) -> str:
+        if self.database_url is None:
+            raise RuntimeError("BIZOS_DATABASE_URL is not set: this needs the Postgres target")
+        url = self.database_url.get_secret_value()
+        return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+    @cached_property
+    def postgres(self) -> PostgresParts:
+        return PostgresParts(self.postgres_url)
+
+    # Paths under BIZOS_HOME. Derived, never configured one by one, so a
+    # single variable moves a whole installation.
+    @property
+    def inbox_dir(self) -> Path:
+        return self.home / "inbox"
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "lake" / "_quarantine"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def serving_dir(self) -> Path:
+        return self.home / "serving"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "state"
+
+    @property
+    def dbt_project_dir(self) -> Path:
+        return PROJECT_ROOT / "dbt"
+
+    def base_url(self, source: str) -> str:
+        """The base URL of an integration source (``BIZOS_<SOURCE>_BASE_URL``)."""
+        value = getattr(self, f"{source}_base_url", None)
+        if not isinstance(value, str):
+            raise KeyError(f"unknown integration source {source!r}")
+        return value.rstrip("/")
+
+    @property
+    def sandbox_dir(self) -> Path:
+        return self.home / "sandbox"
+
+    def tenant_inbox(self, tenant_id: str) -> Path:
+        return self.inbox_dir / tenant_id
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment variables the committed ``dbt/profiles.yml`` reads."""
+        env = {
+            "BIZOS_HOME": str(self.home),
+            "BIZOS_LAKE_DIR": str(self.lake_dir),
+            "BIZOS_WAREHOUSE_PATH": str(self.warehouse_path),
+            "DBT_TARGET": self.target.value,
+        }
+        if self.target is Target.POSTGRES:
+            pg = self.postgres
+            env.update(
+                BIZOS_PG_HOST=pg.host,
+                BIZOS_PG_PORT=str(pg.port),
+                BIZOS_PG_USER=pg.user,
+                BIZOS_PG_PASSWORD=pg.password,
+                BIZOS_PG_DBNAME=pg.dbname,
+            )
+        return env
+
+
+def get_settings(**overrides: object) -> Settings:
+    """A fresh Settings; tests pass overrides instead of mutating the environment."""
+    return Settings(**overrides)  # type: ignore[arg-type]
