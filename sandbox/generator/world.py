@@ -34,7 +34,7 @@ BASE_COUNTS: dict[str, int] = {
 DERIVED: dict[str, str] = {
     "crm_api.companies": "one per distinct company of the leads",
     "crm_api.contacts": "one per qualified or converted lead",
-    "crm_api.deals": "one per converted lead, per converting open lead, and about half the qualified",
+    "crm_api.deals": "one per converted lead, per converting open lead, about half the qualified",
     "stripe.invoices": "one per billing period of each subscription",
     "stripe.balance_transactions": "one per succeeded charge plus one per refund",
     "saleor.variants": "one to four per product",
