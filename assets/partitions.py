@@ -1,25 +1,14 @@
-"""Partitions shared by every domain: one partition per tenant, and per tenant and
-day for event data."""
+"""Partitions shared by every domain: one partition per tenant.
+
+There is no day partition: a day-partition start date caps how far back a
+source's history can go, and a backfill over tenants x days splits into one run
+per partition. Source tables load from their cursors (the first load reads the
+whole history) and a span is reloaded with a window given as run config
+(``assets.sources.SourceLoadConfig``)."""
 
 from __future__ import annotations
 
-from dagster import (
-    DailyPartitionsDefinition,
-    DynamicPartitionsDefinition,
-    MultiPartitionsDefinition,
-)
+from dagster import DynamicPartitionsDefinition
 
 tenants = DynamicPartitionsDefinition(name="tenants")
 """Tenants come and go at run time (a new inbox, an API sign-up), so dynamic."""
-
-EVENTS_START_DATE = "2026-01-01"
-
-tenant_days = MultiPartitionsDefinition(
-    {
-        "tenant": tenants,
-        "date": DailyPartitionsDefinition(start_date=EVENTS_START_DATE, end_offset=0),
-    }
-)
-"""Event tables (charges, page views, activities, …): one partition per tenant and
-UTC day, so a day can be loaded, reloaded or backfilled on its own. The current
-day is not a partition until it is over (``end_offset=0``)."""

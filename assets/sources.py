@@ -1,46 +1,80 @@
 """Dagster wiring for the API integration sources: one asset per source table.
 
-Each source has up to two multi-assets, each loading its tables from one client,
-in order, and each subsettable to any of its tables:
-
-- ``<source>_ingest``: the entity tables (customers, leads, orders, …), which
-  change after they are created. Partitioned by tenant; each run loads from the
-  table's incremental cursor.
-- ``<source>_events``: the event tables (charges, page views, activities, …),
-  stamped once and never changed. Partitioned by tenant and UTC day
-  (``tenant_days``); a run loads exactly that day's window, without touching the
-  cursor, so any day can be reloaded or backfilled on its own.
+Each source is one multi-asset, ``<source>_ingest``, loading its tables from one
+client, in order, subsettable to any of them, partitioned by tenant. Every table
+(entities such as customers and events such as page views alike) loads from its
+incremental cursor; a table's first load, with no cursor, reads its whole
+history. Run config (``SourceLoadConfig``: ``since``/``until``) reloads a span of
+days instead, without moving the cursors. The backfill policy is a single run,
+so a backfill over many tenants from the UI is one run, not one per tenant.
 
 A tenant that has not connected a source (no stored credential) skips it: the
 tables are ``skippable``, so the run goes on with the sources the tenant does use.
 """
 
+from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
+from typing import Any
 
 from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
     AssetSpec,
+    BackfillPolicy,
+    Config,
     Failure,
     MaterializeResult,
     MetadataValue,
-    MultiPartitionKey,
     RetryRequested,
     multi_asset,
 )
+from pydantic import Field
 
 import credentials
-from assets.partitions import tenant_days, tenants
+from assets.partitions import tenants
 from assets.resources import BizosSettings
-from connectors.connector import Window
+from connectors.connector import LoadResult, Window, days_window
 from connectors.http_client import ConnectorError
 from connectors.ingest import run_source
 from connectors.sources import SOURCES, get_source
 from connectors.state import LoadInProgress
 from core.settings import Settings
 from core.tenancy import check_tenant_id
+
+
+class SourceLoadConfig(Config):
+    """How a run loads a source: from the cursors (default), or a span of UTC days."""
+
+    since: str | None = Field(
+        default=None,
+        description="Reload from this UTC day (YYYY-MM-DD) instead of the cursor; the "
+        "cursor does not move and the merge by primary key makes the overlap harmless.",
+    )
+    until: str | None = Field(
+        default=None, description="Last UTC day (YYYY-MM-DD, included) of the reload."
+    )
+
+    def window(self, now: datetime | None = None) -> Window | None:
+        """The load window, or None for a load from the cursors; ValueError if bad."""
+        return days_window(
+            parse_day(self.since, "since"), parse_day(self.until, "until"), now=now or _now()
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_day(value: str | None, name: str) -> date | None:
+    """A ``YYYY-MM-DD`` day, or ValueError naming the option."""
+    if value is None or value == "":
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"--{name} {value!r} is not a day: use YYYY-MM-DD") from None
 
 
 def table_key(source: str, table: str) -> AssetKey:
@@ -50,23 +84,6 @@ def table_key(source: str, table: str) -> AssetKey:
 def is_connected(settings: Settings, tenant_id: str, source: str) -> bool:
     listed = credentials.list_credentials(settings, tenant_id)
     return any(c.source == source for c in listed)
-
-
-def day_window(day: date) -> Window:
-    """``[midnight, next midnight)`` of a UTC day."""
-    start = datetime.combine(day, time(), UTC)
-    return start, start + timedelta(days=1)
-
-
-def tenant_day(partition_key: str) -> tuple[str, date]:
-    """The tenant and day of a ``tenant_days`` partition key."""
-    key = (
-        partition_key
-        if isinstance(partition_key, MultiPartitionKey)
-        else tenant_days.get_partition_key_from_str(partition_key)
-    )
-    keys = key.keys_by_dimension
-    return check_tenant_id(keys["tenant"]), date.fromisoformat(keys["date"])
 
 
 def _spec(source: str, table: str, how: str) -> AssetSpec:
@@ -88,17 +105,17 @@ def _load(
     source: str,
     tenant_id: str,
     window: Window | None,
-) -> Iterator[MaterializeResult]:
-    """Load the selected tables of ``source`` for the tenant; skipped when not connected."""
+) -> list[LoadResult]:
+    """Load the selected tables of ``source`` for one tenant; [] when not connected."""
     if not is_connected(settings, tenant_id, source):
         context.log.info(f"tenant {tenant_id} has not connected {source}: skipped")
-        return
+        return []
     tables = [k.path[-1] for k in context.selected_asset_keys]
     try:
         secret = credentials.get_secret(
             settings, tenant_id=tenant_id, source=source, actor=f"dagster:{context.run_id}"
         )
-        results = run_source(
+        return run_source(
             settings,
             tenant_id=tenant_id,
             source=source,
@@ -115,70 +132,75 @@ def _load(
     except (ConnectorError, credentials.CredentialError) as exc:
         # Messages name tenant and source and never the secret.
         raise Failure(description=str(exc)) from exc
-    for result in results:
-        yield MaterializeResult(
-            asset_key=table_key(source, result.table),
-            metadata={
-                "rows_in": result.rows_in,
-                "rows_loaded": result.rows_loaded,
-                "rows_added": result.rows_added,
-                "rows_quarantined": result.rows_quarantined,
-                "pages": result.pages,
-                "bytes": result.bytes_written,
-                "cursor_before": MetadataValue.json(result.cursor_before or {}),
-                "cursor_after": MetadataValue.json(result.cursor_after or {}),
-                "duration_s": round(result.duration_s, 3),
-                "partitions": MetadataValue.json(result.partitions),
-            },
+
+
+def table_results(source: str, loads: list[LoadResult]) -> Iterator[MaterializeResult]:
+    """One materialization per table, summed over the run's tenants (a single-run
+    backfill loads several), with each tenant's cursors."""
+    by_table: dict[str, list[LoadResult]] = defaultdict(list)
+    for load in loads:
+        by_table[load.table].append(load)
+    for table, results in by_table.items():
+        metadata: dict[str, Any] = {
+            name: sum(getattr(r, attr) for r in results)
+            for name, attr in (
+                ("rows_in", "rows_in"),
+                ("rows_loaded", "rows_loaded"),
+                ("rows_added", "rows_added"),
+                ("rows_quarantined", "rows_quarantined"),
+                ("pages", "pages"),
+                ("bytes", "bytes_written"),
+            )
+        }
+        metadata["duration_s"] = round(sum(r.duration_s for r in results), 3)
+        metadata["partitions"] = MetadataValue.json(
+            sorted({p for r in results for p in r.partitions})
         )
+        metadata["tenants"] = MetadataValue.json(
+            {
+                r.tenant_id: {"cursor_before": r.cursor_before, "cursor_after": r.cursor_after}
+                for r in results
+            }
+        )
+        if len(results) == 1:
+            metadata["cursor_before"] = MetadataValue.json(results[0].cursor_before or {})
+            metadata["cursor_after"] = MetadataValue.json(results[0].cursor_after or {})
+        yield MaterializeResult(asset_key=table_key(source, table), metadata=metadata)
 
 
-def build_entity_assets(source: str) -> AssetsDefinition | None:
-    """The source's entity tables, per tenant, from their cursors; None if it has none."""
+def build_source_assets(source: str) -> AssetsDefinition:
+    """Every table of the source, per tenant, from their cursors or a window."""
     definition = get_source(source)
-    tables = [t for t in definition.tables if t not in definition.event_tables]
-    if not tables:
-        return None
 
     @multi_asset(
         name=f"{source}_ingest",
-        specs=[_spec(source, t, "loaded incrementally from its cursor") for t in tables],
+        specs=[
+            _spec(
+                source,
+                t,
+                "loaded incrementally from its cursor (the first load reads its whole history)",
+            )
+            for t in definition.tables
+        ],
         partitions_def=tenants,
+        backfill_policy=BackfillPolicy.single_run(),
         can_subset=True,
     )
     def _ingest(
-        context: AssetExecutionContext, bizos: BizosSettings
+        context: AssetExecutionContext, config: SourceLoadConfig, bizos: BizosSettings
     ) -> Iterator[MaterializeResult]:
-        tenant_id = check_tenant_id(context.partition_key)
-        yield from _load(context, bizos.get(), source=source, tenant_id=tenant_id, window=None)
+        try:
+            window = config.window()
+        except ValueError as exc:
+            raise Failure(description=str(exc)) from None
+        settings = bizos.get()
+        loads: list[LoadResult] = []
+        for key in context.partition_keys:
+            tenant_id = check_tenant_id(key)
+            loads += _load(context, settings, source=source, tenant_id=tenant_id, window=window)
+        yield from table_results(source, loads)
 
     return _ingest
 
 
-def build_event_assets(source: str) -> AssetsDefinition | None:
-    """The source's event tables, per tenant and UTC day; None if it has none."""
-    definition = get_source(source)
-    tables = [t for t in definition.tables if t in definition.event_tables]
-    if not tables:
-        return None
-
-    @multi_asset(
-        name=f"{source}_events",
-        specs=[_spec(source, t, "one UTC day per partition") for t in tables],
-        partitions_def=tenant_days,
-        can_subset=True,
-    )
-    def _events(
-        context: AssetExecutionContext, bizos: BizosSettings
-    ) -> Iterator[MaterializeResult]:
-        tenant_id, day = tenant_day(context.partition_key)
-        yield from _load(
-            context, bizos.get(), source=source, tenant_id=tenant_id, window=day_window(day)
-        )
-
-    return _events
-
-
-entity_assets = [a for a in map(build_entity_assets, SOURCES) if a is not None]
-event_assets = [a for a in map(build_event_assets, SOURCES) if a is not None]
-source_assets = [*entity_assets, *event_assets]
+source_assets = [build_source_assets(s) for s in SOURCES]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -138,25 +138,31 @@ def ingest(
     table: Annotated[
         list[str] | None, typer.Option("--table", help="only this table (repeatable)")
     ] = None,
-    day: Annotated[
-        list[str] | None,
+    since: Annotated[
+        str | None,
         typer.Option(
-            "--date",
-            help="UTC day (YYYY-MM-DD) of the event tables to load (repeatable); default yesterday",
+            "--since",
+            help="reload from this UTC day (YYYY-MM-DD) without moving the cursors",
         ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="last UTC day (YYYY-MM-DD, included) of a --since reload"),
+    ] = None,
+    day: Annotated[
+        str | None,
+        typer.Option("--date", help="reload one UTC day (YYYY-MM-DD): --since D --until D"),
     ] = None,
 ) -> None:
     """Load one source for one tenant: the same Dagster assets the jobs run.
 
-    Entity tables load from their cursors (materialize_all); event tables load the
-    given days (ingest_events_daily's (tenant, date) partitions).
+    Every table loads from its cursor; the first load reads the source's whole
+    history. ``--since`` (and ``--until``) reloads a span of days instead.
     """
-    from datetime import UTC, date, datetime, timedelta
+    from dagster import AssetKey
 
-    from dagster import AssetKey, MultiPartitionKey
-
-    from assets.sources import is_connected
-    from connectors.sources import get_source, source_tables
+    from assets.sources import SourceLoadConfig, is_connected, parse_day
+    from connectors.sources import source_tables
     from core.tenancy import check_tenant_id
     from pipelines.definitions import build_definitions
     from pipelines.runner import QUIET_RUN_CONFIG, dagster_instance, failure_summary
@@ -168,9 +174,13 @@ def ingest(
         unknown = sorted(set(tables) - set(source_tables(source)))
         if unknown:
             raise ValueError(f"unknown table(s) {', '.join(unknown)} for source {source}")
-        days = [date.fromisoformat(d) for d in day or []] or [
-            datetime.now(UTC).date() - timedelta(days=1)
-        ]
+        if day is not None:
+            if since is not None or until is not None:
+                raise ValueError("--date is one day: give either --date or --since/--until")
+            parse_day(day, "date")
+            since = until = day
+        config = SourceLoadConfig(since=since, until=until)
+        window = config.window()
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -180,51 +190,39 @@ def ingest(
             f"bizos credentials set --tenant {tenant_id} --source {source} < secret-file"
         )
         raise typer.Exit(2)
-    event_tables = get_source(source).event_tables
-    entities = [t for t in tables if t not in event_tables]
-    events = [t for t in tables if t in event_tables]
     instance = dagster_instance(settings)
     instance.add_dynamic_partitions("tenants", [tenant_id])
     defs = build_definitions()
-    runs: list[tuple[str, str, str, list[str]]] = []  # job, partition, what, tables
-    if entities:
-        runs.append(("materialize_all", tenant_id, "from the cursor", entities))
-    if events:
-        runs += [
-            (
-                "ingest_events_daily",
-                MultiPartitionKey({"tenant": tenant_id, "date": d.isoformat()}),
-                f"day {d.isoformat()}",
-                events,
-            )
-            for d in days
-        ]
-    failed = False
-    for job_name, partition_key, what, selected in runs:
-        with console.status(f"{tenant_id}: loading {source} ({', '.join(selected)}), {what} …"):
-            result = defs.resolve_job_def(job_name).execute_in_process(
-                partition_key=partition_key,
-                instance=instance,
-                asset_selection=[AssetKey([source, t]) for t in selected],
-                raise_on_error=False,
-                run_config=QUIET_RUN_CONFIG,
-            )
-        if not result.success:
-            console.print(f"[red]✗[/] {failure_summary(result.all_events)}")
-            failed = True
-            continue
-        for event in result.get_asset_materialization_events():
-            mat = event.materialization
-            meta = {k: v.value for k, v in mat.metadata.items()}
-            after = meta.get("cursor_after")
-            after = after if isinstance(after, dict) else {}
-            console.print(
-                f"[green]✓[/] {mat.asset_key.to_user_string()}: {meta.get('rows_in', 0)} in, "
-                f"{meta.get('rows_added', 0)} new, {meta.get('rows_quarantined', 0)} quarantined, "
-                + (what if "window_end" in after else f"cursor {after.get('high_water')}")
-            )
-    if failed:
+    what = (
+        "from the cursor"
+        if window is None
+        else f"reload {window[0].date().isoformat()} to {window[1].isoformat(timespec='seconds')}"
+    )
+    run_config = {
+        **QUIET_RUN_CONFIG,
+        "ops": {f"{source}_ingest": {"config": config.model_dump(exclude_none=True)}},
+    }
+    with console.status(f"{tenant_id}: loading {source} ({', '.join(tables)}), {what} …"):
+        result = defs.resolve_job_def("materialize_all").execute_in_process(
+            partition_key=tenant_id,
+            instance=instance,
+            asset_selection=[AssetKey([source, t]) for t in tables],
+            raise_on_error=False,
+            run_config=run_config,
+        )
+    if not result.success:
+        console.print(f"[red]✗[/] {failure_summary(result.all_events)}")
         raise typer.Exit(1)
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        meta = {k: v.value for k, v in mat.metadata.items()}
+        after = meta.get("cursor_after")
+        after = after if isinstance(after, dict) else {}
+        console.print(
+            f"[green]✓[/] {mat.asset_key.to_user_string()}: {meta.get('rows_in', 0)} in, "
+            f"{meta.get('rows_added', 0)} new, {meta.get('rows_quarantined', 0)} quarantined, "
+            + (what if window is not None else f"cursor {after.get('high_water')}")
+        )
 
 
 @app.command()
@@ -278,7 +276,7 @@ def demo(
     """Generate data for 3 tenants, serve it from the sandbox, run everything, show results."""
     from sandbox.connect import connect_sandbox_tenants, demo_master_key
     from sandbox.crm_export import DEMO_TENANTS, generate_demo_exports
-    from sandbox.generator import AS_OF, generate_sources
+    from sandbox.generator import generate_sources
     from sandbox.server import start_sandbox
 
     settings = get_settings()
@@ -300,13 +298,12 @@ def demo(
         console.print(
             f"sandbox at {sandbox.url}: {len(stored)} tenant credentials stored (encrypted)"
         )
-        # Event tables load per day, as the daily schedule does: the data's last days.
-        days = [(AS_OF - timedelta(days=n)).date() for n in (3, 2, 1)]
-        runs = _run(settings, None, event_days=days)
+        # Every source table's first load reads its whole history.
+        runs = _run(settings, None)
     if not all(r.success for r in runs):
         raise typer.Exit(1)
     for run in runs:
-        print_loads(run, days)
+        print_loads(run)
     for export in exports:
         print_top_leads(settings, export.tenant_id)
     console.rule("next")
@@ -317,11 +314,10 @@ def demo(
     )
 
 
-def print_loads(run: TenantRun, event_days: Sequence[date]) -> None:
+def print_loads(run: TenantRun) -> None:
     """What the integration assets of one tenant's run landed, table by table."""
     table = Table(
-        title=f"{run.tenant_id}: integration loads (entities from their cursor, "
-        f"events for {event_days[0]} to {event_days[-1]})",
+        title=f"{run.tenant_id}: integration loads (each table from its cursor)",
         title_justify="left",
     )
     for col in ("table", "rows in", "new", "quarantined", "pages"):

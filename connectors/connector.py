@@ -9,11 +9,17 @@ the order of effects that makes a load safe:
 2. the batch is merged into the lake (atomic per partition),
 3. only then is the cursor of the batch's last page saved.
 
-A *windowed* load (``window=(start, end)``) reads only the records whose event
-time is in ``[start, end)``, through the provider's own time filters: a day
-partition, a backfill. It leaves the cursor where it is (the merge by primary
-key makes any overlap with cursor loads harmless) and is logged with the window
-bounds as its cursor before and after. Only a source's ``event_tables`` take one.
+A table's first load (no cursor) reads its whole history, whatever its age;
+later loads read from the cursor. A *windowed* load (``window=(start, end)``,
+``bizos ingest --since``) reads only the records whose time is in ``[start,
+end)``, through the provider's own time filters (creation time, or update time
+where the provider filters by it): a reload, a backfill of a span. It leaves the
+cursor where it is (the merge by primary key makes any overlap with cursor loads
+harmless) and is logged with the window bounds as its cursor before and after.
+
+Every landed record carries a version (``Page.versions``, else the time the read
+started): the lake's merge keeps the newest, so a change read from an event log
+newest first never loses to an older state read after it.
 
 A crash anywhere between two saves re-reads at most one batch on the next run,
 and the merge makes that re-read replace rows instead of duplicating them.
@@ -25,11 +31,11 @@ so the next run resumes after it.
 from __future__ import annotations
 
 import logging
-import time
+import time as clock_time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from connectors.http_client import (
@@ -61,6 +67,9 @@ class Page:
     records: Sequence[Mapping[str, Any]]
     origin: str
     cursor: Cursor
+    versions: Sequence[int | None] | None = None
+    """Per record, when its state was current (the change event's time); default:
+    the time the load started, as for any record read from a list."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,8 @@ class SourceDef:
     read: Callable[[ReadContext], Iterator[Page]]
     page_size: int = 100
     event_tables: frozenset[str] = frozenset()
-    """Tables of events (each record stamped once, never changed): they take a window."""
+    """Tables of events, each record stamped once and never changed (documentation and
+    tests; every table loads the same way and takes a window)."""
 
 
 @dataclass(frozen=True)
@@ -190,20 +200,31 @@ def open_client(
 Window = tuple[datetime, datetime]
 
 
-def check_window(source: SourceDef, tables: Sequence[str], window: Window) -> None:
-    """ValueError unless ``window`` is a non-empty, time-zoned span over event tables only."""
+def days_window(since: date | None, until: date | None, *, now: datetime) -> Window | None:
+    """The load window of ``--since``/``--until`` (UTC days, ``until`` included): from
+    ``since``'s midnight to the midnight after ``until``, or to ``now``; None when
+    neither is given (a load from the cursor). ValueError when it would be empty."""
+    if since is None and until is None:
+        return None
+    if since is None:
+        raise ValueError("--until needs --since: a reload starts on a day")
+    start = datetime.combine(since, time(), UTC)
+    end = datetime.combine(until + timedelta(days=1), time(), UTC) if until else now
+    if not start < end:
+        raise ValueError(
+            f"nothing to reload: --since {since.isoformat()} is after "
+            + (f"--until {until.isoformat()}" if until else "today")
+        )
+    return start, end
+
+
+def check_window(window: Window) -> None:
+    """ValueError unless ``window`` is a non-empty, time-zoned span."""
     start, end = window
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("a load window needs time-zone-aware bounds (UTC)")
     if not start < end:
         raise ValueError(f"a load window must end after it starts: [{start}, {end})")
-    others = [t for t in tables if t not in source.event_tables]
-    if others:
-        events = ", ".join(sorted(source.event_tables)) or "none"
-        raise ValueError(
-            f"{source.name} table(s) {', '.join(others)} are not event tables and load only "
-            f"from their cursor; a window applies to: {events}"
-        )
 
 
 def load_table(
@@ -226,13 +247,13 @@ def load_table(
     see the module doc."""
     spec = source.tables[table]
     if window is not None:
-        check_window(source, [table], window)
+        check_window(window)
     store = store or connector_state(settings)
     mask = client.mask
     result = LoadResult(
         run_id=run_id or uuid.uuid4().hex, tenant_id=tenant_id, source=source.name, table=table
     )
-    clock = time.monotonic()
+    clock = clock_time.monotonic()
     with store.lock(tenant_id=tenant_id, source=source.name, table=table):
         if window is None:
             before = store.get_cursor(tenant_id=tenant_id, source=source.name, table=table)
@@ -274,14 +295,18 @@ def load_table(
             now=datetime.now(UTC),
             window=window,
         )
+        read_at = int(context.now.timestamp())
         try:
             try:
                 for page in source.read(context):
                     result.pages += 1
                     result.rows_in += len(page.records)
+                    versions = page.versions or [read_at] * len(page.records)
                     buffer.extend(
-                        Fetched(record, page.origin, n)
-                        for n, record in enumerate(page.records, start=1)
+                        Fetched(record, page.origin, n, version)
+                        for n, (record, version) in enumerate(
+                            zip(page.records, versions, strict=True), start=1
+                        )
                     )
                     pending = page.cursor
                     if progress is not None:
@@ -304,7 +329,7 @@ def load_table(
             raise
         finally:
             result.finished_at = datetime.now(UTC)
-            result.duration_s = round(time.monotonic() - clock, 3)
+            result.duration_s = round(clock_time.monotonic() - clock, 3)
             try:
                 store.record_load(result.log_row())
             except Exception:  # the load's own outcome matters more than its log row

@@ -51,9 +51,8 @@ def run_source(
     this source; ``base_url`` where the source is served (the sandbox, or the
     provider); ``options`` non-secret per-tenant settings of the source (the GA4
     ``property_id`` when the credential does not carry it). ``window``
-    (``[start, end)``, time-zone aware) loads only the records of that span from
-    the source's event tables, leaving their cursors where they are; any other
-    table asked for with a window is a ValueError.
+    (``[start, end)``, time-zone aware) loads only the records of that span,
+    leaving the cursors where they are.
     """
     check_tenant_id(tenant_id)
     definition = get_source(source)
@@ -69,7 +68,7 @@ def run_source(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     if window is not None:
-        check_window(definition, wanted, window)
+        check_window(window)
     run_id = run_id or uuid.uuid4().hex
     store = connector_state(settings)
     client, credential = open_client(

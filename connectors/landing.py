@@ -3,7 +3,8 @@
 Layout: ``lake/<source>/<table>/tenant=<id>/date=<YYYY-MM-DD>/part.parquet``, the
 date taken (UTC) from the record's creation time, which never changes, so every
 version of a record lands in the same partition and the merge there keeps
-exactly one (the last one read). A batch is merged into each partition it
+exactly one: the newest version (``_version``; among equal versions the last
+one read). A batch is merged into each partition it
 touches and the partition is replaced atomically (``lake.files.write_partition``),
 so a crash leaves each partition either as it was or fully merged; re-reading
 after a crash only replaces rows with themselves.
@@ -11,7 +12,7 @@ after a crash only replaces rows with themselves.
 Columns: ``tenant_id``, then the provider's top-level fields under their own
 names (the ones a table declares with fixed types, the rest with the type the
 values have; nested objects and lists as JSON text), then ``_raw`` (the whole
-record as JSON), ``_run_id`` and ``_ingested_at``. A field the provider adds
+record as JSON), ``_run_id``, ``_ingested_at`` and ``_version``. A field the provider adds
 later simply becomes a new column (schema drift is kept, never fatal); a field
 whose type changes falls back to text rather than failing the load.
 
@@ -46,7 +47,12 @@ DATE_LABELS: dict[str, str] = {
     "iso": "an ISO 8601 time",
     "yyyymmdd": "a YYYYMMDD date",
 }
-META_COLUMNS = ("tenant_id", "_raw", "_run_id", "_ingested_at")
+META_COLUMNS = ("tenant_id", "_raw", "_run_id", "_ingested_at", "_version")
+VERSION_COLUMN = "_version"
+"""When the landed state of a record was current (Unix seconds): the time it was read
+from a list, or the ``created`` of the change event that carried it. The merge keeps
+the highest, so an older state read later (a page of older events, a resumed batch)
+never replaces a newer one."""
 INGESTED_AT_TYPE = pa.timestamp("us", tz="UTC")
 
 
@@ -77,6 +83,8 @@ class Fetched:
     record: Mapping[str, Any]
     origin: str
     position: int
+    version: int | None = None
+    """See ``VERSION_COLUMN``; None lands as null, older than any version."""
 
 
 @dataclass
@@ -193,6 +201,7 @@ def build_table(
     tenant_id: str,
     run_id: str,
     ingested_at: datetime,
+    versions: Sequence[int | None] | None = None,
 ) -> pa.Table:
     """Checked records as an Arrow table: declared columns typed, others inferred."""
     names: dict[str, None] = dict.fromkeys(spec.columns)
@@ -208,6 +217,9 @@ def build_table(
     columns["_raw"] = pa.array([_json(r) for r in records], type=pa.string())
     columns["_run_id"] = pa.array([run_id] * len(records), type=pa.string())
     columns["_ingested_at"] = pa.array([ingested_at] * len(records), type=INGESTED_AT_TYPE)
+    columns[VERSION_COLUMN] = pa.array(
+        list(versions) if versions is not None else [None] * len(records), type=pa.int64()
+    )
     return pa.table(columns)
 
 
@@ -245,9 +257,17 @@ def concat_drifting(tables: Iterable[pa.Table]) -> pa.Table:
 
 
 def keep_latest(table: pa.Table, key: Sequence[str]) -> pa.Table:
-    """One row per key: the last one in the table (rows are in the order they were read)."""
+    """One row per key: the one with the highest ``_version`` (null lowest) when the
+    table has that column, and among equal versions the last one in the table (rows
+    are in the order they were read)."""
     if table.num_rows == 0:
         return table
+    if VERSION_COLUMN in table.column_names:
+        # A stable sort: equal versions keep their reading order.
+        order = pc.sort_indices(
+            table, options=pc.SortOptions([(VERSION_COLUMN, "ascending", "at_start")])
+        )
+        table = table.take(order)
     seq = "__seq"
     numbered = table.append_column(seq, pa.array(range(table.num_rows), type=pa.int64()))
     last = numbered.group_by(list(key), use_threads=False).aggregate([(seq, "max")])
@@ -270,7 +290,7 @@ def land_batch(
     """Check, merge and write one batch; returns what it did."""
     now = now or datetime.now(UTC)
     result = LandedBatch()
-    by_day: dict[date, list[Mapping[str, Any]]] = defaultdict(list)
+    by_day: dict[date, list[Fetched]] = defaultdict(list)
     rejected: list[dict[str, Any]] = []
     for item in batch:
         day, reason = check_record(item.record, spec)
@@ -287,12 +307,19 @@ def land_batch(
                 }
             )
             continue
-        by_day[day].append(item.record)
+        by_day[day].append(item)
 
     for day in sorted(by_day):
-        records = by_day[day]
+        records = [item.record for item in by_day[day]]
         path = partition_path(settings, spec, tenant_id, day)
-        new = build_table(records, spec, tenant_id=tenant_id, run_id=run_id, ingested_at=now)
+        new = build_table(
+            records,
+            spec,
+            tenant_id=tenant_id,
+            run_id=run_id,
+            ingested_at=now,
+            versions=[item.version for item in by_day[day]],
+        )
         distinct = len({tuple(r.get(k) for k in spec.primary_key) for r in records})
         existing = _read_file(path)
         before = existing.num_rows if existing is not None else 0

@@ -1,14 +1,10 @@
 """The Dagster code location: every asset, check, job, schedule and sensor."""
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
-
 from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     Definitions,
-    MultiPartitionKey,
     RunRequest,
     ScheduleEvaluationContext,
     SensorEvaluationContext,
@@ -23,31 +19,21 @@ from assets.crm_export import (
     crm_export_leads_expectations,
     crm_export_leads_raw,
 )
-from assets.partitions import tenant_days, tenants
+from assets.partitions import tenants
 from assets.resources import BizosSettings
 from assets.serving_tables import serving_lead_scores
-from assets.sources import entity_assets, event_assets
+from assets.sources import source_assets
 from assets.warehouse import bizos_dbt_models, dbt_resource
 from core.settings import Settings
 from core.tenancy import TENANT_ID_PATTERN
 from exports.crm_leads import tenants_with_inbox
 
-events = AssetSelection.assets(*event_assets)
-
 materialize_all = define_asset_job(
     "materialize_all",
-    selection=AssetSelection.all() - events,
+    selection=AssetSelection.all(),
     partitions_def=tenants,
-    description="Everything for one tenant: ingest, load, dbt build and tests, publish. "
-    "Event tables load per day in ingest_events_daily.",
-)
-
-ingest_events_daily = define_asset_job(
-    "ingest_events_daily",
-    selection=events,
-    partitions_def=tenant_days,
-    description="One UTC day of every event table (charges, page views, activities, …) "
-    "for one tenant.",
+    description="Everything for one tenant: ingest every source table from its cursor "
+    "(the first load reads the whole history), load, dbt build and tests, publish.",
 )
 
 
@@ -63,31 +49,6 @@ def daily_refresh(context: ScheduleEvaluationContext) -> list[RunRequest]:
     return [
         RunRequest(partition_key=tenant, run_key=f"{day}:{tenant}")
         for tenant in context.instance.get_dynamic_partitions(tenants.name or "tenants")
-    ]
-
-
-@schedule(
-    job=ingest_events_daily,
-    cron_schedule="0 1 * * *",
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,
-)
-def daily_events(context: ScheduleEvaluationContext) -> list[RunRequest]:
-    """Yesterday (UTC) for every known tenant, once the day is over; the run key makes
-    a tick idempotent. Earlier days are a backfill of the same partitions."""
-    tenant_ids = context.instance.get_dynamic_partitions(tenants.name or "tenants")
-    return previous_day_requests(tenant_ids, context.scheduled_execution_time)
-
-
-def previous_day_requests(tenant_ids: Sequence[str], scheduled: datetime) -> list[RunRequest]:
-    """One ``tenant_days`` run per tenant for the day before ``scheduled``."""
-    day = (scheduled - timedelta(days=1)).strftime("%Y-%m-%d")
-    return [
-        RunRequest(
-            partition_key=MultiPartitionKey({"tenant": tenant, "date": day}),
-            run_key=f"events:{day}:{tenant}",
-        )
-        for tenant in tenant_ids
     ]
 
 
@@ -124,14 +85,13 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         assets=[
             crm_export_leads,
             crm_export_leads_raw,
-            *entity_assets,
-            *event_assets,
+            *source_assets,
             bizos_dbt_models,
             serving_lead_scores,
         ],
         asset_checks=[crm_export_leads_expectations],
-        jobs=[materialize_all, ingest_events_daily],
-        schedules=[daily_refresh, daily_events],
+        jobs=[materialize_all],
+        schedules=[daily_refresh],
         sensors=[tenant_inboxes],
         resources={"bizos": bizos, "dbt": dbt_resource(settings)},
     )

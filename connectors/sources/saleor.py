@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import pyarrow as pa
@@ -33,7 +34,7 @@ from connectors.http_client import (
     SourceRequestError,
 )
 from connectors.landing import TableSpec
-from connectors.sources._common import require_list, require_objects, secret_value
+from connectors.sources._common import in_window, require_list, require_objects, secret_value
 
 NAME = "saleor"
 PAGE_SIZE = 100  # Saleor's limit on `first`
@@ -238,7 +239,12 @@ def read(ctx: ReadContext) -> Iterator[Page]:
     root = ROOTS[ctx.spec.name]
     high_water = None if ctx.full_refresh else ctx.cursor.get("high_water")
     window = ctx.cursor.get("window")
-    if window is None or (ctx.full_refresh and window.get("since") is not None):
+    if ctx.window is not None:
+        # A reload: what was updated since the window's start. The API has no
+        # upper bound; nodes come in updatedAt order, so the read stops past it.
+        since = ctx.window[0].astimezone(UTC).isoformat(timespec="microseconds")
+        window = {"since": since, "after": None, "max_updated": None}
+    elif window is None or (ctx.full_refresh and window.get("since") is not None):
         window = {"since": high_water, "after": None, "max_updated": None}
     text = query(root)
     first = min(ctx.page_size, PAGE_SIZE)
@@ -254,6 +260,9 @@ def read(ctx: ReadContext) -> Iterator[Page]:
             raise_errors(ctx.client, data["errors"], what)
         conn = data["data"][root.field]
         nodes = [edge["node"] for edge in conn["edges"]]
+        past = False
+        if ctx.window is not None:
+            nodes, past = in_window(nodes, "updatedAt", ctx.window)
         updated = [n["updatedAt"] for n in nodes if isinstance(n.get("updatedAt"), str)]
         # Saleor writes DateTimes in one form (UTC, microseconds): they sort as text.
         newest = max(updated, default=None)
@@ -265,7 +274,7 @@ def read(ctx: ReadContext) -> Iterator[Page]:
             else nodes
         )
         info = conn["pageInfo"]
-        if not info["hasNextPage"] or not nodes:
+        if not info["hasNextPage"] or not nodes or past:
             old = ctx.cursor.get("high_water")
             candidates = [v for v in (old, window["max_updated"]) if v is not None]
             done = {"high_water": max(candidates) if candidates else None, "window": None}

@@ -10,12 +10,26 @@ has been read to its end does the high-water mark move, to the newest
 ``created`` seen. The next window starts at that same second (``gte``), so a
 few objects are read twice and the lake's merge by id keeps one.
 
-Stripe objects change after creation (a charge is refunded, an invoice paid);
-``created[gte]`` does not see that. A periodic ``full_refresh`` re-reads every
-object and the merge keeps the latest version.
+A table's first load has no high-water mark, so it reads every object the
+account ever created, whatever its age.
 
-A windowed load (charges and balance transactions: events) is one window with
-both bounds, ``created[gte]`` and ``created[lt]``, and no cursor saved.
+Stripe objects change after creation (a charge is refunded or disputed, an
+invoice paid, a subscription cancelled); ``created[gte]`` does not see that.
+Customers, charges, invoices and subscriptions therefore also read
+``GET /v1/events`` (``types[]`` per table, see ``CHANGE_EVENTS``) from the
+events mark, after the first load: each event's ``data.object`` is the object
+as it became, landed with the event's ``created`` as its version, so the lake
+keeps the latest state even though events come newest first. The events mark
+starts when the first load starts and moves like the high-water mark (a window
+with ``starting_after``, saved per page). Stripe keeps events for 30 days: a
+table not loaded for longer needs a ``full_refresh`` to catch up.
+
+Balance transactions have no change events (pending becomes available on
+``available_on``): each incremental load re-reads the last ``ROLLING_DAYS`` of
+them by ``created``.
+
+A windowed load (``bizos ingest --since``) is one list window with both bounds,
+``created[gte]`` and ``created[lt]``, and no cursor saved.
 
 Amounts are integers in the currency's minor unit, with the currency beside.
 """
@@ -23,7 +37,7 @@ Amounts are integers in the currency's minor unit, with the currency beside.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +47,7 @@ from connectors.connector import Credential, Page, ReadContext, SourceDef
 from connectors.http_client import MalformedPage, MalformedResponse
 from connectors.landing import TableSpec
 from connectors.sources._common import later, require_list, require_objects, secret_value
+from connectors.state import Cursor
 
 NAME = "stripe"
 PAGE_SIZE = 100  # Stripe's maximum
@@ -105,34 +120,36 @@ def _epoch_up(moment: datetime) -> int:
     return math.ceil(moment.timestamp())
 
 
-def read(ctx: ReadContext) -> Iterator[Page]:
-    table = ctx.spec.name
-    high_water = ctx.cursor.get("high_water")
-    window = ctx.cursor.get("window")
-    if ctx.window is not None:
-        start, end = ctx.window
-        window = {
-            "gte": _epoch_up(start),
-            "lt": _epoch_up(end),
-            "starting_after": None,
-            "max_created": None,
-        }
-    elif window is None or (ctx.full_refresh and window.get("gte") is not None):
-        window = {
-            "gte": None if ctx.full_refresh else high_water,
-            "starting_after": None,
-            "max_created": None,
-        }
+CHANGE_EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "customers": ("customer", ("customer.*",)),
+    "charges": ("charge", ("charge.*",)),
+    "invoices": ("invoice", ("invoice.*",)),
+    "subscriptions": ("subscription", ("customer.subscription.*",)),
+}
+"""Per table: the ``object`` its events carry and the event types (``types[]``) that
+change it. ``charge.*`` also matches ``charge.dispute.*``, whose object is a dispute,
+not a charge: those are skipped (the charge's own ``charge.updated`` follows)."""
+ROLLING_DAYS = 35
+"""Balance transactions have no change events (pending becomes available on
+``available_on``, a few days after ``created``): every incremental load re-reads the
+ones created in the last 35 days, the longest a payout schedule holds funds."""
+DAY_S = 86_400
+
+
+def _list(
+    ctx: ReadContext, path: str, window: dict[str, Any], extra: dict[str, Any]
+) -> Iterator[tuple[list[dict[str, Any]], str, dict[str, Any], bool]]:
+    """Pages of one Stripe list window, newest first: ``(records, origin, window after
+    the page, last page)``. ``window`` holds ``gte``/``lt`` bounds, ``starting_after``
+    and ``max_created``."""
     while True:
         params: dict[str, Any] = {
             "limit": min(ctx.page_size, PAGE_SIZE),
             "starting_after": window["starting_after"],
             "created[gte]": window["gte"],
             "created[lt]": window.get("lt"),
+            **extra,
         }
-        # Real Stripe leaves canceled subscriptions out unless `status=all`; the
-        # sandbox lists every status and refuses the filter (see docs/connectors.md).
-        path = f"v1/{table}"
         data = ctx.client.get_json(path, params=params, check=check_list)
         records = data["data"]
         created = [
@@ -147,20 +164,93 @@ def read(ctx: ReadContext) -> Iterator[Page]:
             "starting_after": ids[-1] if ids else window["starting_after"],
         }
         origin = ctx.client.describe("GET", path, params)
-        if not records or not data["has_more"]:
-            yield Page(
-                records,
-                origin,
-                {"high_water": later(high_water, window["max_created"]), "window": None},
-            )
-            return
-        if not ids:
+        last = not records or not data["has_more"]
+        if not last and not ids:
             raise MalformedResponse(
                 f"stripe sent a page without any object id but with more to come: {origin}",
                 source=NAME,
                 tenant_id=ctx.client.tenant_id,
             )
-        yield Page(records, origin, {"high_water": high_water, "window": window})
+        yield records, origin, window, last
+        if last:
+            return
+
+
+def _open(gte: int | None) -> dict[str, Any]:
+    return {"gte": gte, "starting_after": None, "max_created": None}
+
+
+def read(ctx: ReadContext) -> Iterator[Page]:
+    """The table's new objects from its list, then (after the first load) the
+    changes to its objects from ``/v1/events``; see the module doc."""
+    table = ctx.spec.name
+    path = f"v1/{table}"
+    if ctx.window is not None:
+        start, end = ctx.window
+        bounded = {**_open(_epoch_up(start)), "lt": _epoch_up(end)}
+        for records, origin, _after, _last in _list(ctx, path, bounded, {}):
+            yield Page(records, origin, {})
+        return
+
+    high_water = ctx.cursor.get("high_water")
+    # Changes are read from the moment the first load started: that load's list
+    # already saw every earlier state.
+    events = ctx.cursor.get("events") or {
+        "since": int(ctx.now.timestamp()),
+        "window": None,
+    }
+    first_load = high_water is None and ctx.cursor.get("window") is None
+
+    def cursor(list_window: dict[str, Any] | None, mark: Any, ev: dict[str, Any]) -> Cursor:
+        state: dict[str, Any] = {"high_water": mark, "window": list_window}
+        if table in CHANGE_EVENTS:
+            state["events"] = ev
+        return state
+
+    window = ctx.cursor.get("window")
+    if window is None or (ctx.full_refresh and window.get("gte") is not None):
+        gte = None if ctx.full_refresh else high_water
+        if table == "balance_transactions" and gte is not None:
+            gte = min(gte, int(ctx.now.timestamp()) - ROLLING_DAYS * DAY_S)
+        window = _open(gte)
+    # Real Stripe leaves canceled subscriptions out unless `status=all`; the
+    # sandbox lists every status and refuses the filter (see docs/connectors.md).
+    for records, origin, after, last in _list(ctx, path, window, {}):
+        if last:
+            high_water = later(high_water, after["max_created"])
+            yield Page(records, origin, cursor(None, high_water, events))
+        else:
+            yield Page(records, origin, cursor(after, high_water, events))
+
+    if table not in CHANGE_EVENTS or first_load or ctx.full_refresh:
+        return
+    yield from _changes(ctx, events, lambda ev: cursor(None, high_water, ev))
+
+
+def _changes(
+    ctx: ReadContext, events: dict[str, Any], cursor: Callable[[dict[str, Any]], Cursor]
+) -> Iterator[Page]:
+    """Each event's ``data.object`` since the events mark, versioned by the event's
+    ``created``: pages are newest first, and the lake keeps the highest version."""
+    kind, types = CHANGE_EVENTS[ctx.spec.name]
+    window = events.get("window") or _open(events.get("since"))
+    pages = _list(ctx, "v1/events", window, {"types[]": list(types)})
+    for records, origin, after, last in pages:
+        objects, versions = [], []
+        for event in records:
+            data = event.get("data")
+            obj = data.get("object") if isinstance(data, dict) else None
+            if isinstance(obj, dict) and obj.get("object") == kind:
+                objects.append(obj)
+                created = event.get("created")
+                versions.append(created if isinstance(created, int) else None)
+        if last:
+            mark = later(events.get("since"), after["max_created"])
+            yield Page(objects, origin, cursor({"since": mark, "window": None}), versions)
+        else:
+            yield Page(
+                objects, origin, cursor({"since": events.get("since"), "window": after}), versions
+            )
 
 
 SOURCE = SourceDef(
@@ -169,5 +259,5 @@ SOURCE = SourceDef(
     credential=credential,
     read=read,
     page_size=PAGE_SIZE,
-    event_tables=frozenset({"charges", "balance_transactions"}),
+    event_tables=frozenset(),
 )

@@ -28,7 +28,18 @@ from sandbox.generator.core import (
 )
 from sandbox.generator.world import World
 
-WINDOW_DAYS = 400
+HISTORY_DAYS = (400, 800, 1150)
+"""How far back an account's Stripe history goes: some tenants are a year old,
+others have used Stripe since 2023 (1,150 days before the default ``as_of``), so
+a first load must bring years of charges, not only this year's."""
+
+
+def history_days(seed: int, tenant_id: str) -> int:
+    """The tenant's Stripe history in days before ``as_of``: its own seeded stream,
+    so the choice never shifts another table's data."""
+    return stream(seed, tenant_id, "stripe.history").choice(HISTORY_DAYS)
+
+
 DEFECTS: dict[str, tuple[Defect, ...]] = {
     "customers": (Defect("missing_field", "created", 41, 6),),
     "charges": (
@@ -83,7 +94,8 @@ def generate(world: World, writers: Writers) -> None:
     ids = Ids(stream(world.seed, world.tenant_id, "stripe.ids"))
     cur = world.profile.currency
     now = world.as_of_ts
-    first_day = day_start(world.as_of, WINDOW_DAYS)
+    window_days = history_days(world.seed, world.tenant_id)
+    first_day = day_start(world.as_of, window_days)
     descriptor = world.profile.name.upper()[:22]
     counts = world.counts
 
@@ -142,7 +154,7 @@ def generate(world: World, writers: Writers) -> None:
         local = f"{fn}.{ln}".lower().replace("'", "").replace("ü", "u")
         customers.append(
             {
-                "created": first_day + rng.randrange(WINDOW_DAYS * DAY - 3600),
+                "created": first_day + rng.randrange(window_days * DAY - 3600),
                 "email": f"{local}{rng.randrange(1000)}@{rng.choice(FREE_MAIL)}",
                 "name": f"{fn} {ln}",
                 "country": rng.choice(COUNTRIES),
