@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from datetime import date
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -73,9 +71,7 @@ def credentials_errors() -> type[Exception]:
     return CredentialError
 
 
-def _run(
-    settings: Settings, tenant: str | None, event_days: Sequence[date] = ()
-) -> list[TenantRun]:
+def _run(settings: Settings, tenant: str | None) -> list[TenantRun]:
     from pipelines.definitions import build_definitions
     from pipelines.runner import dagster_instance, run_tenants
 
@@ -113,7 +109,6 @@ def _run(
             on_start=started,
             on_done=done,
             log_dir=log_dir,
-            event_days=event_days,
         )
     return runs
 

@@ -12,11 +12,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-from dagster import DagsterEvent, DagsterInstance, Definitions, MultiPartitionKey
+from dagster import DagsterEvent, DagsterInstance, Definitions
 
 from assets.partitions import tenants
 from core.settings import Settings
@@ -115,12 +114,9 @@ def run_tenants(
     on_start: Callable[[str], None] | None = None,
     on_done: Callable[[TenantRun], None] | None = None,
     log_dir: Path | None = None,
-    event_days: Sequence[date] = (),
 ) -> list[TenantRun]:
     """Materialize everything for each tenant (all with an inbox when not given).
 
-    With ``event_days``, each tenant's event tables are also loaded for those
-    days (``ingest_events_daily``, one run per day), as the daily schedule does.
     With ``log_dir``, each run's full log (Dagster and dbt) goes to
     ``<log_dir>/<tenant>.log`` instead of the terminal.
     """
@@ -131,7 +127,6 @@ def run_tenants(
     known = set(instance.get_dynamic_partitions(partitions))
     instance.add_dynamic_partitions(partitions, [t for t in chosen if t not in known])
     job = defs.resolve_job_def("materialize_all")
-    events_job = defs.resolve_job_def("ingest_events_daily")
     results: list[TenantRun] = []
     for tenant_id in chosen:
         if on_start:
@@ -145,15 +140,6 @@ def run_tenants(
                 raise_on_error=False,
                 run_config=QUIET_RUN_CONFIG,
             )
-            day_results = [
-                events_job.execute_in_process(
-                    partition_key=MultiPartitionKey({"tenant": tenant_id, "date": d.isoformat()}),
-                    instance=instance,
-                    raise_on_error=False,
-                    run_config=QUIET_RUN_CONFIG,
-                )
-                for d in (event_days if result.success else ())
-            ]
         run = TenantRun(
             tenant_id=tenant_id,
             success=result.success,
@@ -161,7 +147,7 @@ def run_tenants(
             seconds=time.monotonic() - started,
             log_path=log_path,
         )
-        for one in (result, *day_results):
+        for one in (result,):
             for event in one.get_asset_materialization_events():
                 mat = event.materialization
                 if mat is not None:
