@@ -25,7 +25,7 @@ from assets.crm_export import (
 )
 from assets.partitions import tenant_days, tenants
 from assets.resources import BizosSettings
-from assets.serving_tables import serving_lead_scores
+from assets.serving_tables import serving_table_assets
 from assets.sources import entity_assets, event_assets
 from assets.warehouse import bizos_dbt_models, dbt_resource
 from core.settings import Settings
@@ -127,7 +127,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             *entity_assets,
             *event_assets,
             bizos_dbt_models,
-            serving_lead_scores,
+            *serving_table_assets,
         ],
         asset_checks=[crm_export_leads_expectations],
         jobs=[materialize_all, ingest_events_daily],
