@@ -27,7 +27,7 @@ demo: env
 test: env
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n auto --dist loadfile
 
 lint: env
 	$(VENV)/bin/ruff check .

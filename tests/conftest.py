@@ -16,20 +16,45 @@ from tests.postgres import (
     throwaway_cluster,
 )
 
+PG_FIXTURES = frozenset({"pg_server", "pg_url", "pg_settings"})
+_NO_POSTGRES: list[str] = []
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Stop at once, with the fix, when no Postgres can be had: most tests need one."""
+    """Find out once whether a Postgres can be had; tests that need one skip without it."""
     try:
         found = server_url_from_env() is not None or can_start_cluster()
-    except RuntimeError as exc:
-        pytest.exit(str(exc), returncode=3)
+    except RuntimeError as exc:  # BIZOS_TEST_DATABASE_URL set but not answering
+        _NO_POSTGRES.append(str(exc))
+        return
     if not found:
-        pytest.exit(HOW_TO, returncode=3)
+        _NO_POSTGRES.append(HOW_TO)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that uses a Postgres fixture ``postgres`` (so ``-m "not postgres"``
+    runs the rest), and skip them, saying how to fix it, when no server can be had."""
+    skip = pytest.mark.skip(reason=_NO_POSTGRES[0]) if _NO_POSTGRES else None
+    for item in items:
+        needs_pg = PG_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if needs_pg or item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.postgres)
+            if skip is not None:
+                item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _NO_POSTGRES:
+        terminalreporter.write_line(
+            "Tests marked `postgres` were skipped: " + _NO_POSTGRES[0], yellow=True
+        )
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """URL of a Postgres server (maintenance db) the tests may create databases on."""
+    if _NO_POSTGRES:
+        pytest.skip(_NO_POSTGRES[0])
     url = server_url_from_env()
     if url:
         yield url
