@@ -21,7 +21,7 @@ from assets.crm_export import (
 )
 from assets.partitions import tenants
 from assets.resources import BizosSettings
-from assets.serving_tables import serving_lead_scores
+from assets.serving_tables import serving_table_assets
 from assets.sources import source_assets
 from assets.warehouse import bizos_dbt_models, dbt_resource
 from core.settings import Settings
@@ -87,7 +87,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             crm_export_leads_raw,
             *source_assets,
             bizos_dbt_models,
-            serving_lead_scores,
+            *serving_table_assets,
         ],
         asset_checks=[crm_export_leads_expectations],
         jobs=[materialize_all],

@@ -1,240 +1,351 @@
-"""Embedded serving store: one DuckDB file, replaced whole on every publish.
+"""Embedded serving store: one Parquet file per table per tenant, and a views-only DuckDB file.
 
-DuckDB allows one writer process per file and no readers beside it, so publish never
-writes the live file. It writes a complete new file beside it (the other tenants'
-rows copied from the live file, plus the new rows), checkpoints and closes it, and
-``os.replace``s it over ``serving.duckdb``. A rename is atomic: a reader opens either
-the old inode or the new one, and keeps its inode for as long as it has it open.
+Layout under ``settings.serving_dir``::
 
-Readers attach the file read-only into a private in-memory database per call rather
-than ``duckdb.connect(path)``: DuckDB caches database instances by path within a
-process, and a cached instance would keep serving the replaced file.
+    <table>/tenant=<id>.parquet   the tenant's rows of one table, sorted in API order
+    publish_log.jsonl             one line per publish (table, tenant, rows, time)
+    serving.duckdb                views over the files, for Superset and analysts
+
+Publishing a tenant writes its file beside the live one and ``os.replace``s it over;
+the rename is atomic, so a reader opens the old inode or the new one, never half of
+either, and keeps the inode it opened. Nothing else is read or written: the cost is
+the tenant's rows, other tenants' files keep their bytes and mtimes, other tables
+are not touched. Publishes of one tenant and table are serialized by a ``flock`` on
+a lock file beside it; different tenants never wait for each other.
+
+``serving.duckdb`` holds only views (``read_parquet`` over ``<table>/tenant=*.parquet``),
+one per table directory that holds files. It is rebuilt (beside, then renamed) only
+when a table appears that it has no view for, so no publish can drop another table.
+
+The API reads just the tenant's file: opened once, so the whole read sees one version
+even when a publish renames a new file over it mid-read.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from core.contracts.lead_scores import LEAD_SCORE_COLUMNS, SERVED_COLUMNS, conform_lead_scores
+from core.contracts.table import PUBLISHED_AT, TableContract
 from core.settings import Settings, Target
 from serving.store import (
-    LeadScoreRow,
     NothingPublished,
     PublishResult,
-    ScoreCursor,
+    Row,
     StoreUnavailable,
+    key_filter,
+    order_clause,
+    quote,
+    row_filter,
+    select_list,
 )
 
 log = logging.getLogger(__name__)
 
-FILE_NAME = "serving.duckdb"
-LOCK_NAME = ".publish.lock"
-TABLE = "lead_scores"
+VIEWS_FILE = "serving.duckdb"
+PUBLISH_LOG = "publish_log.jsonl"
+_VIEWS_LOCK = ".views.lock"
+# How far back /ready looks in the log for the latest publish.
+_LOG_TAIL_BYTES = 64 * 1024
 
-# No primary key: uniqueness is checked at publish before any row is written, and
-# an index would be rebuilt on every publish while readers only scan.
-_CREATE_LEAD_SCORES = """
-CREATE TABLE lead_scores (
-    tenant_id    VARCHAR NOT NULL,
-    lead_id      VARCHAR NOT NULL,
-    email        VARCHAR NOT NULL,
-    first_name   VARCHAR,
-    last_name    VARCHAR,
-    company      VARCHAR,
-    title        VARCHAR,
-    industry     VARCHAR,
-    company_size VARCHAR,
-    country      VARCHAR,
-    source       VARCHAR,
-    status       VARCHAR,
-    created_at   TIMESTAMPTZ NOT NULL,
-    score        INTEGER NOT NULL CHECK (score BETWEEN 0 AND 100),
-    grade        VARCHAR NOT NULL CHECK (grade IN ('A', 'B', 'C', 'D')),
-    reasons      VARCHAR,
-    score_model  VARCHAR NOT NULL,
-    published_at TIMESTAMPTZ NOT NULL
-)
-"""
-_CREATE_PUBLISH_LOG = """
-CREATE TABLE publish_log (
-    table_name   VARCHAR NOT NULL,
-    tenant_id    VARCHAR NOT NULL,
-    rows         BIGINT NOT NULL,
-    published_at TIMESTAMPTZ NOT NULL
-)
-"""
-_COLUMNS = ", ".join(SERVED_COLUMNS)
+_views_current: set[tuple[Path, str]] = set()
+_views_current_lock = threading.Lock()
+
+
+def tenant_file(serving_dir: Path, table: str, tenant_id: str) -> Path:
+    return serving_dir / table / f"tenant={tenant_id}.parquet"
 
 
 def _sql_string(value: str) -> str:
-    """A SQL string literal; ATTACH takes no bound parameters for its path."""
+    """A SQL string literal, for paths in DDL (which takes no bound parameters)."""
     return "'" + value.replace("'", "''") + "'"
 
 
 class DuckDBStore:
-    """Serving store in ``settings.serving_dir / "serving.duckdb"``."""
+    """Serving store in ``settings.serving_dir``; see the module docstring."""
 
     kind = Target.DUCKDB
 
     def __init__(self, settings: Settings) -> None:
         self._dir = settings.serving_dir
-        self.path = self._dir / FILE_NAME
+        self.views_path = self._dir / VIEWS_FILE
+        self.log_path = self._dir / PUBLISH_LOG
 
     # -- publish -----------------------------------------------------------------
 
-    def publish_lead_scores(self, *, tenant_id: str, table: pa.Table) -> PublishResult:
-        rows = conform_lead_scores(tenant_id, table)
-        self._dir.mkdir(parents=True, exist_ok=True)
-        with self._publish_lock():
+    def publish(
+        self, contract: TableContract, *, tenant_id: str, table: pa.Table | pa.RecordBatchReader
+    ) -> PublishResult:
+        rows = contract.conform(tenant_id, table)
+        live = tenant_file(self._dir, contract.name, tenant_id)
+        live.parent.mkdir(parents=True, exist_ok=True)
+        with _flock(live.with_name(f".{live.name}.lock")):
+            _sweep_leftovers(live)
             published_at = datetime.now(UTC)
-            next_path = self._dir / f"{FILE_NAME}.next-{uuid.uuid4().hex}"
+            replaced = pq.read_metadata(live).num_rows if live.exists() else 0
+            served = _served(contract, rows, published_at)
+            next_path = live.with_name(f".{live.name}.next-{uuid.uuid4().hex}")
             try:
-                self._write_next(next_path, tenant_id, rows, published_at)
-                os.replace(next_path, self.path)
+                # Sorted in API order, so a page is the file's head and row-group
+                # statistics let range filters skip most of it.
+                pq.write_table(served, next_path, row_group_size=64 * 1024)
+                with open(next_path, "rb") as written:
+                    os.fsync(written.fileno())
+                os.replace(next_path, live)
             except BaseException:
-                for leftover in (next_path, next_path.with_name(next_path.name + ".wal")):
-                    with suppress(FileNotFoundError):
-                        leftover.unlink()
+                with suppress(FileNotFoundError):
+                    next_path.unlink()
                 raise
-            _fsync_dir(self._dir)
-        log.info("published %d lead scores for tenant %s", rows.num_rows, tenant_id)
-        return PublishResult(tenant_id=tenant_id, rows=rows.num_rows, published_at=published_at)
+            _fsync_dir(live.parent)
+            self._append_log(contract.name, tenant_id, rows.num_rows, replaced, published_at)
+        self._ensure_view(contract.name)
+        log.info(
+            "published %d rows of %s for tenant %s (%d replaced)",
+            rows.num_rows,
+            contract.name,
+            tenant_id,
+            replaced,
+        )
+        return PublishResult(
+            table=contract.name,
+            tenant_id=tenant_id,
+            rows=rows.num_rows,
+            rows_replaced=replaced,
+            published_at=published_at,
+        )
 
-    @contextmanager
-    def _publish_lock(self) -> Iterator[None]:
-        """Serialize publishers across threads and processes.
-
-        Without it two publishers of different tenants would each copy the live file
-        as they found it, and the later rename would drop the other's tenant.
-        flock locks belong to the open file description, so threads that open the
-        lock file separately exclude each other too.
-        """
-        with open(self._dir / LOCK_NAME, "a+b") as lock_file:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
-
-    def _write_next(
-        self, next_path: Path, tenant_id: str, rows: pa.Table, published_at: datetime
+    def _append_log(
+        self, table: str, tenant_id: str, rows: int, replaced: int, published_at: datetime
     ) -> None:
-        con = duckdb.connect(str(next_path))
+        line = json.dumps(
+            {
+                "table_name": table,
+                "tenant_id": tenant_id,
+                "rows": rows,
+                "rows_replaced": replaced,
+                "published_at": published_at.isoformat(),
+            },
+            separators=(",", ":"),
+        )
+        # One write of one short line with O_APPEND: concurrent publishers of other
+        # tenants append whole lines, never interleaved bytes.
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            con.execute("SET TimeZone = 'UTC'")
-            con.execute(_CREATE_LEAD_SCORES)
-            con.execute(_CREATE_PUBLISH_LOG)
-            con.register("incoming", rows)
-            sources = [
-                f"SELECT {', '.join(LEAD_SCORE_COLUMNS)}, $published_at AS published_at "
-                "FROM incoming"
-            ]
-            if self.path.exists():
-                con.execute(f"ATTACH {_sql_string(str(self.path))} AS live (READ_ONLY)")
-                sources.append(
-                    f"SELECT {_COLUMNS} FROM live.lead_scores WHERE tenant_id <> $tenant"
-                )
-                con.execute("INSERT INTO publish_log SELECT * FROM live.publish_log")
-            # Sorted so each row group covers a narrow (tenant, score) range and the
-            # min/max zone maps let tenant-filtered reads skip most of the file.
-            con.execute(
-                f"INSERT INTO lead_scores ({_COLUMNS}) "
-                f"SELECT * FROM ({' UNION ALL '.join(sources)}) "
-                "ORDER BY tenant_id, score DESC, lead_id",
-                {"published_at": published_at, "tenant": tenant_id}
-                if len(sources) > 1
-                else {"published_at": published_at},
-            )
-            con.execute(
-                "INSERT INTO publish_log VALUES (?, ?, ?, ?)",
-                [TABLE, tenant_id, rows.num_rows, published_at],
-            )
-            if len(sources) > 1:
-                con.execute("DETACH live")
-            con.unregister("incoming")
-            # Everything into the file itself: a .wal beside it would not move with
-            # the rename, and the readers open the file read-only.
-            con.execute("CHECKPOINT")
+            os.write(fd, (line + "\n").encode())
         finally:
-            con.close()
-        with open(next_path, "rb") as written:
-            os.fsync(written.fileno())
+            os.close(fd)
+
+    def _ensure_view(self, table: str) -> None:
+        """Make sure ``serving.duckdb`` has a view for ``table``; rebuild it if not."""
+        key = (self._dir, table)
+        with _views_current_lock:
+            if key in _views_current:
+                return
+        with _flock(self._dir / _VIEWS_LOCK):
+            if not self._views_cover(table):
+                self._rebuild_views()
+        with _views_current_lock:
+            _views_current.add(key)
+
+    def _views_cover(self, table: str) -> bool:
+        if not self.views_path.exists():
+            return False
+        try:
+            with _attached(self.views_path) as con:
+                found = con.execute(
+                    "SELECT sql FROM duckdb_views() WHERE database_name = 'views'"
+                    " AND view_name = ?",
+                    [table],
+                ).fetchone()
+        except duckdb.Error:
+            return False  # not ours (an older store's file, or garbage): rebuild
+        # The view names absolute paths: a moved BIZOS_HOME needs new views.
+        return found is not None and str(self._dir / table) in found[0]
+
+    def _rebuild_views(self) -> None:
+        """Write a views file for every table with files, beside the live one, then rename."""
+        next_path = self._dir / f".{VIEWS_FILE}.next-{uuid.uuid4().hex}"
+        tables = sorted(
+            d.name for d in self._dir.iterdir() if d.is_dir() and any(d.glob("tenant=*.parquet"))
+        )
+        try:
+            con = duckdb.connect(str(next_path))
+            try:
+                for name in tables:
+                    files = _sql_string(str(self._dir / name / "tenant=*.parquet"))
+                    con.execute(
+                        f"CREATE VIEW {quote(name)} AS SELECT * FROM read_parquet({files},"
+                        " union_by_name = true, hive_partitioning = false)"
+                    )
+                if self.log_path.exists():
+                    con.execute(
+                        "CREATE VIEW publish_log AS SELECT * FROM read_json("
+                        f"{_sql_string(str(self.log_path))}, format = 'newline_delimited',"
+                        " columns = {table_name: 'VARCHAR', tenant_id: 'VARCHAR',"
+                        " rows: 'BIGINT', rows_replaced: 'BIGINT', published_at: 'TIMESTAMPTZ'})"
+                    )
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            os.replace(next_path, self.views_path)
+        except BaseException:
+            for leftover in (next_path, next_path.with_name(next_path.name + ".wal")):
+                with suppress(FileNotFoundError):
+                    leftover.unlink()
+            raise
+        _fsync_dir(self._dir)
+        log.info("rebuilt %s with views %s", VIEWS_FILE, tables)
 
     # -- reads -------------------------------------------------------------------
 
-    @contextmanager
-    def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if not self.path.exists():
-            raise NothingPublished("nothing has been published to the embedded store yet")
+    def _tenant_rows(self, contract: TableContract, tenant_id: str) -> pa.Table | None:
+        """The tenant's file, read through one open descriptor; None if it has none."""
+        path = tenant_file(self._dir, contract.name, tenant_id)
+        try:
+            with open(path, "rb") as fh:
+                return pq.read_table(fh)
+        except FileNotFoundError:
+            table_dir = path.parent
+            if not (table_dir.is_dir() and any(table_dir.glob("tenant=*.parquet"))):
+                raise NothingPublished(
+                    f"nothing has been published to {contract.name} yet"
+                ) from None
+            return None
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreUnavailable(f"cannot read {contract.name}/{path.name}: {exc}") from exc
+
+    def _query(
+        self, contract: TableContract, tenant_id: str, where: str, params: dict[str, object]
+    ) -> list[Row]:
+        rows = self._tenant_rows(contract, tenant_id)
+        if rows is None:
+            return []
         con = duckdb.connect(":memory:")
         try:
             con.execute("SET TimeZone = 'UTC'")
-            try:
-                con.execute(f"ATTACH {_sql_string(str(self.path))} AS serving (READ_ONLY)")
-            except duckdb.IOException as exc:
-                raise StoreUnavailable(f"cannot open {self.path.name}: {exc}") from exc
-            con.execute("USE serving")
-            yield con
+            con.register("tenant_rows", rows)
+            result = con.execute(
+                f"SELECT {select_list(contract)} FROM tenant_rows WHERE {where}", params
+            )
+            names = [d[0] for d in result.description or []]
+            return [dict(zip(names, values, strict=True)) for values in result.fetchall()]
         finally:
             con.close()
 
-    def list_lead_scores(
+    def list_rows(
         self,
+        contract: TableContract,
         *,
         tenant_id: str,
-        grade: str | None = None,
-        min_score: int | None = None,
-        after: ScoreCursor | None = None,
+        equals: Mapping[str, object] | None = None,
+        at_least: Mapping[str, object] | None = None,
+        after: Sequence[object] | None = None,
         limit: int,
-    ) -> list[LeadScoreRow]:
-        where = ["tenant_id = $tenant_id"]
-        params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit}
-        if grade is not None:
-            where.append("grade = $grade")
-            params["grade"] = grade
-        if min_score is not None:
-            where.append("score >= $min_score")
-            params["min_score"] = min_score
-        if after is not None:
-            where.append("(score < $a_score OR (score = $a_score AND lead_id > $a_lead))")
-            params.update(a_score=after.score, a_lead=after.lead_id)
-        query = (
-            f"SELECT {_COLUMNS} FROM lead_scores WHERE {' AND '.join(where)} "
-            "ORDER BY score DESC, lead_id LIMIT $limit"
+    ) -> list[Row]:
+        where, params = row_filter(
+            contract,
+            tenant_id=tenant_id,
+            equals=equals,
+            at_least=at_least,
+            after=after,
+            placeholder=_placeholder,
         )
-        with self._reader() as con:
-            return _dicts(con.execute(query, params))
+        where += f" ORDER BY {order_clause(contract)} LIMIT $limit"
+        return self._query(contract, tenant_id, where, {**params, "limit": limit})
 
-    def get_lead_score(self, *, tenant_id: str, lead_id: str) -> LeadScoreRow | None:
-        query = f"SELECT {_COLUMNS} FROM lead_scores WHERE tenant_id = ? AND lead_id = ?"
-        with self._reader() as con:
-            found = _dicts(con.execute(query, [tenant_id, lead_id]))
+    def get_row(
+        self, contract: TableContract, *, tenant_id: str, key: Mapping[str, object]
+    ) -> Row | None:
+        where, params = key_filter(contract, tenant_id=tenant_id, key=key, placeholder=_placeholder)
+        found = self._query(contract, tenant_id, where, params)
         return found[0] if found else None
 
     def last_published_at(self) -> datetime:
-        with self._reader() as con:
-            row = con.execute(
-                "SELECT max(published_at) FROM publish_log WHERE table_name = ?", [TABLE]
-            ).fetchone()
-        if row is None or row[0] is None:
-            raise NothingPublished("nothing has been published to the embedded store yet")
-        return row[0]
+        try:
+            with open(self.log_path, "rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, size - _LOG_TAIL_BYTES))
+                tail = fh.read().decode("utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            raise NothingPublished("nothing has been published to the embedded store yet") from None
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read {PUBLISH_LOG}: {exc}") from exc
+        times = []
+        # The first line of a tail may be cut; a line being appended may be short.
+        for line in tail[1:] if size > _LOG_TAIL_BYTES else tail:
+            with suppress(ValueError, KeyError, TypeError):
+                times.append(datetime.fromisoformat(json.loads(line)["published_at"]))
+        if not times:
+            raise StoreUnavailable(f"{PUBLISH_LOG} holds no readable publish")
+        return max(times)
 
 
-def _dicts(result: duckdb.DuckDBPyConnection) -> list[LeadScoreRow]:
-    names = [d[0] for d in result.description or []]
-    return [dict(zip(names, values, strict=True)) for values in result.fetchall()]
+def _served(contract: TableContract, rows: pa.Table, published_at: datetime) -> pa.Table:
+    """The conformed rows plus ``published_at``, in the contract's order."""
+    stamped = rows.append_column(
+        contract.served_schema.field(PUBLISHED_AT),
+        pa.array([published_at] * rows.num_rows, type=pa.timestamp("us", tz="UTC")),
+    )
+    if not stamped.num_rows:
+        return stamped
+    sort_keys = [
+        (c, "descending" if contract.descending(c) else "ascending") for c in contract.order_columns
+    ]
+    return stamped.sort_by(sort_keys)
+
+
+def _sweep_leftovers(live: Path) -> None:
+    """Remove next files a killed publish of this tenant left; we hold its lock."""
+    for leftover in live.parent.glob(f".{live.name}.next-*"):
+        with suppress(FileNotFoundError):
+            leftover.unlink()
+            log.info("removed %s left by an interrupted publish", leftover.name)
+
+
+def _placeholder(name: str) -> str:
+    return f"${name}"
+
+
+@contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    """An exclusive lock across threads and processes.
+
+    flock locks belong to the open file description, so threads that open the lock
+    file separately exclude each other too.
+    """
+    with open(path, "a+b") as lock_file:
+        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+
+@contextmanager
+def _attached(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``path`` attached read-only as ``views`` in a private in-memory database.
+
+    Not ``duckdb.connect(path)``: DuckDB caches database instances by path within a
+    process, and a cached instance would keep serving a replaced file.
+    """
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"ATTACH {_sql_string(str(path))} AS views (READ_ONLY)")
+        yield con
+    finally:
+        con.close()
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -1,9 +1,17 @@
-"""Postgres serving store: ``serving.lead_scores`` behind row-level security.
+"""Postgres serving store: one table per contract in schema ``serving``, behind RLS.
 
-Publish builds ``serving.lead_scores__next`` beside the live table and swaps the two
-by renaming inside one transaction, so a reader's query sees either the whole old
-table or the whole new one. A reader blocked on the live table during the swap
-resolves the name again once the lock is granted, and so reads the new table.
+Publish replaces one tenant's rows of one table in one transaction: DELETE the
+tenant's rows, COPY the new ones in, append to the publish log, commit. Its cost is
+the tenant's rows (an index range on the primary key, which starts with
+``tenant_id``), never the table's. Readers see all-old or all-new: every API read is
+one statement, and under MVCC a statement's snapshot holds either none or all of a
+committed transaction. Other tenants' rows are neither read nor rewritten, and no
+DDL runs at publish, so no lock stronger than ROW EXCLUSIVE is taken and readers of
+every tenant keep reading during a publish.
+
+Tables are made by the Alembic ``serving`` tree (migrations/serving), never here:
+the store calls ``ensure_current`` first, which upgrades a database that is behind
+and refuses one that is ahead.
 
 Readers never query as the owner: each request runs in a transaction that does
 ``SET LOCAL ROLE bizos_reader`` and sets ``bizos.tenant_id``, so the RLS policy
@@ -13,83 +21,61 @@ keeps tenants apart even if a query forgot its ``WHERE tenant_id``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import pyarrow as pa
+import sqlalchemy.exc
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from core.contracts.lead_scores import LEAD_SCORE_COLUMNS, SERVED_COLUMNS, conform_lead_scores
+from core.contracts.table import TableContract
 from core.settings import Settings, Target
+from migrations import SchemaAhead, ensure_current
 from serving.store import (
-    LeadScoreRow,
     NothingPublished,
     PublishResult,
-    ScoreCursor,
+    Row,
     StoreUnavailable,
+    key_filter,
+    order_clause,
+    row_filter,
+    select_list,
 )
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "serving"
-TABLE = "lead_scores"
 READER_ROLE = "bizos_reader"
 TENANT_SETTING = "bizos.tenant_id"
-# One key for every publisher of the serving schema: publishes of different tenants
-# still read each other's rows from live, so they must not overlap.
+# Publishes of the same tenant and table are serialized by an advisory lock on this
+# key plus the table and tenant; different tenants or tables never wait for each other.
 PUBLISH_LOCK = "bizos.serving.publish"
 
-_COLUMN_DDL = """
-    tenant_id    text NOT NULL,
-    lead_id      text COLLATE "C" NOT NULL,
-    email        text NOT NULL,
-    first_name   text,
-    last_name    text,
-    company      text,
-    title        text,
-    industry     text,
-    company_size text,
-    country      text,
-    source       text,
-    status       text,
-    created_at   timestamptz NOT NULL,
-    score        integer NOT NULL CHECK (score BETWEEN 0 AND 100),
-    grade        text NOT NULL CHECK (grade IN ('A', 'B', 'C', 'D')),
-    reasons      text,
-    score_model  text NOT NULL,
-    published_at timestamptz NOT NULL
-"""
-# lead_id is COLLATE "C" so keyset order is byte order, the same as DuckDB's.
+# How each Arrow type of a contract is stored; the migration test holds the migrated
+# tables to this mapping.
+POSTGRES_TYPES: dict[pa.DataType, str] = {
+    pa.string(): "text",
+    pa.large_string(): "text",
+    pa.int16(): "smallint",
+    pa.int32(): "integer",
+    pa.int64(): "bigint",
+    pa.float64(): "double precision",
+    pa.bool_(): "boolean",
+    pa.date32(): "date",
+    pa.timestamp("us", tz="UTC"): "timestamp with time zone",
+}
 
-_ENSURE_READER_ROLE = """
-DO $$
-DECLARE
-    can_set boolean;
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bizos_reader') THEN
-        BEGIN
-            CREATE ROLE bizos_reader NOLOGIN;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN
-            NULL;  -- roles are cluster-wide: another database created it first
-        END;
-    END IF;
-    -- SET ROLE needs membership (superusers always have it); PG16 split out SET.
-    IF current_setting('server_version_num')::int >= 160000 THEN
-        can_set := pg_has_role(current_user, 'bizos_reader', 'SET');
-    ELSE
-        can_set := pg_has_role(current_user, 'bizos_reader', 'MEMBER');
-    END IF;
-    IF NOT can_set THEN
-        EXECUTE format('GRANT bizos_reader TO %I', current_user);
-    END IF;
-END
-$$
-"""
+
+def postgres_type(field: pa.Field) -> str:
+    try:
+        return POSTGRES_TYPES[field.type]
+    except KeyError:
+        raise TypeError(f"no Postgres type for {field.name}: {field.type}") from None
 
 
 class PostgresStore:
@@ -103,6 +89,15 @@ class PostgresStore:
 
     # -- connections -------------------------------------------------------------
 
+    def _ensure_schema(self) -> None:
+        """Migrate the serving tree once per process; refuse a database that is ahead."""
+        try:
+            ensure_current(self._settings, "serving")
+        except SchemaAhead as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+            raise StoreUnavailable("Postgres is unreachable") from exc
+
     def _connect(self) -> AbstractContextManager[psycopg.Connection[Any]]:
         if self._pool is not None:
             return self._pool.connection()
@@ -111,220 +106,146 @@ class PostgresStore:
     @contextmanager
     def _reader(self, tenant_id: str) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
         """A cursor inside a transaction that can only see ``tenant_id``'s rows."""
+        self._ensure_schema()
         try:
             with self._connect() as conn, conn.transaction():
-                try:
-                    conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(READER_ROLE)))
-                except psycopg.errors.InvalidParameterValue as exc:
-                    # The first publish creates the role; none has run on this cluster.
-                    raise NothingPublished("nothing has been published to Postgres yet") from exc
+                conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(READER_ROLE)))
                 conn.execute("SELECT set_config(%s, %s, true)", [TENANT_SETTING, tenant_id])
                 with conn.cursor(row_factory=dict_row) as cur:
                     yield cur
-        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as exc:
-            raise NothingPublished("nothing has been published to Postgres yet") from exc
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise StoreUnavailable("Postgres is unreachable") from exc
 
     # -- publish -----------------------------------------------------------------
 
-    def publish_lead_scores(self, *, tenant_id: str, table: pa.Table) -> PublishResult:
-        rows = conform_lead_scores(tenant_id, table)
-        published_at = datetime.now(UTC)
-        # Publish uses its own connection, never the API pool: it holds a long
-        # transaction and must not starve readers of connections.
+    def publish(
+        self, contract: TableContract, *, tenant_id: str, table: pa.Table | pa.RecordBatchReader
+    ) -> PublishResult:
+        rows = contract.conform(tenant_id, table)
+        try:
+            ensure_current(self._settings, "serving")
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+            raise StoreUnavailable("Postgres is unreachable") from exc
+        target = sql.Identifier(SCHEMA, contract.name)
+        columns = sql.SQL(", ").join(map(sql.Identifier, contract.served_columns))
+        # Publish uses its own connection, never the API pool: it holds a transaction
+        # for as long as the COPY takes and must not starve readers of connections.
         with psycopg.connect(self._settings.postgres_url, connect_timeout=10) as conn:
             with conn.transaction():
                 conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [PUBLISH_LOCK]
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    [f"{PUBLISH_LOCK}:{contract.name}:{tenant_id}"],
                 )
-                ensure_schema(conn)
-                self._build_next(conn, tenant_id, rows, published_at)
-                self._swap_in_next(conn)
+                # Taken once the lock is held: the same instant in every row and the log.
+                published_at = datetime.now(UTC)
+                replaced = conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE tenant_id = %s").format(target), [tenant_id]
+                ).rowcount
+                with (
+                    conn.cursor() as cur,
+                    cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns)) as copy,
+                ):
+                    names = contract.columns
+                    for batch in rows.to_batches(max_chunksize=10_000):
+                        for record in batch.to_pylist():
+                            copy.write_row([*(record[c] for c in names), published_at])
                 conn.execute(
-                    "INSERT INTO serving.publish_log (table_name, tenant_id, rows, published_at)"
-                    " VALUES (%s, %s, %s, %s)",
-                    [TABLE, tenant_id, rows.num_rows, published_at],
+                    "INSERT INTO serving.publish_log"
+                    " (table_name, tenant_id, rows, rows_replaced, published_at)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    [contract.name, tenant_id, rows.num_rows, replaced, published_at],
                 )
-        log.info("published %d lead scores for tenant %s", rows.num_rows, tenant_id)
-        return PublishResult(tenant_id=tenant_id, rows=rows.num_rows, published_at=published_at)
-
-    def _build_next(
-        self, conn: psycopg.Connection[Any], tenant_id: str, rows: pa.Table, published_at: datetime
-    ) -> None:
-        live = sql.Identifier(SCHEMA, TABLE)
-        nxt = sql.Identifier(SCHEMA, f"{TABLE}__next")
-        columns = sql.SQL(", ").join(map(sql.Identifier, SERVED_COLUMNS))
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(nxt))
-        _create_lead_scores_table(conn, f"{TABLE}__next")
-        conn.execute(
-            sql.SQL(
-                "INSERT INTO {nxt} ({cols}) SELECT {cols} FROM {live} WHERE tenant_id <> %s"
-            ).format(nxt=nxt, cols=columns, live=live),
-            [tenant_id],
+        log.info(
+            "published %d rows of %s for tenant %s (%d replaced)",
+            rows.num_rows,
+            contract.name,
+            tenant_id,
+            replaced,
         )
-        with (
-            conn.cursor() as cur,
-            cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(nxt, columns)) as copy,
-        ):
-            for batch in rows.to_batches(max_chunksize=10_000):
-                for record in batch.to_pylist():
-                    copy.write_row([*(record[c] for c in LEAD_SCORE_COLUMNS), published_at])
-        _secure_lead_scores_table(conn, f"{TABLE}__next")
-        conn.execute(sql.SQL("ANALYZE {}").format(nxt))
-
-    def _swap_in_next(self, conn: psycopg.Connection[Any]) -> None:
-        """Rename next over live; runs inside the publish transaction, so it is one step."""
-        old, nxt = f"{TABLE}__old", f"{TABLE}__next"
-        ident = sql.Identifier
-        rename = sql.SQL("ALTER TABLE {} RENAME TO {}")
-        conn.execute(rename.format(ident(SCHEMA, TABLE), ident(old)))
-        conn.execute(rename.format(ident(SCHEMA, nxt), ident(TABLE)))
-        conn.execute(sql.SQL("DROP TABLE {}").format(ident(SCHEMA, old)))
-        # Index names are schema-wide: give the live ones back their stable names so
-        # the next publish can create lead_scores__next_* again.
-        live = ident(SCHEMA, TABLE)
-        conn.execute(
-            sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
-                live, ident(f"{nxt}_pkey"), ident(f"{TABLE}_pkey")
-            )
-        )
-        conn.execute(
-            sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                ident(SCHEMA, f"{nxt}_rank_idx"), ident(f"{TABLE}_rank_idx")
-            )
+        return PublishResult(
+            table=contract.name,
+            tenant_id=tenant_id,
+            rows=rows.num_rows,
+            rows_replaced=replaced,
+            published_at=published_at,
         )
 
     # -- reads -------------------------------------------------------------------
 
-    def list_lead_scores(
+    def list_rows(
         self,
+        contract: TableContract,
         *,
         tenant_id: str,
-        grade: str | None = None,
-        min_score: int | None = None,
-        after: ScoreCursor | None = None,
+        equals: Mapping[str, object] | None = None,
+        at_least: Mapping[str, object] | None = None,
+        after: Sequence[object] | None = None,
         limit: int,
-    ) -> list[LeadScoreRow]:
+    ) -> list[Row]:
         # tenant_id in the WHERE as well as in RLS: defence in depth, and it lets
-        # the planner use the (tenant_id, score, lead_id) index.
-        where = [sql.SQL("tenant_id = %(tenant_id)s")]
-        params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit}
-        if grade is not None:
-            where.append(sql.SQL("grade = %(grade)s"))
-            params["grade"] = grade
-        if min_score is not None:
-            where.append(sql.SQL("score >= %(min_score)s"))
-            params["min_score"] = min_score
-        if after is not None:
-            where.append(
-                sql.SQL("(score < %(a_score)s OR (score = %(a_score)s AND lead_id > %(a_lead)s))")
-            )
-            params.update(a_score=after.score, a_lead=after.lead_id)
-        query = sql.SQL(
-            "SELECT {cols} FROM {table} WHERE {where} ORDER BY score DESC, lead_id LIMIT %(limit)s"
-        ).format(
-            cols=sql.SQL(", ").join(map(sql.Identifier, SERVED_COLUMNS)),
-            table=sql.Identifier(SCHEMA, TABLE),
-            where=sql.SQL(" AND ").join(where),
+        # the planner use the (tenant_id, ...) indexes.
+        where, params = row_filter(
+            contract,
+            tenant_id=tenant_id,
+            equals=equals,
+            at_least=at_least,
+            after=after,
+            placeholder=_placeholder,
+        )
+        query = (
+            f"SELECT {select_list(contract)} FROM {SCHEMA}.{contract.name} WHERE {where}"
+            f" ORDER BY {order_clause(contract)} LIMIT %(limit)s"
         )
         with self._reader(tenant_id) as cur:
-            return cur.execute(query, params).fetchall()
+            found = cur.execute(query, {**params, "limit": limit}).fetchall()
+        if not found:
+            self._raise_if_never_published(contract)
+        return found
 
-    def get_lead_score(self, *, tenant_id: str, lead_id: str) -> LeadScoreRow | None:
-        query = sql.SQL("SELECT {cols} FROM {table} WHERE tenant_id = %s AND lead_id = %s").format(
-            cols=sql.SQL(", ").join(map(sql.Identifier, SERVED_COLUMNS)),
-            table=sql.Identifier(SCHEMA, TABLE),
-        )
+    def get_row(
+        self, contract: TableContract, *, tenant_id: str, key: Mapping[str, object]
+    ) -> Row | None:
+        where, params = key_filter(contract, tenant_id=tenant_id, key=key, placeholder=_placeholder)
+        query = f"SELECT {select_list(contract)} FROM {SCHEMA}.{contract.name} WHERE {where}"
         with self._reader(tenant_id) as cur:
-            return cur.execute(query, [tenant_id, lead_id]).fetchone()
+            found = cur.execute(query, params).fetchone()
+        if found is None:
+            self._raise_if_never_published(contract)
+        return found
 
-    def last_published_at(self) -> datetime:
-        # Readiness is not a tenant read: it runs as the connecting role, and the
-        # publish log (which names every tenant) is never granted to bizos_reader.
+    def _raise_if_never_published(self, contract: TableContract) -> None:
+        """An empty answer from a table nobody has published to is 'not ready', not 'none'.
+
+        Asked only when a read found nothing, so a normal read costs one query.
+        """
+        if self._last_publish(contract.name) is None:
+            raise NothingPublished(f"nothing has been published to {contract.name} yet")
+
+    def _last_publish(self, table_name: str | None) -> datetime | None:
+        # Not a tenant read: runs as the connecting role, since the publish log
+        # (which names every tenant) is never granted to bizos_reader.
+        self._ensure_schema()
+        query = "SELECT max(published_at) FROM serving.publish_log"
+        params: list[str] = []
+        if table_name is not None:
+            query += " WHERE table_name = %s"
+            params.append(table_name)
         try:
             with self._connect() as conn:
-                found = conn.execute("SELECT to_regclass('serving.publish_log')").fetchone()
-                if found is None or found[0] is None:
-                    raise NothingPublished("nothing has been published to Postgres yet")
-                last = conn.execute(
-                    "SELECT max(published_at) FROM serving.publish_log WHERE table_name = %s",
-                    [TABLE],
-                ).fetchone()
+                row = conn.execute(query, params).fetchone()
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise StoreUnavailable("Postgres is unreachable") from exc
-        if last is None or last[0] is None:
+        return None if row is None else row[0]
+
+    def last_published_at(self) -> datetime:
+        last = self._last_publish(None)
+        if last is None:
             raise NothingPublished("nothing has been published to Postgres yet")
-        return last[0]
+        return last
 
 
-def ensure_schema(conn: psycopg.Connection[Any]) -> None:
-    """Create the serving schema, reader role, live table and publish log if missing.
-
-    Idempotent, so the first publish on an empty database sets everything up and
-    later ones cost a few catalog lookups.
-    """
-    conn.execute(_ENSURE_READER_ROLE)
-    conn.execute("CREATE SCHEMA IF NOT EXISTS serving")
-    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA serving TO {}").format(sql.Identifier(READER_ROLE)))
-    exists = conn.execute("SELECT to_regclass('serving.lead_scores')").fetchone()
-    if exists is None or exists[0] is None:
-        _create_lead_scores_table(conn, TABLE)
-        _secure_lead_scores_table(conn, TABLE)
-    conn.execute(
-        """
-        CREATE TABLE IF NOT EXISTS serving.publish_log (
-            id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            table_name   text NOT NULL,
-            tenant_id    text NOT NULL,
-            rows         bigint NOT NULL,
-            published_at timestamptz NOT NULL
-        )
-        """
-    )
-
-
-def _create_lead_scores_table(conn: psycopg.Connection[Any], name: str) -> None:
-    """Explicit DDL (not LIKE) so constraint and index names are ours to rename."""
-    conn.execute(
-        sql.SQL(
-            "CREATE TABLE {table} ({columns}, CONSTRAINT {pkey} PRIMARY KEY (tenant_id, lead_id))"
-        ).format(
-            table=sql.Identifier(SCHEMA, name),
-            columns=sql.SQL(_COLUMN_DDL),
-            pkey=sql.Identifier(f"{name}_pkey"),
-        )
-    )
-    conn.execute(
-        sql.SQL("CREATE INDEX {} ON {} (tenant_id, score DESC, lead_id)").format(
-            sql.Identifier(f"{name}_rank_idx"), sql.Identifier(SCHEMA, name)
-        )
-    )
-
-
-def _secure_lead_scores_table(conn: psycopg.Connection[Any], name: str) -> None:
-    """RLS, policies and grants; they follow the table through the rename."""
-    table = sql.Identifier(SCHEMA, name)
-    reader = sql.Identifier(READER_ROLE)
-    conn.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(table))
-    # FORCE so the owner is bound too: no code path reads all tenants by accident.
-    conn.execute(sql.SQL("ALTER TABLE {} FORCE ROW LEVEL SECURITY").format(table))
-    conn.execute(
-        sql.SQL(
-            "CREATE POLICY tenant_isolation ON {} FOR SELECT TO {} "
-            "USING (tenant_id = current_setting({}, true))"
-        ).format(table, reader, sql.Literal(TENANT_SETTING))
-    )
-    # With FORCE, the publisher (owner) needs its own policy to copy the other
-    # tenants' rows into the next table. It names the publishing role itself, which
-    # bizos_reader is not a member of, so it never applies to API reads.
-    conn.execute(
-        sql.SQL(
-            "CREATE POLICY publisher_all ON {} FOR ALL TO CURRENT_USER"
-            " USING (true) WITH CHECK (true)"
-        ).format(table)
-    )
-    conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(table, reader))
+def _placeholder(name: str) -> str:
+    return f"%({name})s"
 
 
 def open_pool(settings: Settings, *, max_size: int = 10) -> ConnectionPool:

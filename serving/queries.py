@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.contracts.lead_scores import LEAD_SCORES
 from core.settings import Settings
 from serving.schemas import LeadScorePublic
 from serving.store import serving_store
@@ -17,5 +18,5 @@ def top_lead_scores(settings: Settings, tenant_id: str, n: int = 10) -> list[dic
     JSON-ready (ISO timestamps, reasons as ``{"factor", "points"}`` dicts), so they
     print and serialise as they are. Raises store.NothingPublished before any publish.
     """
-    rows = serving_store(settings).list_lead_scores(tenant_id=tenant_id, limit=n)
+    rows = serving_store(settings).list_rows(LEAD_SCORES, tenant_id=tenant_id, limit=n)
     return [LeadScorePublic.from_row(row).model_dump(mode="json") for row in rows]

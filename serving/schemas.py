@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from core.contracts.lead_scores import parse_reasons
-from serving.store import LeadScoreRow
+from serving.store import Row
 
 
 class Grade(StrEnum):
@@ -49,7 +49,7 @@ class LeadScorePublic(BaseModel):
     published_at: datetime = Field(description="When this score was published to serving")
 
     @classmethod
-    def from_row(cls, row: LeadScoreRow) -> LeadScorePublic:
+    def from_row(cls, row: Row) -> LeadScorePublic:
         """Build from a store row; ``reasons`` text becomes structured factors."""
         fields = {name: row[name] for name in cls.model_fields if name != "reasons"}
         reasons = [

@@ -1,9 +1,10 @@
-"""The serving store: one interface, a Postgres and an embedded DuckDB implementation.
+"""The serving store: one interface, a Postgres and an embedded implementation.
 
 The implementation is picked once, here, from ``settings.target``; routes, publish and
-scripts only see ``ServingStore``. Reads always take the tenant as an argument and
-both stores filter by it (Postgres additionally through row-level security), so a
-caller cannot forget the tenant and read everyone's rows.
+scripts only see ``ServingStore``. Every method takes the table's contract, so a new
+mart needs no new store code. Reads always take the tenant as an argument and both
+stores filter by it (Postgres additionally through row-level security), so a caller
+cannot forget the tenant and read everyone's rows.
 """
 
 from __future__ import annotations
@@ -11,35 +12,44 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
+from core.contracts.table import TableContract
 from core.settings import Settings, Target
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
-# A served row: the mart columns plus published_at, as Python values.
-LeadScoreRow = dict[str, Any]
+# A served row: the contract's columns plus published_at, as Python values.
+Row = dict[str, Any]
 
 
 class StoreUnavailable(RuntimeError):
-    """The store cannot answer right now (server down, file unreadable)."""
+    """The store cannot answer right now (server down, file unreadable, schema ahead)."""
 
 
 class NothingPublished(StoreUnavailable):
-    """The store is reachable but nothing has been published to it yet."""
+    """The store is reachable but nothing has been published to this table yet."""
 
 
 @dataclass(frozen=True)
 class PublishResult:
-    """What one publish did: the tenant's row count now live, and when it went live."""
+    """What one publish did.
 
+    ``rows`` is the tenant's row count now live; ``rows_replaced`` how many of the
+    tenant's rows it took out. Neither counts other tenants' rows: a publish never
+    reads or writes them.
+    """
+
+    table: str
     tenant_id: str
     rows: int
+    rows_replaced: int
     published_at: datetime
 
 
@@ -70,6 +80,10 @@ class ScoreCursor:
             raise ValueError("invalid cursor")
         return cls(score=score, lead_id=lead_id)
 
+    def values(self) -> tuple[int, str]:
+        """The position as values of ``LEAD_SCORES.order_by``."""
+        return (self.score, self.lead_id)
+
 
 class ServingStore(Protocol):
     """What publish, the API and scripts need from a serving store."""
@@ -77,26 +91,40 @@ class ServingStore(Protocol):
     @property
     def kind(self) -> Target: ...
 
-    def publish_lead_scores(self, *, tenant_id: str, table: pa.Table) -> PublishResult:
-        """Atomically replace ``tenant_id``'s rows; readers see all-old or all-new."""
+    def publish(
+        self, contract: TableContract, *, tenant_id: str, table: pa.Table | pa.RecordBatchReader
+    ) -> PublishResult:
+        """Atomically replace ``tenant_id``'s rows of one table; readers see all-old or all-new.
+
+        Costs in proportion to the tenant's rows; other tenants and other tables are
+        not touched. ContractError, before anything changes, on a bad table.
+        """
         ...
 
-    def list_lead_scores(
+    def list_rows(
         self,
+        contract: TableContract,
         *,
         tenant_id: str,
-        grade: str | None = None,
-        min_score: int | None = None,
-        after: ScoreCursor | None = None,
+        equals: Mapping[str, object] | None = None,
+        at_least: Mapping[str, object] | None = None,
+        after: Sequence[object] | None = None,
         limit: int,
-    ) -> list[LeadScoreRow]:
-        """Up to ``limit`` rows ordered by score desc, lead_id asc, strictly after ``after``."""
+    ) -> list[Row]:
+        """Up to ``limit`` rows in ``contract.order_by`` order, strictly after ``after``.
+
+        NothingPublished when the table has never been published to (by any tenant).
+        """
         ...
 
-    def get_lead_score(self, *, tenant_id: str, lead_id: str) -> LeadScoreRow | None: ...
+    def get_row(
+        self, contract: TableContract, *, tenant_id: str, key: Mapping[str, object]
+    ) -> Row | None:
+        """The tenant's row with primary key ``key`` (the columns after tenant_id)."""
+        ...
 
     def last_published_at(self) -> datetime:
-        """Time of the latest publish; NothingPublished / StoreUnavailable otherwise."""
+        """Time of the latest publish of any table; NothingPublished / StoreUnavailable."""
         ...
 
 
@@ -113,3 +141,88 @@ def serving_store(settings: Settings, *, pool: ConnectionPool | None = None) -> 
     from serving.duckdb_store import DuckDBStore
 
     return DuckDBStore(settings)
+
+
+# -- SQL shared by both stores (identifiers come from contracts, values are bound) -----
+
+
+def quote(name: str) -> str:
+    """A SQL identifier, quoted the same way on Postgres and DuckDB."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def select_list(contract: TableContract) -> str:
+    return ", ".join(quote(c) for c in contract.served_columns)
+
+
+def order_clause(contract: TableContract) -> str:
+    return ", ".join(
+        f"{quote(c)} DESC" if contract.descending(c) else quote(c) for c in contract.order_columns
+    )
+
+
+def row_filter(
+    contract: TableContract,
+    *,
+    tenant_id: str,
+    equals: Mapping[str, object] | None,
+    at_least: Mapping[str, object] | None,
+    after: Sequence[object] | None,
+    placeholder: Callable[[str], str],
+) -> tuple[str, dict[str, object]]:
+    """A WHERE condition and its parameters; ``placeholder`` spells a named parameter.
+
+    ``after`` is a keyset position over ``contract.order_by``: rows strictly after it
+    in that order, i.e. for (c1, c2, ...) the OR over i of "equal on c1..c(i-1) and
+    past it on ci", where past means less for a descending column.
+    """
+    known = set(contract.columns)
+    conditions = [f"{quote('tenant_id')} = {placeholder('tenant_id')}"]
+    params: dict[str, object] = {"tenant_id": tenant_id}
+    for i, (column, value) in enumerate((equals or {}).items()):
+        _check_column(column, known)
+        conditions.append(f"{quote(column)} = {placeholder(f'eq{i}')}")
+        params[f"eq{i}"] = value
+    for i, (column, value) in enumerate((at_least or {}).items()):
+        _check_column(column, known)
+        conditions.append(f"{quote(column)} >= {placeholder(f'ge{i}')}")
+        params[f"ge{i}"] = value
+    if after is not None:
+        order = contract.order_columns
+        if len(after) != len(order):
+            raise ValueError(f"a position in {contract.name} has {len(order)} values")
+        branches = []
+        for i, column in enumerate(order):
+            terms = [f"{quote(c)} = {placeholder(f'k{j}')}" for j, c in enumerate(order[:i])]
+            op = "<" if contract.descending(column) else ">"
+            terms.append(f"{quote(column)} {op} {placeholder(f'k{i}')}")
+            branches.append("(" + " AND ".join(terms) + ")")
+        conditions.append("(" + " OR ".join(branches) + ")")
+        params.update({f"k{i}": v for i, v in enumerate(after)})
+    return " AND ".join(conditions), params
+
+
+def key_filter(
+    contract: TableContract,
+    *,
+    tenant_id: str,
+    key: Mapping[str, object],
+    placeholder: Callable[[str], str],
+) -> tuple[str, dict[str, object]]:
+    """WHERE condition for one row by primary key."""
+    wanted = [c for c in contract.primary_key if c != "tenant_id"]
+    if sorted(key) != sorted(wanted):
+        raise ValueError(f"the key of {contract.name} is {wanted}, got {sorted(key)}")
+    return row_filter(
+        contract,
+        tenant_id=tenant_id,
+        equals=key,
+        at_least=None,
+        after=None,
+        placeholder=placeholder,
+    )
+
+
+def _check_column(column: str, known: set[str]) -> None:
+    if column not in known:
+        raise ValueError(f"unknown column {column!r}")

@@ -9,15 +9,23 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from core.contracts.table import TableContract
 from core.settings import Settings, Target, get_settings
+from migrations import ensure_current
 from serving.keys import create_key
 from serving.main import create_app
-from serving.postgres_store import PostgresStore
-from serving.publish import publish_lead_scores
+from serving.postgres_store import PostgresStore, postgres_type
+from serving.publish import publish_lead_scores, publish_table
 from serving.store import serving_store
-from tests.test_serving_contract import ServingApiChecks, lead_scores_table
+from tests.test_serving_contract import (
+    WIDGETS,
+    ServingApiChecks,
+    lead_scores_table,
+    widgets_table,
+)
 
 
+@pytest.mark.postgres
 class TestPostgresServing(ServingApiChecks):
     @pytest.fixture
     def serving_settings(self, pg_settings: Settings) -> Settings:
@@ -39,10 +47,12 @@ def as_reader(conn: psycopg.Connection, tenant_id: str | None) -> None:
         conn.execute("SELECT set_config('bizos.tenant_id', %s, true)", [tenant_id])
 
 
+@pytest.mark.postgres
 def test_the_factory_picks_postgres(pg_settings: Settings) -> None:
     assert isinstance(serving_store(pg_settings), PostgresStore)
 
 
+@pytest.mark.postgres
 def test_row_level_security_not_just_where_clauses(two_tenants: Settings, pg_url: str) -> None:
     """A query with no tenant filter at all still sees only the reader's tenant."""
     with psycopg.connect(pg_url) as conn:
@@ -70,9 +80,8 @@ def test_row_level_security_not_just_where_clauses(two_tenants: Settings, pg_url
             conn.execute("DELETE FROM serving.lead_scores")
 
 
-def test_swap_keeps_rls_grants_and_names_across_publishes(
-    two_tenants: Settings, pg_url: str
-) -> None:
+@pytest.mark.postgres
+def test_publishes_keep_rls_grants_and_log(two_tenants: Settings, pg_url: str) -> None:
     publish_lead_scores(two_tenants, "acme", lead_scores_table("acme", 7))
     publish_lead_scores(two_tenants, "acme", lead_scores_table("acme", 3))
     with psycopg.connect(pg_url) as conn:
@@ -81,11 +90,11 @@ def test_swap_keeps_rls_grants_and_names_across_publishes(
             " JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = 'serving' AND c.relkind = 'r' ORDER BY relname"
         ).fetchall()
-        assert tables == [("lead_scores", True, True), ("publish_log", False, False)]
-        indexes = conn.execute(
-            "SELECT indexname FROM pg_indexes WHERE tablename = 'lead_scores' ORDER BY 1"
-        ).fetchall()
-        assert indexes == [("lead_scores_pkey",), ("lead_scores_rank_idx",)]
+        assert tables == [
+            ("alembic_version_serving", False, False),
+            ("lead_scores", True, True),
+            ("publish_log", False, False),
+        ]
         policies = conn.execute(
             "SELECT policyname, cmd, roles::text[] FROM pg_policies"
             " WHERE schemaname = 'serving' AND tablename = 'lead_scores' ORDER BY 1"
@@ -100,13 +109,13 @@ def test_swap_keeps_rls_grants_and_names_across_publishes(
         ).fetchone()
         assert grant == (True,)
         log = conn.execute(
-            "SELECT table_name, tenant_id, rows FROM serving.publish_log ORDER BY id"
+            "SELECT table_name, tenant_id, rows, rows_replaced FROM serving.publish_log ORDER BY id"
         ).fetchall()
         assert log == [
-            ("lead_scores", "acme", 25),
-            ("lead_scores", "globex", 9),
-            ("lead_scores", "acme", 7),
-            ("lead_scores", "acme", 3),
+            ("lead_scores", "acme", 25, 0),
+            ("lead_scores", "globex", 9, 0),
+            ("lead_scores", "acme", 7, 25),
+            ("lead_scores", "acme", 3, 7),
         ]
         counts = conn.execute(
             "SELECT tenant_id, count(*) FROM serving.lead_scores GROUP BY 1 ORDER BY 1"
@@ -114,6 +123,83 @@ def test_swap_keeps_rls_grants_and_names_across_publishes(
         assert counts == [("acme", 3), ("globex", 9)]
 
 
+def row_versions(conn: psycopg.Connection, table: str, tenant_id: str) -> list[tuple[str, ...]]:
+    """Each row's physical version: a rewritten or moved row gets a new xmin and ctid."""
+    return conn.execute(
+        f"SELECT ctid::text, xmin::text FROM serving.{table} WHERE tenant_id = %s ORDER BY 1",
+        [tenant_id],
+    ).fetchall()
+
+
+@pytest.mark.postgres
+def test_publishing_one_tenant_leaves_other_tenants_rows_untouched(
+    pg_settings: Settings, pg_url: str
+) -> None:
+    """The cost is the tenant's rows: the others' row versions are not rewritten."""
+    publish_lead_scores(pg_settings, "globex", lead_scores_table("globex", 1000))
+    publish_lead_scores(pg_settings, "initech", lead_scores_table("initech", 30))
+    with psycopg.connect(pg_url) as conn:
+        before = {t: row_versions(conn, "lead_scores", t) for t in ("globex", "initech")}
+    first = publish_lead_scores(pg_settings, "acme", lead_scores_table("acme", 40))
+    second = publish_lead_scores(pg_settings, "acme", lead_scores_table("acme", 7))
+    assert (first.rows_replaced, second.rows_replaced) == (0, 40)
+    with psycopg.connect(pg_url) as conn:
+        after = {t: row_versions(conn, "lead_scores", t) for t in ("globex", "initech")}
+        acme = row_versions(conn, "lead_scores", "acme")
+    assert after == before and len(after["globex"]) == 1000
+    assert len(acme) == 7
+
+
+def create_like_a_migration(pg_url: str, contract: TableContract) -> None:
+    """What a serving revision for a new mart does, rendered from the contract."""
+    columns = ", ".join(
+        f"{f.name} {postgres_type(f)}{'' if f.nullable else ' NOT NULL'}"
+        for f in contract.served_schema
+    )
+    name = f"serving.{contract.name}"
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            f"CREATE TABLE {name} ({columns}, PRIMARY KEY ({', '.join(contract.primary_key)}))"
+        )
+        conn.execute(f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY")
+        conn.execute(f"ALTER TABLE {name} FORCE ROW LEVEL SECURITY")
+        conn.execute(
+            f"CREATE POLICY tenant_isolation ON {name} FOR SELECT TO bizos_reader"
+            " USING (tenant_id = current_setting('bizos.tenant_id', true))"
+        )
+        conn.execute(
+            f"CREATE POLICY publisher_all ON {name} FOR ALL TO CURRENT_USER"
+            " USING (true) WITH CHECK (true)"
+        )
+        conn.execute(f"GRANT SELECT ON {name} TO bizos_reader")
+
+
+@pytest.mark.postgres
+def test_a_second_serving_table_survives_publishes_of_the_first(
+    pg_settings: Settings, pg_url: str
+) -> None:
+    ensure_current(pg_settings, "serving")
+    create_like_a_migration(pg_url, WIDGETS)
+    publish_table(pg_settings, WIDGETS, "acme", widgets_table("acme", 9))
+    with psycopg.connect(pg_url) as conn:
+        widgets_before = row_versions(conn, "test_widgets", "acme")
+    publish_lead_scores(pg_settings, "acme", lead_scores_table("acme", 5))
+    publish_lead_scores(pg_settings, "globex", lead_scores_table("globex", 3))
+    publish_lead_scores(pg_settings, "acme", lead_scores_table("acme", 4))
+    with psycopg.connect(pg_url) as conn:
+        assert row_versions(conn, "test_widgets", "acme") == widgets_before
+    store = serving_store(pg_settings)
+    widgets = store.list_rows(WIDGETS, tenant_id="acme", limit=100)
+    assert [w["weight"] for w in widgets] == sorted((i % 7 for i in range(9)), reverse=True)
+    assert store.get_row(WIDGETS, tenant_id="acme", key={"widget_id": "w003"}) is not None
+    # Row-level security holds on the new table too.
+    assert store.list_rows(WIDGETS, tenant_id="globex", limit=10) == []
+    with psycopg.connect(pg_url) as conn, conn.transaction():
+        as_reader(conn, "globex")
+        assert conn.execute("SELECT count(*) FROM serving.test_widgets").fetchone() == (0,)
+
+
+@pytest.mark.postgres
 def test_keys_are_stored_as_hashes_outside_the_served_schema(
     pg_settings: Settings, pg_url: str
 ) -> None:

@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.contracts.lead_scores import ContractError, conform_lead_scores, parse_reasons
+from core.contracts.table import TableContract
 from core.settings import Settings
 from serving.keys import create_key, list_keys, resolve_key, revoke_key
 from serving.main import create_app
@@ -71,6 +72,33 @@ def lead_score_rows(
 def lead_scores_table(tenant_id: str, n: int, **kwargs: Any) -> pa.Table:
     """Rows as ``pa.Table.from_pylist`` gives them (int64 scores), like read_mart on Postgres."""
     return pa.Table.from_pylist(lead_score_rows(tenant_id, n, **kwargs))
+
+
+# A second serving table, as the next marts (supplier risk, sourcing) will be: the
+# stores must hold it beside lead_scores without either publish touching the other.
+WIDGETS = TableContract(
+    name="test_widgets",
+    mart="mart_test_widgets",
+    schema=pa.schema(
+        [
+            pa.field("tenant_id", pa.string(), nullable=False),
+            pa.field("widget_id", pa.string(), nullable=False),
+            pa.field("weight", pa.int64(), nullable=False),
+            pa.field("label", pa.string()),
+        ]
+    ),
+    primary_key=("tenant_id", "widget_id"),
+    order_by=("-weight", "widget_id"),
+)
+
+
+def widgets_table(tenant_id: str, n: int) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {"tenant_id": tenant_id, "widget_id": f"w{i:03d}", "weight": i % 7, "label": None}
+            for i in range(n)
+        ]
+    )
 
 
 def in_api_order(rows: list[dict[str, Any]]) -> list[str]:

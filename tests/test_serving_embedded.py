@@ -1,21 +1,31 @@
-"""The embedded (DuckDB file) serving store: API behaviour plus the file-swap details."""
+"""The embedded serving store: API behaviour plus its per-tenant files and views file."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import sqlite3
+from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
+from core.contracts.lead_scores import LEAD_SCORES
 from core.settings import Settings, Target
-from serving.duckdb_store import DuckDBStore
+from serving.duckdb_store import DuckDBStore, tenant_file
 from serving.keys import create_key
 from serving.main import create_app
-from serving.publish import publish_lead_scores
+from serving.publish import publish_lead_scores, publish_table
 from serving.store import serving_store
-from tests.test_serving_contract import ServingApiChecks, lead_scores_table
+from tests.test_serving_contract import (
+    WIDGETS,
+    ServingApiChecks,
+    lead_scores_table,
+    widgets_table,
+)
 
 
 class TestEmbeddedServing(ServingApiChecks):
@@ -25,42 +35,97 @@ class TestEmbeddedServing(ServingApiChecks):
         return settings
 
 
+def identity(path: Path) -> tuple[int, int, int]:
+    """What changes if a file is rewritten or replaced: inode, mtime and size."""
+    st = path.stat()
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 def test_the_factory_picks_duckdb(settings: Settings) -> None:
     assert isinstance(serving_store(settings), DuckDBStore)
 
 
-def test_publish_leaves_one_closed_file_and_a_log(settings: Settings) -> None:
+def test_publish_writes_one_file_per_tenant_a_log_and_views(settings: Settings) -> None:
     publish_lead_scores(settings, "acme", lead_scores_table("acme", 12))
     publish_lead_scores(settings, "globex", lead_scores_table("globex", 5))
     result = publish_lead_scores(settings, "acme", lead_scores_table("acme", 8))
-    files = sorted(p.name for p in settings.serving_dir.iterdir())
-    # No .wal and no half-written next file: only the live file and the lock.
-    assert files == [".publish.lock", "serving.duckdb"]
+    assert (result.rows, result.rows_replaced) == (8, 12)
+    tables_dir = settings.serving_dir / "lead_scores"
+    # No half-written next file: the live files and their lock files only.
+    assert sorted(p.name for p in tables_dir.iterdir()) == [
+        ".tenant=acme.parquet.lock",
+        ".tenant=globex.parquet.lock",
+        "tenant=acme.parquet",
+        "tenant=globex.parquet",
+    ]
+    acme = pq.read_table(tables_dir / "tenant=acme.parquet")
+    assert acme.schema == LEAD_SCORES.served_schema.with_metadata(None)
+    # Stored in API order, so a page is the head of the file.
+    assert acme["score"].to_pylist() == sorted(acme["score"].to_pylist(), reverse=True)
+    log = [json.loads(line) for line in (settings.serving_dir / "publish_log.jsonl").open()]
+    assert [(e["tenant_id"], e["rows"], e["rows_replaced"]) for e in log] == [
+        ("acme", 12, 0),
+        ("globex", 5, 0),
+        ("acme", 8, 12),
+    ]
+    # Superset and analysts open serving.duckdb read-only and see every tenant.
     with duckdb.connect(str(settings.serving_dir / "serving.duckdb"), read_only=True) as con:
         counts = dict(
             con.execute("SELECT tenant_id, count(*) FROM lead_scores GROUP BY 1").fetchall()
         )
-        log = con.execute(
-            "SELECT tenant_id, rows FROM publish_log ORDER BY published_at"
-        ).fetchall()
         last = con.execute("SELECT max(published_at) FROM publish_log").fetchone()
     assert counts == {"acme": 8, "globex": 5}
-    assert log == [("acme", 12), ("globex", 5), ("acme", 8)]
     assert last is not None and last[0] == result.published_at
 
 
+def test_publishing_one_tenant_touches_only_its_own_file(settings: Settings) -> None:
+    """The cost is the tenant's rows: the other tenants' files are not rewritten."""
+    publish_lead_scores(settings, "globex", lead_scores_table("globex", 1000))
+    publish_lead_scores(settings, "initech", lead_scores_table("initech", 30))
+    others = {t: tenant_file(settings.serving_dir, "lead_scores", t) for t in ("globex", "initech")}
+    before = {t: identity(p) for t, p in others.items()}
+    views_before = identity(settings.serving_dir / "serving.duckdb")
+    first = publish_lead_scores(settings, "acme", lead_scores_table("acme", 40))
+    second = publish_lead_scores(settings, "acme", lead_scores_table("acme", 7))
+    assert (first.rows_replaced, second.rows_replaced) == (0, 40)
+    assert {t: identity(p) for t, p in others.items()} == before
+    # The views file is only rewritten when a table appears, not per publish.
+    assert identity(settings.serving_dir / "serving.duckdb") == views_before
+
+
+def test_a_second_serving_table_survives_publishes_of_the_first(settings: Settings) -> None:
+    publish_table(settings, WIDGETS, "acme", widgets_table("acme", 9))
+    publish_lead_scores(settings, "acme", lead_scores_table("acme", 5))
+    publish_lead_scores(settings, "globex", lead_scores_table("globex", 3))
+    publish_lead_scores(settings, "acme", lead_scores_table("acme", 4))
+    store = serving_store(settings)
+    widgets = store.list_rows(WIDGETS, tenant_id="acme", limit=100)
+    assert len(widgets) == 9
+    assert [w["weight"] for w in widgets] == sorted((i % 7 for i in range(9)), reverse=True)
+    assert store.get_row(WIDGETS, tenant_id="acme", key={"widget_id": "w003"}) is not None
+    assert store.list_rows(WIDGETS, tenant_id="globex", limit=10) == []
+    with duckdb.connect(str(settings.serving_dir / "serving.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM test_widgets").fetchone() == (9,)
+        assert con.execute("SELECT count(*) FROM lead_scores").fetchone() == (7,)
+
+
 def test_a_reader_with_the_old_file_open_keeps_a_consistent_view(settings: Settings) -> None:
-    """The rename swaps the path, not the open file: a reader mid-query is never torn."""
+    """The rename swaps the path, not the open file: a reader mid-read is never torn."""
     publish_lead_scores(settings, "acme", lead_scores_table("acme", 30, score_model="v1"))
-    old = duckdb.connect(":memory:")
-    old.execute(f"ATTACH '{settings.serving_dir / 'serving.duckdb'}' AS s (READ_ONLY)")
-    publish_lead_scores(settings, "acme", lead_scores_table("acme", 10, score_model="v2"))
-    assert old.execute("SELECT score_model, count(*) FROM s.lead_scores GROUP BY 1").fetchall() == [
-        ("v1", 30)
-    ]
-    old.close()
-    rows = serving_store(settings).list_lead_scores(tenant_id="acme", limit=100)
+    with tenant_file(settings.serving_dir, "lead_scores", "acme").open("rb") as old:
+        publish_lead_scores(settings, "acme", lead_scores_table("acme", 10, score_model="v2"))
+        stale = pq.read_table(old)
+    assert set(stale["score_model"].to_pylist()) == {"v1"} and stale.num_rows == 30
+    rows = serving_store(settings).list_rows(LEAD_SCORES, tenant_id="acme", limit=100)
     assert {r["score_model"] for r in rows} == {"v2"} and len(rows) == 10
+
+
+def test_a_killed_publishs_leftover_is_swept_by_the_next(settings: Settings) -> None:
+    publish_lead_scores(settings, "acme", lead_scores_table("acme", 3))
+    leftover = settings.serving_dir / "lead_scores" / ".tenant=acme.parquet.next-deadbeef"
+    leftover.write_bytes(b"half a parquet file")
+    publish_lead_scores(settings, "acme", lead_scores_table("acme", 4))
+    assert not leftover.exists()
 
 
 def test_keys_are_stored_as_hashes_in_sqlite(settings: Settings) -> None:
@@ -75,10 +140,18 @@ def test_keys_are_stored_as_hashes_in_sqlite(settings: Settings) -> None:
 
 
 def test_an_unreadable_serving_file_is_503(settings: Settings) -> None:
-    settings.serving_dir.mkdir(parents=True)
-    (settings.serving_dir / "serving.duckdb").write_bytes(b"not a database" * 1000)
+    publish_lead_scores(settings, "globex", lead_scores_table("globex", 3))
+    tenant_file(settings.serving_dir, "lead_scores", "acme").write_bytes(b"not parquet" * 100)
+    key = create_key(settings, "acme")
     with TestClient(create_app(settings)) as client:
         assert client.get("/health").status_code == 200
+        assert client.get("/ready").status_code == 200
+        response = client.get("/v1/leads/scores", headers={"X-API-Key": key})
+        assert response.status_code == 503
+        assert response.json() == {"detail": "serving store unavailable"}
+    os.unlink(settings.serving_dir / "publish_log.jsonl")
+    (settings.serving_dir / "publish_log.jsonl").write_text("garbage\n")
+    with TestClient(create_app(settings)) as client:
         ready = client.get("/ready")
         assert ready.status_code == 503
-        assert ready.json()["store"] == "duckdb" and "serving.duckdb" in ready.json()["detail"]
+        assert ready.json()["store"] == "duckdb" and "publish_log" in ready.json()["detail"]

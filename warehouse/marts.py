@@ -6,26 +6,46 @@ import duckdb
 import psycopg
 import pyarrow as pa
 from psycopg import sql
-from psycopg.rows import dict_row
 
+from core.contracts.serving_tables import contract_for_mart
+from core.contracts.table import TableContract
 from core.settings import Settings, Target
 
 MART_SCHEMA = "analytics"
 
 
-def read_mart(settings: Settings, mart: str, *, tenant_id: str) -> pa.Table:
+def read_mart(settings: Settings, mart: str | TableContract, *, tenant_id: str) -> pa.Table:
+    """The tenant's rows of ``mart`` (a dbt model name, or a serving contract).
+
+    For a mart with a serving contract only the contract's columns are read, ordered
+    by its primary key; any other mart is read whole, in no particular order.
+    """
+    contract = mart if isinstance(mart, TableContract) else contract_for_mart(mart)
+    name = contract.mart if contract else str(mart)
+    columns = contract.columns if contract else None
+    order = contract.primary_key if contract else ()
     if settings.target is Target.POSTGRES:
-        query = sql.SQL("SELECT * FROM {} WHERE tenant_id = %s ORDER BY lead_id").format(
-            sql.Identifier(MART_SCHEMA, mart)
+        query = sql.SQL("SELECT {cols} FROM {table} WHERE tenant_id = %s{order}").format(
+            cols=sql.SQL(", ").join(map(sql.Identifier, columns)) if columns else sql.SQL("*"),
+            table=sql.Identifier(MART_SCHEMA, name),
+            order=sql.SQL(" ORDER BY ") + sql.SQL(", ").join(map(sql.Identifier, order))
+            if order
+            else sql.SQL(""),
         )
-        with psycopg.connect(settings.postgres_url, row_factory=dict_row) as conn:
+        with psycopg.connect(settings.postgres_url) as conn:
             cursor = conn.execute(query, [tenant_id])
             rows = cursor.fetchall()
             names = [c.name for c in cursor.description or []]
         # Column-wise, so a tenant with no rows still yields the mart's columns.
-        return pa.table({name: [row[name] for row in rows] for name in names})
+        return pa.table({n: [row[i] for row in rows] for i, n in enumerate(names)})
+    cols = ", ".join(map(_quote, columns)) if columns else "*"
+    order_by = f" ORDER BY {', '.join(map(_quote, order))}" if order else ""
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         return conn.execute(
-            f'SELECT * FROM {MART_SCHEMA}."{mart}" WHERE tenant_id = ? ORDER BY lead_id',
+            f"SELECT {cols} FROM {MART_SCHEMA}.{_quote(name)} WHERE tenant_id = ?{order_by}",
             [tenant_id],
         ).to_arrow_table()
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

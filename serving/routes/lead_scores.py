@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
+from core.contracts.lead_scores import LEAD_SCORES
 from serving.deps import CurrentTenant, StoreDep
 from serving.schemas import ErrorPublic, Grade, LeadScorePagePublic, LeadScorePublic
 from serving.store import ScoreCursor
@@ -43,11 +44,12 @@ def list_lead_scores(
     except ValueError:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid cursor") from None
     # One row more than asked tells whether another page exists without a count.
-    rows = store.list_lead_scores(
+    rows = store.list_rows(
+        LEAD_SCORES,
         tenant_id=tenant_id,
-        grade=grade.value if grade else None,
-        min_score=min_score,
-        after=after,
+        equals={"grade": grade.value} if grade else None,
+        at_least={"score": min_score} if min_score is not None else None,
+        after=after.values() if after else None,
         limit=limit + 1,
     )
     items = [LeadScorePublic.from_row(row) for row in rows[:limit]]
@@ -73,7 +75,7 @@ def get_lead_score(
     Another tenant's lead answers 404 exactly like a missing one, so ids cannot be
     probed across tenants.
     """
-    row = store.get_lead_score(tenant_id=tenant_id, lead_id=lead_id)
+    row = store.get_row(LEAD_SCORES, tenant_id=tenant_id, key={"lead_id": lead_id})
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "lead not found")
     return LeadScorePublic.from_row(row)

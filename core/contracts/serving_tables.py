@@ -1,0 +1,14 @@
+"""Every table the serving layer publishes, by name: the one list the stores,
+the Dagster publish assets and the migration test iterate."""
+
+from __future__ import annotations
+
+from core.contracts.lead_scores import LEAD_SCORES
+from core.contracts.table import TableContract
+
+SERVING_TABLES: dict[str, TableContract] = {c.name: c for c in (LEAD_SCORES,)}
+
+
+def contract_for_mart(mart: str) -> TableContract | None:
+    """The serving contract fed by dbt model ``mart``, if any."""
+    return next((c for c in SERVING_TABLES.values() if c.mart == mart), None)
