@@ -12,6 +12,7 @@ from rich.table import Table
 
 from cli import sandbox as sandbox_cli
 from cli.credentials import credentials_app
+from cli.db import db_app
 from core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ app = typer.Typer(
 keys_app = typer.Typer(help="API keys bound to one tenant.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(credentials_app, name="credentials")
+app.add_typer(db_app, name="db")
 # Our own handle on the terminal: run logs are redirected at the fd level while
 # a job runs, and the progress shown here must not follow them into the file.
 console = Console(

@@ -5,26 +5,34 @@ the next read starts, including a window still in progress, so a run that dies
 mid-paging resumes where the lake stopped. The load log has one row per (run,
 tenant, source, table) and feeds the ops dashboard.
 
-Postgres target: schema ``ops`` (``ops.connector_cursors``, ``ops.load_log``).
-Embedded target: ``settings.state_dir / "connectors.sqlite"``. Both also hold a
-per-table lock so two runs of one table never interleave their merges.
+Both live in the ops database (``ops.connector_cursors`` and ``ops.load_log`` on
+Postgres, ``state/ops.sqlite`` embedded; tables in ``opsdb.tables``, created by the
+``ops`` migrations), through the same code. A per-table lock keeps two runs of one
+table from interleaving their merges: a Postgres session advisory lock, or an
+``flock`` on a file beside the SQLite database; both die with their process.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import psycopg
+import sqlalchemy as sa
 
 from core.settings import Settings, Target
+from opsdb.engine import (
+    OpsDatabaseUnavailable,
+    insert,
+    ops_database_exists,
+    session_connection,
+    transaction,
+)
+from opsdb.tables import connector_cursors, load_log
 
 Cursor = dict[str, Any]
 
@@ -75,10 +83,8 @@ class ConnectorStateStore(Protocol):
 
 
 def connector_state(settings: Settings) -> ConnectorStateStore:
-    """The state store for ``settings.target``."""
-    if settings.target is Target.POSTGRES:
-        return PostgresConnectorState(settings.postgres_url)
-    return SqliteConnectorState(settings.state_dir / "connectors.sqlite")
+    """The state store for ``settings``: the same code on SQLite and Postgres."""
+    return OpsConnectorState(settings)
 
 
 def read_load_log(
@@ -104,236 +110,116 @@ def _lock_name(tenant_id: str, source: str, table: str) -> str:
     return f"bizos.connector:{tenant_id}:{source}:{table}"
 
 
-# -- Postgres ------------------------------------------------------------------------
-
-_PG_SCHEMA = """
-CREATE SCHEMA IF NOT EXISTS ops;
-CREATE TABLE IF NOT EXISTS ops.connector_cursors (
-    tenant_id  text NOT NULL,
-    source     text NOT NULL,
-    table_name text NOT NULL,
-    cursor     jsonb NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, source, table_name)
-);
-CREATE TABLE IF NOT EXISTS ops.load_log (
-    run_id           text NOT NULL,
-    tenant_id        text NOT NULL,
-    source           text NOT NULL,
-    table_name       text NOT NULL,
-    rows_in          bigint NOT NULL,
-    rows_loaded      bigint NOT NULL,
-    rows_added       bigint NOT NULL,
-    rows_quarantined bigint NOT NULL,
-    cursor_before    jsonb,
-    cursor_after     jsonb,
-    bytes            bigint NOT NULL,
-    duration_s       double precision NOT NULL,
-    status           text NOT NULL CHECK (status IN ('success', 'failed')),
-    error            text,
-    started_at       timestamptz NOT NULL,
-    finished_at      timestamptz NOT NULL,
-    PRIMARY KEY (run_id, tenant_id, source, table_name)
-);
-CREATE INDEX IF NOT EXISTS load_log_tenant_idx ON ops.load_log (tenant_id, finished_at DESC)
-"""
+class StateStoreUnavailable(OpsDatabaseUnavailable):
+    """The connector state (ops database) cannot be reached."""
 
 
-class PostgresConnectorState:
-    """Cursors and load log in schema ``ops``; created on first use."""
+class OpsConnectorState:
+    """Cursors and load log in the ops database; a per-table lock beside them."""
 
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._ready = False
-
-    def _connect(self) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(self._url, connect_timeout=10)
-        if not self._ready:
-            with conn.transaction():
-                # Serialize the CREATE ... IF NOT EXISTS of two first-time callers.
-                conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('bizos.ops', 0))")
-                for statement in _PG_SCHEMA.strip().split(";\n"):
-                    conn.execute(statement)
-            self._ready = True
-        return conn
-
-    def get_cursor(self, *, tenant_id: str, source: str, table: str) -> Cursor | None:
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT cursor FROM ops.connector_cursors"
-                " WHERE tenant_id = %s AND source = %s AND table_name = %s",
-                [tenant_id, source, table],
-            ).fetchone()
-        return dict(row[0]) if row else None
-
-    def put_cursor(self, *, tenant_id: str, source: str, table: str, cursor: Cursor) -> None:
-        with self._connect() as conn:
-            conn.execute(
-                "INSERT INTO ops.connector_cursors (tenant_id, source, table_name, cursor)"
-                " VALUES (%s, %s, %s, %s::jsonb)"
-                " ON CONFLICT (tenant_id, source, table_name)"
-                " DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()",
-                [tenant_id, source, table, dump_cursor(cursor)],
-            )
-
-    def record_load(self, row: LoadLogRow) -> None:
-        values = asdict(row)
-        placeholders = ", ".join(
-            f"%({c})s::jsonb" if c.startswith("cursor_") else f"%({c})s" for c in LOAD_LOG_COLUMNS
-        )
-        with self._connect() as conn:
-            conn.execute(
-                f"INSERT INTO ops.load_log ({', '.join(LOAD_LOG_COLUMNS)}) VALUES ({placeholders})",
-                values,
-            )
-
-    def read_load_log(
-        self, *, tenant_id: str | None, source: str | None, table: str | None
-    ) -> list[LoadLogRow]:
-        columns = ", ".join(
-            f"{c}::text" if c.startswith("cursor_") else c for c in LOAD_LOG_COLUMNS
-        )
-        with self._connect() as conn:
-            rows = conn.execute(
-                f"SELECT {columns} FROM ops.load_log"
-                " WHERE (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
-                " AND (%(source)s::text IS NULL OR source = %(source)s)"
-                " AND (%(table)s::text IS NULL OR table_name = %(table)s)"
-                " ORDER BY finished_at DESC, table_name",
-                {"tenant": tenant_id, "source": source, "table": table},
-            ).fetchall()
-        out = []
-        for row in rows:
-            values = dict(zip(LOAD_LOG_COLUMNS, row, strict=True))
-            for key in ("cursor_before", "cursor_after"):
-                # jsonb's text form reorders keys; give back the same form sqlite keeps.
-                if values[key] is not None:
-                    values[key] = dump_cursor(json.loads(values[key]))
-            out.append(LoadLogRow(**values))
-        return out
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
 
     @contextmanager
-    def lock(self, *, tenant_id: str, source: str, table: str) -> Iterator[None]:
-        # A session advisory lock lives as long as this connection: a crashed
-        # run releases it when its connection drops, with no stale lock to clean.
-        with self._connect() as conn:
-            conn.autocommit = True
-            key = _lock_name(tenant_id, source, table)
-            got = conn.execute(
-                "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [key]
-            ).fetchone()
-            if not got or not got[0]:
-                raise LoadInProgress(f"{source}/{table} of tenant {tenant_id!r} is being loaded")
-            try:
-                yield
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
+    def _transaction(self, *, write: bool) -> Iterator[sa.Connection]:
+        try:
+            with transaction(self._settings, write=write) as connection:
+                yield connection
+        except OpsDatabaseUnavailable as exc:
+            raise StateStoreUnavailable(f"connector state: {exc}") from exc
 
-
-# -- SQLite (embedded target) --------------------------------------------------------
-
-_SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS connector_cursors (
-    tenant_id TEXT NOT NULL, source TEXT NOT NULL, table_name TEXT NOT NULL,
-    cursor TEXT NOT NULL, updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ')),
-    PRIMARY KEY (tenant_id, source, table_name));
-CREATE TABLE IF NOT EXISTS load_log (
-    run_id TEXT NOT NULL, tenant_id TEXT NOT NULL, source TEXT NOT NULL,
-    table_name TEXT NOT NULL, rows_in INTEGER NOT NULL, rows_loaded INTEGER NOT NULL,
-    rows_added INTEGER NOT NULL, rows_quarantined INTEGER NOT NULL,
-    cursor_before TEXT, cursor_after TEXT, bytes INTEGER NOT NULL, duration_s REAL NOT NULL,
-    status TEXT NOT NULL, error TEXT, started_at TEXT NOT NULL, finished_at TEXT NOT NULL,
-    PRIMARY KEY (run_id, tenant_id, source, table_name));
-"""
-
-
-class SqliteConnectorState:
-    """Cursors and load log in one SQLite file; the embedded target has no server."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-
-    def _open(self, *, create: bool) -> sqlite3.Connection | None:
-        if not create and not self._path.exists():
+    def get_cursor(self, *, tenant_id: str, source: str, table: str) -> Cursor | None:
+        if not ops_database_exists(self._settings):
             return None  # nothing was ever loaded; do not litter an empty file
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, timeout=30)
-        conn.executescript(_SQLITE_SCHEMA)
-        return conn
-
-    def get_cursor(self, *, tenant_id: str, source: str, table: str) -> Cursor | None:
-        conn = self._open(create=False)
-        if conn is None:
-            return None
-        with closing(conn):
-            row = conn.execute(
-                "SELECT cursor FROM connector_cursors"
-                " WHERE tenant_id = ? AND source = ? AND table_name = ?",
-                [tenant_id, source, table],
-            ).fetchone()
-        return dict(json.loads(row[0])) if row else None
+        c = connector_cursors.c
+        with self._transaction(write=False) as connection:
+            value = connection.execute(
+                sa.select(c.cursor).where(
+                    c.tenant_id == tenant_id, c.source == source, c.table_name == table
+                )
+            ).scalar()
+        return dict(value) if value is not None else None
 
     def put_cursor(self, *, tenant_id: str, source: str, table: str, cursor: Cursor) -> None:
-        conn = self._open(create=True)
-        assert conn is not None
-        with closing(conn), conn:
-            conn.execute(
-                "INSERT INTO connector_cursors (tenant_id, source, table_name, cursor)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, source, table_name)"
-                " DO UPDATE SET cursor = excluded.cursor,"
-                " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ')",
-                [tenant_id, source, table, dump_cursor(cursor)],
+        # Through JSON and back: the stored document is what a reader will get.
+        document = json.loads(dump_cursor(cursor) or "null")
+        with self._transaction(write=True) as connection:
+            statement = insert(connection, connector_cursors).values(
+                tenant_id=tenant_id,
+                source=source,
+                table_name=table,
+                cursor=document,
+                updated_at=datetime.now(UTC),
+            )
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["tenant_id", "source", "table_name"],
+                    set_={
+                        "cursor": statement.excluded.cursor,
+                        "updated_at": statement.excluded.updated_at,
+                    },
+                )
             )
 
     def record_load(self, row: LoadLogRow) -> None:
         values = asdict(row)
-        values["started_at"] = row.started_at.isoformat()
-        values["finished_at"] = row.finished_at.isoformat()
-        conn = self._open(create=True)
-        assert conn is not None
-        with closing(conn), conn:
-            conn.execute(
-                f"INSERT INTO load_log ({', '.join(LOAD_LOG_COLUMNS)})"
-                f" VALUES ({', '.join(':' + c for c in LOAD_LOG_COLUMNS)})",
-                values,
-            )
+        for key in ("cursor_before", "cursor_after"):
+            values[key] = None if values[key] is None else json.loads(values[key])
+        with self._transaction(write=True) as connection:
+            connection.execute(load_log.insert().values(**values))
 
     def read_load_log(
         self, *, tenant_id: str | None, source: str | None, table: str | None
     ) -> list[LoadLogRow]:
-        conn = self._open(create=False)
-        if conn is None:
+        if not ops_database_exists(self._settings):
             return []
-        with closing(conn):
-            rows = conn.execute(
-                f"SELECT {', '.join(LOAD_LOG_COLUMNS)} FROM load_log"
-                " WHERE (:tenant IS NULL OR tenant_id = :tenant)"
-                " AND (:source IS NULL OR source = :source)"
-                " AND (:table IS NULL OR table_name = :table)"
-                " ORDER BY finished_at DESC, table_name",
-                {"tenant": tenant_id, "source": source, "table": table},
-            ).fetchall()
+        c = load_log.c
+        query = sa.select(*(c[name] for name in LOAD_LOG_COLUMNS)).order_by(
+            c.finished_at.desc(), c.table_name
+        )
+        for column, value in (("tenant_id", tenant_id), ("source", source), ("table_name", table)):
+            if value is not None:
+                query = query.where(c[column] == value)
+        with self._transaction(write=False) as connection:
+            rows = connection.execute(query).tuples().all()
         out = []
         for row in rows:
-            values = dict(zip(LOAD_LOG_COLUMNS, row, strict=True))
-            values["started_at"] = datetime.fromisoformat(values["started_at"])
-            values["finished_at"] = datetime.fromisoformat(values["finished_at"])
+            values: dict[str, Any] = dict(zip(LOAD_LOG_COLUMNS, row, strict=True))
+            for key in ("cursor_before", "cursor_after"):
+                values[key] = dump_cursor(values[key])
             out.append(LoadLogRow(**values))
         return out
 
     @contextmanager
     def lock(self, *, tenant_id: str, source: str, table: str) -> Iterator[None]:
+        busy = LoadInProgress(f"{source}/{table} of tenant {tenant_id!r} is being loaded")
+        if self._settings.target is Target.POSTGRES:
+            # A session advisory lock lives as long as this connection: a crashed
+            # run releases it when its connection drops, with no stale lock to clean.
+            key = _lock_name(tenant_id, source, table)
+            with session_connection(self._settings) as connection:
+                got = connection.execute(
+                    sa.text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"),
+                    {"key": key},
+                ).scalar()
+                if not got:
+                    raise busy
+                try:
+                    yield
+                finally:
+                    connection.execute(
+                        sa.text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"),
+                        {"key": key},
+                    )
+            return
         # flock is released by the kernel when the process dies: no stale locks.
-        locks = self._path.parent / "locks"
+        locks = self._settings.state_dir / "locks"
         locks.mkdir(parents=True, exist_ok=True)
-        path = locks / f"{tenant_id}.{source}.{table}.lock"
-        with open(path, "a+") as fh:
+        with open(locks / f"{tenant_id}.{source}.{table}.lock", "a+") as fh:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise LoadInProgress(
-                    f"{source}/{table} of tenant {tenant_id!r} is being loaded"
-                ) from None
+                raise busy from None
             try:
                 yield
             finally:

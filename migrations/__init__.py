@@ -17,6 +17,7 @@ that is *ahead* of this code (a newer release migrated it) is refused with
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -130,12 +131,18 @@ def upgrade(settings: Settings, tree_name: str, *, revision: str = "head") -> st
     if settings.target not in tree.targets:
         raise ValueError(f"the {tree_name} migrations apply to {sorted(tree.targets)} only")
     if settings.target is Target.DUCKDB:
-        ops_sqlite_path(settings).parent.mkdir(parents=True, exist_ok=True)
+        _create_sqlite_file(ops_sqlite_path(settings))
     engine = sa.create_engine(engine_url(settings), poolclass=sa.NullPool)
     try:
         with engine.connect() as connection:
             with _upgrade_lock(settings, tree, connection):
                 connection.commit()
+                if connection.dialect.name == "sqlite":
+                    # WAL is a property of the file, set once: readers go on while a
+                    # writer commits. Switching needs the file to itself, so do it
+                    # here, under the upgrade lock, before any store opens it.
+                    if connection.exec_driver_sql("PRAGMA journal_mode").scalar() != "wal":
+                        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
                 found = current(connection, tree_name)
                 _refuse_if_ahead(tree, found)
                 if found != head(tree_name) or revision != "head":
@@ -144,8 +151,15 @@ def upgrade(settings: Settings, tree_name: str, *, revision: str = "head") -> st
                 return current(connection, tree_name)
     finally:
         engine.dispose()
-        if settings.target is Target.DUCKDB:
-            ops_sqlite_path(settings).chmod(0o600)
+
+
+def _create_sqlite_file(path: Path) -> None:
+    """The embedded ops file, owner-only from its first byte: it holds wrapped keys."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # O_CREAT with 0600 leaves no moment at the umask's mode; SQLite gives its -wal
+    # and -shm files the mode of the database file.
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    path.chmod(0o600)  # a file made by an older release at the umask's mode
 
 
 def _refuse_if_ahead(tree: Tree, found: str | None) -> None:
@@ -171,3 +185,38 @@ def ensure_current(settings: Settings, tree_name: str) -> None:
     upgrade(settings, tree_name)
     with _checked_lock:
         _checked.add(key)
+
+
+@dataclass(frozen=True)
+class TreeStatus:
+    """Where one tree's database stands against this code (``bizos db status``)."""
+
+    tree: str
+    current: str | None
+    head: str | None
+
+    @property
+    def state(self) -> str:
+        if self.current == self.head:
+            return "current"
+        if self.current is None:
+            return "empty"
+        script = ScriptDirectory(str(TREES[self.tree].script_location))
+        try:
+            script.get_revision(self.current)
+        except Exception:
+            return "ahead"
+        return "behind"
+
+
+def status(settings: Settings, tree_name: str) -> TreeStatus:
+    """The revision the database is at and this code's head; reads only, creates nothing."""
+    if settings.target is Target.DUCKDB and not ops_sqlite_path(settings).exists():
+        return TreeStatus(tree_name, None, head(tree_name))
+    engine = sa.create_engine(engine_url(settings), poolclass=sa.NullPool)
+    try:
+        with engine.connect() as connection:
+            found = current(connection, tree_name)
+    finally:
+        engine.dispose()
+    return TreeStatus(tree_name, found, head(tree_name))

@@ -6,8 +6,10 @@ another tenant's. A plain SHA-256 (no salt, no slow hash) is enough because the
 keys carry 256 bits of randomness: there is nothing to guess, and a fast hash lets
 every request look its key up by an index.
 
-Postgres target: ``serving_admin.api_keys``, a schema bizos_reader is never
-granted. Embedded target: ``settings.state_dir / "api_keys.sqlite"``.
+The hashes live in the ops database's ``api_keys`` table (``opsdb.tables``, created
+by the ``ops`` migrations): ``ops.api_keys`` on Postgres, a schema the API's
+``bizos_reader`` role is never granted, or ``state/ops.sqlite`` embedded; the same
+code runs on both.
 """
 
 from __future__ import annotations
@@ -15,19 +17,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
-from collections.abc import Callable
-from contextlib import AbstractContextManager, closing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import psycopg
-from psycopg_pool import PoolTimeout
+import sqlalchemy as sa
 
-from core.settings import Settings, Target
+from core.settings import Settings
 from core.tenancy import check_tenant_id
+from opsdb.engine import OpsDatabaseUnavailable, ops_database_exists, transaction
+from opsdb.tables import api_keys
 from serving.store import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -128,167 +129,76 @@ def list_keys(settings: Settings, tenant_id: str | None = None) -> list[ApiKeyIn
 
 
 def api_key_store(settings: Settings, *, pool: ConnectionPool | None = None) -> ApiKeyStore:
-    """The key store for ``settings.target``; the API passes its pool, scripts do not."""
-    if settings.target is Target.POSTGRES:
-        url = settings.postgres_url
-        if pool is not None:
-            return PostgresApiKeys(pool.connection)
-        return PostgresApiKeys(lambda: psycopg.connect(url, connect_timeout=10))
-    return SqliteApiKeys(settings.state_dir / "api_keys.sqlite")
+    """The key store for ``settings``; the same code on SQLite and Postgres.
+
+    ``pool`` is accepted for the API's sake and not used: the ops engine keeps its
+    own small pool of connections (``opsdb.engine``).
+    """
+    return OpsApiKeys(settings)
 
 
-# -- Postgres ------------------------------------------------------------------------
+class OpsApiKeys:
+    """Key hashes in the ops database; unreachable means ``StoreUnavailable`` (a 503)."""
 
-_PG_SCHEMA = """
-CREATE SCHEMA IF NOT EXISTS serving_admin;
-CREATE TABLE IF NOT EXISTS serving_admin.api_keys (
-    key_hash   text PRIMARY KEY,
-    tenant_id  text NOT NULL,
-    key_prefix text NOT NULL,
-    created_at timestamptz NOT NULL,
-    revoked_at timestamptz
-);
-CREATE INDEX IF NOT EXISTS api_keys_tenant_idx ON serving_admin.api_keys (tenant_id);
-"""
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
 
-
-class PostgresApiKeys:
-    """Keys in ``serving_admin.api_keys``; created on first insert."""
-
-    def __init__(self, connect: Callable[[], AbstractContextManager[psycopg.Connection[Any]]]):
-        self._connect = connect
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[sa.Connection]:
+        try:
+            with transaction(self._settings, write=write) as connection:
+                yield connection
+        except OpsDatabaseUnavailable as exc:
+            raise StoreUnavailable(f"the API key store: {exc}") from exc
+        except sa.exc.OperationalError as exc:  # the connection dropped mid-query
+            raise StoreUnavailable("the API key store failed mid-query") from exc
 
     def insert(
         self, *, key_hash: str, tenant_id: str, key_prefix: str, created_at: datetime
     ) -> None:
-        with self._connect() as conn, conn.transaction():
-            # Serialize the CREATE ... IF NOT EXISTS of two first-time callers.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('bizos.api_keys', 0))")
-            for statement in _PG_SCHEMA.strip().split(";\n"):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO serving_admin.api_keys (key_hash, tenant_id, key_prefix, created_at)"
-                " VALUES (%s, %s, %s, %s)",
-                [key_hash, tenant_id, key_prefix, created_at],
-            )
-
-    def find(self, *, key_hash: str) -> _StoredKey | None:
-        try:
-            with self._connect() as conn:
-                row = conn.execute(
-                    "SELECT key_hash, tenant_id FROM serving_admin.api_keys"
-                    " WHERE key_hash = %s AND revoked_at IS NULL",
-                    [key_hash],
-                ).fetchone()
-        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-            return None  # no key was ever created
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise StoreUnavailable("Postgres is unreachable") from exc
-        return _StoredKey(key_hash=row[0], tenant_id=row[1]) if row else None
-
-    def revoke(self, *, key_hash: str, revoked_at: datetime) -> bool:
-        try:
-            with self._connect() as conn:
-                cur = conn.execute(
-                    "UPDATE serving_admin.api_keys SET revoked_at = %s"
-                    " WHERE key_hash = %s AND revoked_at IS NULL",
-                    [revoked_at, key_hash],
+        with self._transaction(write=True) as connection:
+            connection.execute(
+                api_keys.insert().values(
+                    key_hash=key_hash,
+                    tenant_id=tenant_id,
+                    key_prefix=key_prefix,
+                    created_at=created_at,
                 )
-                return cur.rowcount == 1
-        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-            return False
-
-    def list_keys(self, *, tenant_id: str | None) -> list[ApiKeyInfo]:
-        try:
-            with self._connect() as conn:
-                rows = conn.execute(
-                    "SELECT key_prefix, tenant_id, created_at, revoked_at"
-                    " FROM serving_admin.api_keys"
-                    " WHERE %(tenant)s::text IS NULL OR tenant_id = %(tenant)s"
-                    " ORDER BY created_at DESC",
-                    {"tenant": tenant_id},
-                ).fetchall()
-        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-            return []
-        return [ApiKeyInfo(*row) for row in rows]
-
-
-# -- SQLite (embedded target) --------------------------------------------------------
-
-
-class SqliteApiKeys:
-    """Keys in a SQLite file: the embedded target has no server to keep them in."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-
-    def _open(self, *, create: bool) -> sqlite3.Connection | None:
-        if not create and not self._path.exists():
-            return None  # no key was ever created; do not litter an empty file
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, timeout=10)
-        if create:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS api_keys ("
-                " key_hash TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, key_prefix TEXT NOT NULL,"
-                " created_at TEXT NOT NULL, revoked_at TEXT)"
-            )
-        return conn
-
-    def insert(
-        self, *, key_hash: str, tenant_id: str, key_prefix: str, created_at: datetime
-    ) -> None:
-        conn = self._open(create=True)
-        assert conn is not None
-        with closing(conn), conn:
-            conn.execute(
-                "INSERT INTO api_keys (key_hash, tenant_id, key_prefix, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                [key_hash, tenant_id, key_prefix, created_at.isoformat()],
             )
 
     def find(self, *, key_hash: str) -> _StoredKey | None:
-        conn = self._open(create=False)
-        if conn is None:
-            return None
-        try:
-            with closing(conn):
-                row = conn.execute(
-                    "SELECT key_hash, tenant_id FROM api_keys"
-                    " WHERE key_hash = ? AND revoked_at IS NULL",
-                    [key_hash],
-                ).fetchone()
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable("the API key file cannot be read") from exc
+        if not ops_database_exists(self._settings):
+            return None  # no key was ever created; do not litter an empty file
+        k = api_keys.c
+        with self._transaction(write=False) as connection:
+            row = connection.execute(
+                sa.select(k.key_hash, k.tenant_id).where(
+                    k.key_hash == key_hash, k.revoked_at.is_(None)
+                )
+            ).first()
         return _StoredKey(key_hash=row[0], tenant_id=row[1]) if row else None
 
     def revoke(self, *, key_hash: str, revoked_at: datetime) -> bool:
-        conn = self._open(create=False)
-        if conn is None:
+        if not ops_database_exists(self._settings):
             return False
-        with closing(conn), conn:
-            cur = conn.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE key_hash = ? AND revoked_at IS NULL",
-                [revoked_at.isoformat(), key_hash],
+        k = api_keys.c
+        with self._transaction(write=True) as connection:
+            result = connection.execute(
+                api_keys.update()
+                .where(k.key_hash == key_hash, k.revoked_at.is_(None))
+                .values(revoked_at=revoked_at)
             )
-            return cur.rowcount == 1
+        return result.rowcount == 1
 
     def list_keys(self, *, tenant_id: str | None) -> list[ApiKeyInfo]:
-        conn = self._open(create=False)
-        if conn is None:
+        if not ops_database_exists(self._settings):
             return []
-        with closing(conn):
-            rows = conn.execute(
-                "SELECT key_prefix, tenant_id, created_at, revoked_at FROM api_keys"
-                " WHERE ? IS NULL OR tenant_id = ? ORDER BY created_at DESC",
-                [tenant_id, tenant_id],
-            ).fetchall()
-        return [
-            ApiKeyInfo(
-                key_prefix=prefix,
-                tenant_id=tenant,
-                created_at=datetime.fromisoformat(created),
-                revoked_at=datetime.fromisoformat(revoked) if revoked else None,
-            )
-            for prefix, tenant, created, revoked in rows
-        ]
+        k = api_keys.c
+        query = sa.select(k.key_prefix, k.tenant_id, k.created_at, k.revoked_at).order_by(
+            k.created_at.desc()
+        )
+        if tenant_id is not None:
+            query = query.where(k.tenant_id == tenant_id)
+        with self._transaction(write=False) as connection:
+            rows = connection.execute(query).tuples().all()
+        return [ApiKeyInfo(*row) for row in rows]

@@ -60,7 +60,7 @@ def raw(settings: Settings, statement: str, params: tuple[Any, ...] = ()) -> lis
         with psycopg.connect(settings.postgres_url) as pg:
             cur = pg.execute(statement.format(ops="ops.").replace("?", "%s"), params)
             return cur.fetchall() if cur.description else []
-    with closing(sqlite3.connect(settings.state_dir / "credentials.sqlite")) as conn, conn:
+    with closing(sqlite3.connect(settings.state_dir / "ops.sqlite")) as conn, conn:
         return conn.execute(statement.format(ops=""), params).fetchall()
 
 
@@ -128,7 +128,7 @@ def test_nothing_at_rest_contains_the_secret(store: Settings) -> None:
         ).encode()
         assert b"acme" in dumped  # the right rows were read
     else:
-        files = sorted(store.state_dir.glob("credentials.sqlite*"))
+        files = sorted(store.state_dir.glob("ops.sqlite*"))
         dumped = b"".join(path.read_bytes() for path in files)
         assert b"acme" in dumped and b"stripe" in dumped
         assert oct(files[0].stat().st_mode & 0o777) == "0o600"
@@ -425,7 +425,7 @@ def test_bad_names_are_refused_without_echoing_them(store: Settings) -> None:
 def test_reading_an_empty_store_creates_nothing_but_the_audit(settings: Settings) -> None:
     embedded = with_keys(settings, OLD)
     assert list_credentials(embedded) == [] and read_audit(embedded) == []
-    assert not (embedded.state_dir / "credentials.sqlite").exists()
+    assert not (embedded.state_dir / "ops.sqlite").exists()
     with pytest.raises(CredentialNotFound):
         get_secret(embedded, tenant_id="acme", source="stripe", actor=ACTOR)
     assert [e.outcome for e in read_audit(embedded)] == [AuditOutcome.NOT_FOUND]

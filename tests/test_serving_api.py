@@ -70,7 +70,7 @@ def test_row_level_security_not_just_where_clauses(two_tenants: Settings, pg_url
             assert rows == expected, tenant_id
         # The reader can read neither the keys nor the publish log (it names tenants).
         create_key(two_tenants, "acme")
-        for table in ("serving_admin.api_keys", "serving.publish_log"):
+        for table in ("ops.api_keys", "serving.publish_log"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
                 as_reader(conn, "acme")
                 conn.execute(f"SELECT * FROM {table}")
@@ -206,7 +206,7 @@ def test_keys_are_stored_as_hashes_outside_the_served_schema(
     key = create_key(pg_settings, "acme")
     with psycopg.connect(pg_url) as conn:
         stored = conn.execute(
-            "SELECT key_hash, tenant_id, key_prefix, revoked_at FROM serving_admin.api_keys"
+            "SELECT key_hash, tenant_id, key_prefix, revoked_at FROM ops.api_keys"
         ).fetchall()
     assert stored == [(hashlib.sha256(key.encode()).hexdigest(), "acme", key[:8], None)]
 

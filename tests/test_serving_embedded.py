@@ -130,7 +130,7 @@ def test_a_killed_publishs_leftover_is_swept_by_the_next(settings: Settings) -> 
 
 def test_keys_are_stored_as_hashes_in_sqlite(settings: Settings) -> None:
     key = create_key(settings, "acme")
-    with sqlite3.connect(settings.state_dir / "api_keys.sqlite") as conn:
+    with sqlite3.connect(settings.state_dir / "ops.sqlite") as conn:
         stored = conn.execute("SELECT * FROM api_keys").fetchall()
     assert len(stored) == 1
     assert key not in repr(stored)

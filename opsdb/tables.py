@@ -1,0 +1,140 @@
+"""Every table of the ops database, declared once for both targets.
+
+This is what the stores query. The DDL that creates these tables is frozen in the
+revisions of ``migrations/ops``; ``tests/test_migrations.py`` checks that the
+migrated schema and these declarations agree on both targets, so neither drifts.
+
+Two column types differ by dialect, and only here:
+- ``UtcDateTime``: ``timestamptz`` on Postgres; fixed-width UTC text on SQLite
+  (which sorts in time order), read back as an aware UTC datetime on both.
+- ``JsonDocument``: ``jsonb`` on Postgres, JSON text on SQLite; SQL NULL for None.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+SCHEMA = "ops"
+metadata = sa.MetaData(schema=SCHEMA)
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """An aware datetime stored in UTC; naive values are refused, not guessed."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the ops tables store aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JsonDocument: sa.types.TypeEngine[Any] = sa.JSON(none_as_null=True).with_variant(
+    postgresql.JSONB(none_as_null=True), "postgresql"
+)
+# An identity on Postgres; SQLite's INTEGER PRIMARY KEY is its rowid.
+AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+# -- credentials (credentials.store) --------------------------------------------------
+
+tenant_data_keys = sa.Table(
+    "tenant_data_keys",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("key_id", sa.Text, nullable=False),
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("rewrapped_at", UtcDateTime),
+)
+
+tenant_credentials = sa.Table(
+    "tenant_credentials",
+    metadata,
+    sa.Column(
+        "tenant_id", sa.Text, sa.ForeignKey("ops.tenant_data_keys.tenant_id"), primary_key=True
+    ),
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+credential_audit = sa.Table(
+    "credential_audit",
+    metadata,
+    sa.Column("audit_id", AutoId, sa.Identity(always=True), primary_key=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("source", sa.Text),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.CheckConstraint(
+        "action IN ('read', 'set', 'delete', 'rotate')", name="credential_audit_action_check"
+    ),
+    sa.CheckConstraint(
+        "outcome IN ('ok', 'not_found', 'refused')", name="credential_audit_outcome_check"
+    ),
+    sa.Index("credential_audit_tenant_idx", "tenant_id", "audit_id"),
+)
+
+# -- connector state (connectors.state) -----------------------------------------------
+
+connector_cursors = sa.Table(
+    "connector_cursors",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("table_name", sa.Text, primary_key=True),
+    sa.Column("cursor", JsonDocument, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+load_log = sa.Table(
+    "load_log",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("table_name", sa.Text, primary_key=True),
+    sa.Column("rows_in", sa.BigInteger, nullable=False),
+    sa.Column("rows_loaded", sa.BigInteger, nullable=False),
+    sa.Column("rows_added", sa.BigInteger, nullable=False),
+    sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
+    sa.Column("cursor_before", JsonDocument),
+    sa.Column("cursor_after", JsonDocument),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=False),
+    sa.CheckConstraint("status IN ('success', 'failed')", name="load_log_status_check"),
+    sa.Index("load_log_tenant_idx", "tenant_id", "finished_at"),
+)
+
+# -- API keys (serving.keys) ----------------------------------------------------------
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_hash", sa.Text, primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("key_prefix", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime),
+    sa.Index("api_keys_tenant_idx", "tenant_id"),
+)
