@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import duckdb
 import psycopg
 import pyarrow as pa
@@ -9,6 +11,9 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from core.settings import Settings, Target
+from warehouse.dbt_runs import warehouse_lock
+
+log = logging.getLogger(__name__)
 
 MART_SCHEMA = "analytics"
 
@@ -24,7 +29,12 @@ def read_mart(settings: Settings, mart: str, *, tenant_id: str) -> pa.Table:
             names = [c.name for c in cursor.description or []]
         # Column-wise, so a tenant with no rows still yields the mart's columns.
         return pa.table({name: [row[name] for row in rows] for name in names})
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+    # DuckDB refuses to open a file another process is writing, even read-only:
+    # take the writer lock for the moment of the read (warehouse/dbt_runs.py).
+    with (
+        warehouse_lock(settings, run_id=f"read-{tenant_id}", log=log.info),
+        duckdb.connect(str(settings.warehouse_path), read_only=True) as conn,
+    ):
         return conn.execute(
             f'SELECT * FROM {MART_SCHEMA}."{mart}" WHERE tenant_id = ? ORDER BY lead_id',
             [tenant_id],
