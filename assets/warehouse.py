@@ -79,7 +79,7 @@ def project_changed_since(stamp: float) -> bool:
 
 
 @cache
-def ensure_manifest(settings: Settings | None = None) -> Path:
+def ensure_manifest() -> Path:
     """Parse the project, at most once per process, when the manifest is missing or
     older than a project file. Processes starting together take turns on a file lock
     so none reads a half-written manifest."""
@@ -92,7 +92,7 @@ def ensure_manifest(settings: Settings | None = None) -> Path:
 
         args = ["parse", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
         args += ["--target-path", str(MANIFEST_DIR), "--log-path", str(MANIFEST_DIR), "--quiet"]
-        with dbt_environment(settings or get_settings()):
+        with dbt_environment(get_settings()):
             result = dbtRunner().invoke(args)
         if not result.success:
             raise RuntimeError(f"dbt parse failed: {result.exception}")
@@ -135,7 +135,9 @@ def bizos_dbt_models(
     prune_dbt_runs(settings, keep=max(settings.dbt_runs_kept - 1, 0))
     target_path = dbt_run_dir(settings, run_id)
     with (
-        warehouse_lock(settings, run_id=run_id, log=context.log.info),
+        # Warning level: the CLI's run logs show warnings and up, and a run held
+        # up behind another is what an operator looks for.
+        warehouse_lock(settings, run_id=run_id, log=context.log.warning),
         dbt_environment(settings),
     ):
         yield from dbt.cli(
