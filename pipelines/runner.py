@@ -101,9 +101,11 @@ def instance_config(settings: Settings) -> dict[str, Any]:
 
     - The run queue starts at most ``max_concurrent_runs`` runs at once, so the
       daily schedule's one run per tenant queues instead of stampeding.
-    - Pools (the dbt build step is in pool ``warehouse``) default to one slot: one
-      build at a time in this instance, queued visibly in the UI. The warehouse
-      lock (warehouse/dbt_runs.py) enforces the same across instances and machines.
+    - No pool limit: the dbt build step is in pool ``warehouse`` so the UI groups
+      it, but one build at a time is enforced by the warehouse writer lock
+      (warehouse/dbt_runs.py), which also holds across instances and machines and
+      logs who holds it. A pool limit of 1 was tried: in-process runs of separate
+      processes then waited on the pool for minutes after the slot was free.
     - Run monitoring fails runs whose process died (the daemon's counterpart of
       ``pipelines.housekeeping`` for runs it launched).
     """
@@ -111,7 +113,6 @@ def instance_config(settings: Settings) -> dict[str, Any]:
         "telemetry": {"enabled": False},
         "concurrency": {
             "runs": {"max_concurrent_runs": settings.max_concurrent_runs},
-            "pools": {"default_limit": 1},
         },
         "run_monitoring": {"enabled": True},
     }
