@@ -39,10 +39,15 @@ typecheck: env
 serve: env
 	$(VENV)/bin/bizos serve
 
+# dagster.yaml as `bizos run` writes it: run queue limit, pool limit, run monitoring
+# (pipelines/runner.py:instance_config).
 dagster: env
-	mkdir -p $(BIZOS_HOME)/dagster && test -f $(BIZOS_HOME)/dagster/dagster.yaml || \
-	  printf 'telemetry:\n  enabled: false\n' > $(BIZOS_HOME)/dagster/dagster.yaml
+	$(VENV)/bin/python -c 'from pathlib import Path; from core.settings import get_settings; \
+	  from pipelines.runner import write_dagster_config; \
+	  write_dagster_config(get_settings(), Path("$(BIZOS_HOME)/dagster"))'
 	DAGSTER_HOME=$(BIZOS_HOME)/dagster $(VENV)/bin/dagster dev -w workspace.yaml
 
+# dbt writes only under BIZOS_HOME/dbt; dbt/target and dbt/logs are what older
+# versions (or a bare `dbt` run by hand in dbt/) left in the checkout.
 clean:
 	rm -rf $(BIZOS_HOME) dbt/target dbt/logs

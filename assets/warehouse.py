@@ -3,13 +3,17 @@
 Asset keys are model names and groups are dbt folders, both read from the
 manifest, so no model is named in Python. dbt sources map to the Dagster asset
 that loads them.
+
+dbt never writes into the checkout: the import-time manifest lives in one fixed
+folder under BIZOS_HOME, and each build writes its target/ and logs/ to a folder
+of its own there (warehouse/dbt_runs.py), under the warehouse writer lock.
 """
 
 import json
 import os
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +25,27 @@ from dagster_dbt import (
     DbtProject,
     dbt_assets,
 )
+from filelock import FileLock
 
 from assets.partitions import tenants
 from assets.resources import BizosSettings
 from core.settings import PROJECT_ROOT, Settings, get_settings
 from core.tenancy import check_tenant_id
+from warehouse.dbt_runs import (
+    PARENT_PID_ENV,
+    dbt_run_dir,
+    prune_dbt_runs,
+    warehouse_lock,
+    write_dbt_launcher,
+)
 
 DBT_DIR = PROJECT_ROOT / "dbt"
-dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
+MANIFEST_DIR = get_settings().home / "dbt" / "manifest"
+"""The one folder the import-time `dbt parse` writes; it is replaced, never grows."""
+dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR, target_path=MANIFEST_DIR)
+
+WAREHOUSE_POOL = "warehouse"
+"""Dagster concurrency pool of the dbt build step: ops see queued builds in the UI."""
 
 SOURCE_ASSETS = {("crm_export", "leads"): AssetKey(["raw", "crm_export__leads"])}
 """Which Dagster asset feeds each dbt source (the Postgres raw copy, which itself
@@ -37,9 +54,11 @@ comes after the lake partition, so the lineage is right on both targets)."""
 
 @contextmanager
 def dbt_environment(settings: Settings) -> Iterator[None]:
-    """dbt's committed profile reads env vars; set them for one invocation."""
-    saved = {key: os.environ.get(key) for key in settings.dbt_env()}
-    os.environ.update(settings.dbt_env())
+    """dbt's committed profile reads env vars; set them for one invocation, with the
+    pid whose death must take dbt down (warehouse/dbt_runs.py)."""
+    env = {**settings.dbt_env(), PARENT_PID_ENV: str(os.getpid())}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
     try:
         yield
     finally:
@@ -50,16 +69,31 @@ def dbt_environment(settings: Settings) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def ensure_manifest(settings: Settings | None = None) -> Path:
-    """Parse the project when no manifest exists (fresh clone, CI)."""
+def project_changed_since(stamp: float) -> bool:
+    """Whether any file of the dbt project is newer than ``stamp``."""
+    return any(
+        p.stat().st_mtime > stamp
+        for p in DBT_DIR.rglob("*")
+        if p.is_file() and p.suffix in {".sql", ".yml", ".yaml", ".csv", ".md"}
+    )
+
+
+@cache
+def ensure_manifest() -> Path:
+    """Parse the project, at most once per process, when the manifest is missing or
+    older than a project file. Processes starting together take turns on a file lock
+    so none reads a half-written manifest."""
     manifest = dbt_project.manifest_path
-    if not manifest.exists():
+    MANIFEST_DIR.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(MANIFEST_DIR / ".parse.lock")):
+        if manifest.exists() and not project_changed_since(manifest.stat().st_mtime):
+            return manifest
         from dbt.cli.main import dbtRunner
 
-        with dbt_environment(settings or get_settings()):
-            result = dbtRunner().invoke(
-                ["parse", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--quiet"]
-            )
+        args = ["parse", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
+        args += ["--target-path", str(MANIFEST_DIR), "--log-path", str(MANIFEST_DIR), "--quiet"]
+        with dbt_environment(get_settings()):
+            result = dbtRunner().invoke(args)
         if not result.success:
             raise RuntimeError(f"dbt parse failed: {result.exception}")
     return manifest
@@ -91,20 +125,32 @@ translator = BizosDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_ass
     manifest=ensure_manifest(),
     partitions_def=tenants,
     dagster_dbt_translator=translator,
+    pool=WAREHOUSE_POOL,
 )
 def bizos_dbt_models(
     context: AssetExecutionContext, dbt: DbtCliResource, bizos: BizosSettings
 ) -> Iterator[Any]:
     settings = bizos.get()
-    with dbt_environment(settings):
+    run_id = context.run.run_id
+    prune_dbt_runs(settings, keep=max(settings.dbt_runs_kept - 1, 0))
+    target_path = dbt_run_dir(settings, run_id)
+    with (
+        # Warning level: the CLI's run logs show warnings and up, and a run held
+        # up behind another is what an operator looks for.
+        warehouse_lock(settings, run_id=run_id, log=context.log.warning),
+        dbt_environment(settings),
+    ):
         yield from dbt.cli(
-            dbt_build_args(tenant_id=context.partition_key), context=context
+            dbt_build_args(tenant_id=context.partition_key),
+            context=context,
+            target_path=target_path,
         ).stream()
 
 
 def dbt_resource(settings: Settings) -> DbtCliResource:
-    # The dbt of this environment, whether or not the venv is on PATH.
-    executable = Path(sys.executable).parent / "dbt"
+    # The dbt of this environment, whether or not the venv is on PATH, started
+    # through a launcher that ties its life to the run's process.
+    executable = write_dbt_launcher(settings)
     return DbtCliResource(
         project_dir=dbt_project, target=settings.target.value, dbt_executable=str(executable)
     )

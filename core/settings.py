@@ -60,6 +60,24 @@ class Settings(BaseSettings):
         default=None, description="the key `bizos credentials rotate-master` moves to"
     )
 
+    # Many runs at once (docs/operations.md, "Many tenants at once").
+    max_concurrent_runs: int = Field(
+        default=4,
+        ge=1,
+        description="runs the Dagster run queue starts at once (dagster.yaml); the daily "
+        "schedule's tenant runs queue beyond it instead of stampeding",
+    )
+    dbt_runs_kept: int = Field(
+        default=20,
+        ge=1,
+        description="per-run dbt target/log folders kept under BIZOS_HOME/dbt/runs",
+    )
+    lock_progress_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="how often a run waiting for the warehouse writer lock logs who holds it",
+    )
+
     # Where each integration source is reached. The defaults are the providers'
     # own APIs; the sandbox, a provider's test server or any server speaking the
     # documented shape stands in by setting BIZOS_<SOURCE>_BASE_URL.

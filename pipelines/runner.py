@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml  # type: ignore[import-untyped]
 from dagster import DagsterEvent, DagsterInstance, Definitions
 
 from assets.partitions import tenants
 from core.settings import Settings
 from core.tenancy import check_tenant_id
 from exports.crm_leads import tenants_with_inbox
+from pipelines.housekeeping import clean_up_after_dead_runs, process_tags
 
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -93,15 +95,48 @@ def failure_summary(events: Sequence[DagsterEvent]) -> str:
     return "; ".join(parts) or "run failed"
 
 
+def instance_config(settings: Settings) -> dict[str, Any]:
+    """What the platform needs in dagster.yaml.
+
+    - The run queue starts at most ``max_concurrent_runs`` runs at once, so the
+      daily schedule's one run per tenant queues instead of stampeding.
+    - No pool limit: the dbt build step is in pool ``warehouse`` so the UI groups
+      it, but one build at a time is enforced by the warehouse writer lock
+      (warehouse/dbt_runs.py), which also holds across instances and machines and
+      logs who holds it. A pool limit of 1 was tried: in-process runs of separate
+      processes then waited on the pool for minutes after the slot was free.
+    - Run monitoring fails runs whose process died (the daemon's counterpart of
+      ``pipelines.housekeeping`` for runs it launched).
+    """
+    return {
+        "telemetry": {"enabled": False},
+        "concurrency": {
+            "runs": {"max_concurrent_runs": settings.max_concurrent_runs},
+        },
+        "run_monitoring": {"enabled": True},
+    }
+
+
+def write_dagster_config(settings: Settings, home: Path) -> Path:
+    """Write dagster.yaml, keeping any other keys an operator added; the keys above
+    are set to the platform's values (change them through settings)."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "dagster.yaml"
+    current = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+    config = dict(current or {})
+    config.update(instance_config(settings))
+    if config != current:
+        tmp = path.with_name(f".dagster.yaml.{os.getpid()}.tmp")
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        os.replace(tmp, path)
+    return path
+
+
 def dagster_instance(settings: Settings) -> DagsterInstance:
-    """The persistent instance ``dagster dev`` also uses (telemetry off)."""
-    home = os.environ.get("DAGSTER_HOME") or str(settings.home / "dagster")
-    os.makedirs(home, exist_ok=True)
-    config = os.path.join(home, "dagster.yaml")
-    if not os.path.exists(config):
-        with open(config, "w", encoding="utf-8") as fh:
-            fh.write("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = home
+    """The persistent instance ``dagster dev`` also uses (see :func:`instance_config`)."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
+    write_dagster_config(settings, home)
+    os.environ["DAGSTER_HOME"] = str(home)
     return DagsterInstance.get()
 
 
@@ -119,10 +154,16 @@ def run_tenants(
 
     With ``log_dir``, each run's full log (Dagster and dbt) goes to
     ``<log_dir>/<tenant>.log`` instead of the terminal.
+
+    First, runs that a killed process left STARTED are marked failed and the
+    temporary files no live run can own are swept (pipelines/housekeeping.py);
+    every run is tagged with this process, so a later start can do the same.
     """
     chosen = [check_tenant_id(t) for t in (tenant_ids or tenants_with_inbox(settings))]
     if not chosen:
         raise LookupError(f"no tenant to run: no inbox folder under {settings.inbox_dir}")
+    clean_up_after_dead_runs(settings, instance)
+    tags = process_tags()
     partitions = tenants.name or "tenants"
     known = set(instance.get_dynamic_partitions(partitions))
     instance.add_dynamic_partitions(partitions, [t for t in chosen if t not in known])
@@ -139,6 +180,7 @@ def run_tenants(
                 instance=instance,
                 raise_on_error=False,
                 run_config=QUIET_RUN_CONFIG,
+                tags=tags,
             )
         run = TenantRun(
             tenant_id=tenant_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import duckdb
 import psycopg
 import pyarrow as pa
@@ -10,6 +12,9 @@ from psycopg import sql
 from core.contracts.serving_tables import contract_for_mart
 from core.contracts.table import TableContract
 from core.settings import Settings, Target
+from warehouse.dbt_runs import warehouse_lock
+
+log = logging.getLogger(__name__)
 
 MART_SCHEMA = "analytics"
 
@@ -40,7 +45,12 @@ def read_mart(settings: Settings, mart: str | TableContract, *, tenant_id: str) 
         return pa.table({n: [row[i] for row in rows] for i, n in enumerate(names)})
     cols = ", ".join(map(_quote, columns)) if columns else "*"
     order_by = f" ORDER BY {', '.join(map(_quote, order))}" if order else ""
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+    # DuckDB refuses to open a file another process is writing, even read-only:
+    # take the writer lock for the moment of the read (warehouse/dbt_runs.py).
+    with (
+        warehouse_lock(settings, run_id=f"read-{tenant_id}", log=log.info),
+        duckdb.connect(str(settings.warehouse_path), read_only=True) as conn,
+    ):
         return conn.execute(
             f"SELECT {cols} FROM {MART_SCHEMA}.{_quote(name)} WHERE tenant_id = ?{order_by}",
             [tenant_id],
