@@ -19,7 +19,6 @@ the file and the column); its rows are forgiven one at a time.
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -68,7 +67,7 @@ class Record:
 
     @property
     def blank(self) -> bool:
-        return self.values is not None and not any(v.strip() for v in self.values)
+        return self.values is not None and not "".join(self.values).strip()
 
 
 def excerpt(text: str) -> str:
@@ -266,8 +265,7 @@ class ExportReader:
 
 def parse_timestamp(value: str) -> datetime:
     """ISO 8601 (date or date-time, with or without offset); naive means UTC."""
-    text = value.strip().replace("Z", "+00:00")
-    parsed = datetime.fromisoformat(text)
+    parsed = datetime.fromisoformat(value.strip())  # takes "Z" since Python 3.11
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
@@ -278,17 +276,20 @@ class LeadShape:
 
     def __init__(self, header: list[str]) -> None:
         self.required = [header.index(c) for c in REQUIRED_COLUMNS]
-        self.created_at = header.index("created_at")
-        self.extra = [(i, h) for i, h in enumerate(header) if h and h not in REQUIRED_COLUMNS]
+        self.created_at = REQUIRED_COLUMNS.index("created_at")
+        extra = sorted((h, i) for i, h in enumerate(header) if h and h not in REQUIRED_COLUMNS)
+        self.extra_names = [h for h, _ in extra]
+        """Extra columns, sorted: their cells become ``custom_attributes``."""
+        self._extra = [i for _, i in extra]
 
-    def lead(self, values: list[str]) -> tuple[list[object], str] | str:
-        """(required cells with created_at parsed, custom_attributes JSON) or a reason."""
+    def lead(self, values: list[str]) -> list[object] | str:
+        """The required cells (created_at parsed), then the extra cells; or a reason."""
         cells: list[object] = [values[i].strip() or None for i in self.required]
-        raw_created = values[self.created_at]
-        if raw_created.strip():
+        raw_created = cells[self.created_at]
+        if raw_created is not None:
             try:
-                cells[REQUIRED_COLUMNS.index("created_at")] = parse_timestamp(raw_created)
+                cells[self.created_at] = parse_timestamp(str(raw_created))
             except ValueError:
-                return f"created_at is not a timestamp: {excerpt(raw_created)!r}"
-        extra = {h: values[i] for i, h in self.extra if values[i] != ""}
-        return cells, json.dumps(extra, sort_keys=True) if extra else "{}"
+                return f"created_at is not a timestamp: {excerpt(str(raw_created))!r}"
+        cells.extend(values[i] for i in self._extra)
+        return cells

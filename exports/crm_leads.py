@@ -64,15 +64,36 @@ LEADS_SCHEMA = pa.schema(
 BATCH_ROWS = 50_000
 """Rows parsed before they are checked and written out: the load's memory unit."""
 
-# A parsed row as the batch holds it: the required cells, then bookkeeping.
+# A parsed row as the batch holds it: the required cells, the extra cells
+# (``_x0``…, one per extra column of the file), then bookkeeping.
 _ROW_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     **dict.fromkeys(REQUIRED_COLUMNS, pl.String),
     "created_at": pl.Datetime("us", "UTC"),
-    "custom_attributes": pl.String,
+}
+_BOOKKEEPING: dict[str, pl.DataType | type[pl.DataType]] = {
     "_source_line": pl.Int64,
     "_lines": pl.Int64,
     "_seq": pl.Int64,
 }
+
+
+def custom_attributes(extra_names: list[str]) -> pl.Expr:
+    """A JSON object of the non-empty extra cells, keys sorted, built column-wise."""
+    if not extra_names:
+        return pl.lit("{}")
+    members = [
+        pl.when(pl.col(f"_x{k}") != "").then(
+            pl.struct(pl.col(f"_x{k}").alias(name))
+            .struct.json_encode()
+            .str.strip_prefix("{")
+            .str.strip_suffix("}")
+        )
+        for k, name in enumerate(extra_names)
+    ]
+    joined = pl.concat_str(members, separator=",", ignore_nulls=True)
+    return pl.concat_str([pl.lit("{"), joined, pl.lit("}")])
+
+
 _STAGING_SCHEMA = LEADS_SCHEMA.append(pa.field("_seq", pa.int64()))
 
 
@@ -119,7 +140,7 @@ class _LeadsLoader:
         self.load = load
         self.at = at
         self.seq = 0
-        self.rows: list[tuple[object, ...]] = []
+        self.rows: list[list[object]] = []
         self.file = ""
         self.quarantine = PartitionWriter(
             quarantine_path(settings, load.tenant_id), QUARANTINE_SCHEMA
@@ -129,6 +150,7 @@ class _LeadsLoader:
             _STAGING_SCHEMA,
         )
         self.quarantined: list[dict[str, object]] = []
+        self.extra_names: list[str] = []
 
     def reject(self, file: str, line: int | None, reason: str, raw: str, lines: int) -> None:
         self.quarantined.append(
@@ -157,6 +179,7 @@ class _LeadsLoader:
         reader = ExportReader(fh)
         shape = LeadShape(reader.read_header(name))
         self.file = name
+        self.extra_names = shape.extra_names
         load = self.load
         for record in reader.records():
             load.lines_read += record.lines
@@ -175,9 +198,9 @@ class _LeadsLoader:
             raw = json.dumps(record.values, ensure_ascii=False)
             self.reject(self.file, record.line, lead, _bounded(raw), record.lines)
             return
-        cells, custom = lead
         self.seq += 1
-        self.rows.append((*cells, custom, record.line, record.lines, self.seq))
+        lead.extend((record.line, record.lines, self.seq))
+        self.rows.append(lead)
         if len(self.rows) >= BATCH_ROWS:
             self.flush_rows()
 
@@ -185,7 +208,10 @@ class _LeadsLoader:
         """Check the batch with the suite's row rules; stage the good, quarantine the rest."""
         if not self.rows:
             return
-        frame = pl.DataFrame(self.rows, schema=_ROW_SCHEMA, orient="row")
+        extras = {f"_x{k}": pl.String for k in range(len(self.extra_names))}
+        frame = pl.DataFrame(
+            self.rows, schema={**_ROW_SCHEMA, **extras, **_BOOKKEEPING}, orient="row"
+        ).with_columns(custom_attributes=custom_attributes(self.extra_names))
         self.rows = []
         failures = row_rule_failures(frame)
         bad = frame.filter(failures.is_not_null()).with_columns(
