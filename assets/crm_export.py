@@ -1,11 +1,11 @@
 """Dagster wiring for the CRM export source: the lake asset and its quality check."""
 
+import pyarrow.parquet as pq
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
-    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -16,14 +16,14 @@ from assets.partitions import tenants
 from assets.resources import BizosSettings
 from core.settings import Target
 from core.tenancy import check_tenant_id
-from exports.crm_csv import ExportSchemaError
 from exports.crm_leads import (
     LEADS_SCHEMA,
     ingest_crm_leads,
+    leads_path,
+    quarantine_path,
     read_leads,
-    read_quarantine,
 )
-from quality.crm_leads import validate_crm_leads
+from quality.crm_leads import validate_partition
 from warehouse.raw_tables import replace_tenant_rows
 
 
@@ -33,28 +33,36 @@ from warehouse.raw_tables import replace_tenant_rows
     group_name="integrations",
     kinds={"parquet"},
     description="CRM lead exports from the tenant's inbox, validated, in the Parquet lake. "
-    "Rows failing the quality suite go to the quarantine with their reason.",
+    "Rows that cannot be read or fail the quality suite, and unreadable files, go to the "
+    "quarantine with their reason; every line is counted as loaded, quarantined or blank.",
 )
 def crm_export_leads(context: AssetExecutionContext, bizos: BizosSettings) -> MaterializeResult:
     settings = bizos.get()
     tenant_id = check_tenant_id(context.partition_key)
-    try:
-        load = ingest_crm_leads(settings, tenant_id)
-    except ExportSchemaError as exc:
-        # A broken file is the tenant's to fix, not a transient fault: fail
-        # clearly (file and column named) and leave the lake as it was.
-        raise Failure(description=str(exc), allow_retries=False) from exc
+    load = ingest_crm_leads(settings, tenant_id)
     context.log.info(
         f"tenant {tenant_id}: {load.rows_loaded} leads loaded, "
-        f"{load.rows_quarantined} quarantined from {len(load.files)} file(s)"
+        f"{load.rows_quarantined} quarantined from {len(load.files)} file(s); "
+        f"lines: {load.lines_read} read, {load.lines_loaded} loaded, "
+        f"{load.lines_quarantined} quarantined, {load.lines_blank} blank"
     )
+    for skipped in load.files_skipped:
+        context.log.warning(f"export skipped: {skipped['path']}: {skipped['reason']}")
+    for refused in load.files_quarantined:
+        context.log.warning(f"export quarantined as a file: {refused['reason']}")
     return MaterializeResult(
         metadata={
             "files": MetadataValue.json(load.files),
+            "files_skipped": MetadataValue.json(load.files_skipped),
+            "files_quarantined": MetadataValue.json(load.files_quarantined),
             "rows_in": load.rows_in,
             "rows_loaded": load.rows_loaded,
             "rows_quarantined": load.rows_quarantined,
             "duplicates_dropped": load.duplicates_dropped,
+            "lines_read": load.lines_read,
+            "lines_loaded": load.lines_loaded,
+            "lines_quarantined": load.lines_quarantined,
+            "lines_blank": load.lines_blank,
             "bytes": load.bytes_written,
             "lake_path": MetadataValue.path(str(load.lake_path)),
             "quarantine_path": MetadataValue.path(str(load.quarantine_path)),
@@ -71,13 +79,14 @@ def crm_export_leads_expectations(
 ) -> AssetCheckResult:
     settings = bizos.get()
     tenant_id = context.op_execution_context.partition_key
-    leads = read_leads(settings, tenant_id)
-    quarantine = read_quarantine(settings, tenant_id)
-    quarantined = quarantine.num_rows if quarantine is not None else 0
-    if leads is None:
+    lake_path = leads_path(settings, tenant_id)
+    if not lake_path.exists():
         return AssetCheckResult(passed=False, metadata={"reason": "no lake partition"})
-    outcome = validate_crm_leads(leads.to_pandas())
-    rows_in = leads.num_rows + quarantined
+    rows = pq.ParquetFile(lake_path).metadata.num_rows
+    quarantine = quarantine_path(settings, tenant_id)
+    quarantined = pq.ParquetFile(quarantine).metadata.num_rows if quarantine.exists() else 0
+    outcome = validate_partition(lake_path)
+    rows_in = rows + quarantined
     # Quarantined rows are expected now and then; a load that rejects most of
     # its rows is a broken export worth an alert even though nothing bad landed.
     severity = AssetCheckSeverity.ERROR if not outcome.success else AssetCheckSeverity.WARN
@@ -86,7 +95,7 @@ def crm_export_leads_expectations(
         passed=passed,
         severity=severity,
         metadata={
-            "rows_checked": leads.num_rows,
+            "rows_checked": rows,
             "rows_quarantined": quarantined,
             "expectations": MetadataValue.json(outcome.expectations),
         },

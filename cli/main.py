@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.console import Console
@@ -95,7 +95,16 @@ def _run(settings: Settings, tenant: str | None) -> list[TenantRun]:
                 f"{leads.get('rows_quarantined', 0)} quarantined, "
                 f"{served.get('rows', 0)} scores published ({run.seconds:.1f}s)"
             )
-            if leads.get("rows_quarantined"):
+            if leads.get("lines_read") is not None:
+                console.print(
+                    f"  export lines: {leads['lines_read']} read = {leads.get('lines_loaded')} "
+                    f"loaded + {leads.get('lines_quarantined')} quarantined "
+                    f"+ {leads.get('lines_blank')} blank"
+                )
+            for key in ("files_skipped", "files_quarantined"):
+                for notice in cast(list[dict[str, str]], leads.get(key, [])):
+                    console.print(f"  [yellow]![/] {notice['path']}: {notice['reason']}")
+            if leads.get("rows_quarantined") or leads.get("files_quarantined"):
                 console.print(f"  quarantined rows and reasons: {leads.get('quarantine_path')}")
         else:
             console.print(

@@ -88,6 +88,18 @@ class Settings(BaseSettings):
     cms_forms_base_url: str = "http://127.0.0.1:8100/cms_forms"
     ai_usage_base_url: str = "http://127.0.0.1:8100/ai_usage"
 
+    # Tenant export files (the inbox). A file over the limit is quarantined as a
+    # file instead of read, so one giant upload cannot exhaust the disk or a run's
+    # time; a file touched in the last few seconds may still be uploading.
+    max_export_bytes: int = Field(
+        default=2 * 1024**3, gt=0, description="largest export file read from an inbox, in bytes"
+    )
+    inbox_settle_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="an export modified more recently than this is skipped as still uploading",
+    )
+
     @property
     def target(self) -> Target:
         return Target.POSTGRES if self.database_url else Target.DUCKDB

@@ -25,8 +25,7 @@ from assets.serving_tables import serving_table_assets
 from assets.sources import source_assets
 from assets.warehouse import bizos_dbt_models, dbt_resource
 from core.settings import Settings
-from core.tenancy import TENANT_ID_PATTERN
-from exports.crm_leads import tenants_with_inbox
+from exports.inbox import scan_inbox
 
 materialize_all = define_asset_job(
     "materialize_all",
@@ -56,7 +55,10 @@ def daily_refresh(context: ScheduleEvaluationContext) -> list[RunRequest]:
 def tenant_inboxes(context: SensorEvaluationContext, bizos: BizosSettings) -> SensorResult:
     """A new inbox folder is a new tenant: add its partition and run it once."""
     known = set(context.instance.get_dynamic_partitions(tenants.name or "tenants"))
-    found = [t for t in tenants_with_inbox(bizos.get()) if TENANT_ID_PATTERN.match(t)]
+    scan = scan_inbox(bizos.get())
+    for refused in scan.refused:
+        context.log.warning(f"inbox folder skipped: {refused}")
+    found = scan.tenants
     new = [t for t in found if t not in known]
     return SensorResult(
         run_requests=[

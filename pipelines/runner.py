@@ -21,7 +21,7 @@ from dagster import DagsterEvent, DagsterInstance, Definitions
 from assets.partitions import tenants
 from core.settings import Settings
 from core.tenancy import check_tenant_id
-from exports.crm_leads import tenants_with_inbox
+from exports.inbox import tenants_with_inbox
 from pipelines.housekeeping import clean_up_after_dead_runs, process_tags
 
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

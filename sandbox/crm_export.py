@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -231,6 +233,10 @@ def generate_crm_export(
                 "propensity": round(lead.propensity, 4),
             }
     (out_dir.parent / ".ground_truth.json").write_text(json.dumps(truth, indent=1, sort_keys=True))
+    # The file is complete: date it back past the inbox's settle window (which
+    # holds files still being uploaded), so a run right after generating reads it.
+    settled = time.time() - 60
+    os.utime(path, (settled, settled))
     return GeneratedExport(tenant_id=tenant_id, path=path, leads=leads)
 
 

@@ -4,13 +4,14 @@ quarantine, good rows are kept, and what was loaded before survives."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
 
 from core.contracts.crm_export import REQUIRED_COLUMNS
 from core.settings import Settings
-from exports.crm_csv import ExportSchemaError
 from exports.crm_leads import ingest_crm_leads, read_leads, read_quarantine
 
 HEADER = ",".join(REQUIRED_COLUMNS)
@@ -32,7 +33,14 @@ def drop(settings: Settings, tenant: str, name: str, content: str | bytes) -> Pa
         path.write_text(content, encoding="utf-8")
     else:
         path.write_bytes(content)
+    settle(path)
     return path
+
+
+def settle(path: Path) -> None:
+    """Date a file back past the inbox's settle window, as a finished upload is."""
+    past = time.time() - 60
+    os.utime(path, (past, past), follow_symlinks=False)
 
 
 def lead_ids(settings: Settings, tenant: str) -> list[str]:
@@ -59,15 +67,20 @@ def test_good_file_lands_with_custom_attributes_and_rerun_does_not_duplicate(set
     assert set(table.column("tenant_id").to_pylist()) == {"t1"}
 
 
-def test_missing_required_column_names_file_and_column_and_keeps_earlier_data(settings):
+def test_missing_required_column_quarantines_that_file_and_loads_the_others(settings):
     drop(settings, "t1", "a.csv", HEADER + "\n" + lead_line(1) + "\n")
-    ingest_crm_leads(settings, "t1")
     broken_header = HEADER.replace("email,", "")
-    bad = drop(settings, "t1", "b.csv", broken_header + "\nL9,F,L,C,T,I,S,US,web,2026-01-01,new\n")
-    with pytest.raises(ExportSchemaError) as err:
-        ingest_crm_leads(settings, "t1")
-    assert str(bad) in str(err.value) and "'email'" in str(err.value)
-    assert lead_ids(settings, "t1") == ["L001"]
+    drop(settings, "t1", "b.csv", broken_header + "\nL9,F,L,C,T,I,S,US,web,2026-01-01,new\n")
+    drop(settings, "t1", "c.csv", HEADER + "\n" + lead_line(3) + "\n")
+    load = ingest_crm_leads(settings, "t1")
+    assert lead_ids(settings, "t1") == ["L001", "L003"]
+    assert load.files == ["a.csv", "c.csv"]
+    [refused] = load.files_quarantined
+    assert refused["path"] == "b.csv"
+    assert "b.csv" in refused["reason"] and "'email'" in refused["reason"]
+    [q] = quarantined(settings, "t1")
+    assert q["source_file"] == "b.csv" and q["source_line"] is None
+    assert "'email'" in q["reason"]
 
 
 def test_bad_rows_are_quarantined_with_reason_file_and_line(settings):

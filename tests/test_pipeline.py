@@ -76,17 +76,19 @@ def test_rerun_does_not_duplicate_and_publishes(settings):
     assert [r["score"] for r in top] == sorted((r["score"] for r in top), reverse=True)
 
 
-def test_a_broken_export_fails_the_run_with_the_file_and_keeps_the_data(settings):
+def test_a_broken_export_is_quarantined_as_a_file_and_the_rest_still_loads(settings):
     run_everything(settings)
     before = mart_rows(settings)
     bad = settings.tenant_inbox("acme-robotics") / "crm" / "zz_broken.csv"
     bad.write_text("lead_id,first_name\nX1,Ann\n", encoding="utf-8")
+    os.utime(bad, (bad.stat().st_mtime - 60, bad.stat().st_mtime - 60))  # a finished upload
     with DagsterInstance.ephemeral() as instance:
         [run] = run_tenants(
             build_definitions(settings), settings, instance, tenant_ids=["acme-robotics"]
         )
-    assert not run.success
-    assert "zz_broken.csv" in (run.error or "") and "'email'" in (run.error or "")
+    assert run.success, run.error
+    [refused] = run.metadata["crm_export/leads"]["files_quarantined"]
+    assert refused["path"] == "zz_broken.csv" and "'email'" in refused["reason"]
     assert mart_rows(settings) == before
 
 
