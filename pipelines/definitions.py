@@ -18,12 +18,9 @@ from dagster import (
     sensor,
 )
 
-from assets.crm_export import (
-    crm_export_leads,
-    crm_export_leads_expectations,
-    crm_export_leads_raw,
-)
+from assets.crm_export import crm_export_leads, crm_export_leads_expectations
 from assets.partitions import tenant_days, tenants
+from assets.raw_tables import raw_tables
 from assets.resources import BizosSettings
 from assets.serving_tables import serving_lead_scores
 from assets.sources import entity_assets, event_assets
@@ -123,7 +120,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     return Definitions(
         assets=[
             crm_export_leads,
-            crm_export_leads_raw,
+            raw_tables,
             *entity_assets,
             *event_assets,
             bizos_dbt_models,
