@@ -3,6 +3,9 @@
 -- core/scoring.py); if the model's grading drifts from the seed, the two
 -- disagree silently. This fails on every lead whose grade is not the band of
 -- its score, the band being the one with the highest min_score at or below it.
+-- It reads two nodes; the meta says which asset's Dagster check it is.
+{{ config(meta={'dagster': {'ref': {'name': 'mart_lead_scores'}}}) }}
+
 with
 
 bands as (
