@@ -17,7 +17,6 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
-    MultiToSingleDimensionPartitionMapping,
     multi_asset,
 )
 
@@ -32,14 +31,22 @@ from warehouse.raw_tables import RawLoadError, RawTable, load_tenant
 RAW_TABLES = {AssetKey(["raw", t.name]): t for t in lake_tables()}
 
 
-def _lake_dep(table: RawTable) -> AssetDep:
-    """The lake asset the raw copy reads; an event table's lake asset is per tenant
-    and day, and the raw copy of a tenant reads all its days."""
-    key = AssetKey([table.source, table.table])
-    source = SOURCES.get(table.source)
-    if source is not None and table.table in source.event_tables:
-        return AssetDep(key, partition_mapping=MultiToSingleDimensionPartitionMapping("tenant"))
-    return AssetDep(key)
+def _lake_deps(table: RawTable) -> list[AssetDep]:
+    """The lake asset the raw copy reads, when it can be an execution dependency.
+
+    The API source assets are ``skippable`` (a tenant that has not connected a
+    source yields nothing), and Dagster skips every step downstream of a skipped
+    output (dagster-io/dagster#9408): the raw step, then dbt, for every tenant
+    that lacks one source. So only the CRM export, which always materializes, is
+    declared upstream; the API raw copies read whatever the lake holds when they
+    run. Once the source assets report "not connected" as a materialization
+    instead of a skip, declare them here too (event tables with
+    MultiToSingleDimensionPartitionMapping("tenant"): a tenant's raw copy reads
+    all its days).
+    """
+    if table.source in SOURCES:
+        return []
+    return [AssetDep(AssetKey([table.source, table.table]))]
 
 
 @multi_asset(
@@ -47,7 +54,7 @@ def _lake_dep(table: RawTable) -> AssetDep:
     specs=[
         AssetSpec(
             key,
-            deps=[_lake_dep(table)],
+            deps=_lake_deps(table),
             group_name="raw",
             kinds={"postgres"},
             description=f"The tenant's rows of lake/{table.source}/{table.table} copied into "

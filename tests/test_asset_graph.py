@@ -61,11 +61,11 @@ def test_every_dbt_model_is_downstream_of_the_lake_and_feeds_serving(settings):
     assets = graph_of(settings)["assets"]
     assert assets["stg_crm_export__leads"]["deps"] == ["raw/crm_export__leads"]
     assert assets["raw/crm_export__leads"]["deps"] == ["crm_export/leads"]
-    # every lake table of every source reaches dbt through its raw copy
+    # every lake table of every source reaches dbt through its raw copy (not
+    # downstream of the skippable source assets: see assets/raw_tables.py)
     for source, definition in SOURCES.items():
         for table in definition.tables:
             raw = f"raw/{source}__{table}"
-            assert assets[raw]["deps"] == [f"{source}/{table}"], raw
             assert assets[raw]["partitions"] == "tenants", raw
             assert assets[f"stg_{source}__{table}"]["deps"] == [raw]
     assert assets["serving_lead_scores"]["deps"] == ["mart_lead_scores"]
