@@ -14,17 +14,13 @@ from dagster import (
 
 from assets.partitions import tenants
 from assets.resources import BizosSettings
-from core.settings import Target
 from core.tenancy import check_tenant_id
 from exports.crm_leads import (
-    LEADS_SCHEMA,
     ingest_crm_leads,
     leads_path,
     quarantine_path,
-    read_leads,
 )
 from quality.crm_leads import validate_partition
-from warehouse.raw_tables import replace_tenant_rows
 
 
 @asset(
@@ -100,32 +96,3 @@ def crm_export_leads_expectations(
             "expectations": MetadataValue.json(outcome.expectations),
         },
     )
-
-
-@asset(
-    key=["raw", "crm_export__leads"],
-    partitions_def=tenants,
-    group_name="integrations",
-    deps=[crm_export_leads],
-    kinds={"postgres"},
-    description="The tenant's CRM leads copied into Postgres `raw.crm_export__leads` for dbt. "
-    "On the embedded target dbt reads the lake directly and this step has nothing to do.",
-)
-def crm_export_leads_raw(context: AssetExecutionContext, bizos: BizosSettings) -> MaterializeResult:
-    settings = bizos.get()
-    tenant_id = check_tenant_id(context.partition_key)
-    if settings.target is not Target.POSTGRES:
-        return MaterializeResult(metadata={"target": "duckdb", "rows": 0})
-    leads = read_leads(settings, tenant_id)
-    if leads is None:
-        raise FileNotFoundError(
-            f"no lake partition for tenant {tenant_id}: run crm_export/leads first"
-        )
-    rows = replace_tenant_rows(
-        settings.postgres_url,
-        table_name="crm_export__leads",
-        schema=LEADS_SCHEMA,
-        tenant_id=tenant_id,
-        rows=leads,
-    )
-    return MaterializeResult(metadata={"target": "postgres", "rows": rows})

@@ -8,8 +8,11 @@ history. Run config (``SourceLoadConfig``: ``since``/``until``) reloads a span o
 days instead, without moving the cursors. The backfill policy is a single run,
 so a backfill over many tenants from the UI is one run, not one per tenant.
 
-A tenant that has not connected a source (no stored credential) skips it: the
-tables are ``skippable``, so the run goes on with the sources the tenant does use.
+A tenant that has not connected a source (no stored credential) loads nothing
+from it: its tables still report a materialization, with ``connected: false``
+and no rows, rather than being skipped, because Dagster skips every step
+downstream of a skipped output (dagster-io/dagster#9408) and the Postgres raw
+copies and dbt must still run for the sources the tenant does use.
 """
 
 from collections import defaultdict
@@ -92,7 +95,6 @@ def _spec(source: str, table: str, how: str) -> AssetSpec:
         table_key(source, table),
         group_name="integrations",
         kinds={"parquet"},
-        skippable=True,
         description=f"{source} `{table}` for the tenant, landed in the lake "
         f"(lake/{spec.source}/{table}/tenant=…/date=…), {how}.",
     )
@@ -199,6 +201,12 @@ def build_source_assets(source: str) -> AssetsDefinition:
             tenant_id = check_tenant_id(key)
             loads += _load(context, settings, source=source, tenant_id=tenant_id, window=window)
         yield from table_results(source, loads)
+        loaded = {load.table for load in loads}
+        for key in context.selected_asset_keys:
+            if key.path[-1] not in loaded:
+                yield MaterializeResult(
+                    asset_key=key, metadata={"connected": False, "rows_loaded": 0}
+                )
 
     return _ingest
 

@@ -1,8 +1,9 @@
 """The dbt project as Dagster assets, one tenant partition at a time.
 
 Asset keys are model names and groups are dbt folders, both read from the
-manifest, so no model is named in Python. dbt sources map to the Dagster asset
-that loads them.
+manifest, so no model is named in Python. A dbt source names the Dagster asset
+that loads it in its YAML (``meta.dagster.asset_key``: the Postgres raw copy,
+which itself comes after the lake table, so the lineage is right on both targets).
 
 dbt never writes into the checkout: the import-time manifest lives in one fixed
 folder under BIZOS_HOME, and each build writes its target/ and logs/ to a folder
@@ -46,10 +47,6 @@ dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR, target_path=
 
 WAREHOUSE_POOL = "warehouse"
 """Dagster concurrency pool of the dbt build step: ops see queued builds in the UI."""
-
-SOURCE_ASSETS = {("crm_export", "leads"): AssetKey(["raw", "crm_export__leads"])}
-"""Which Dagster asset feeds each dbt source (the Postgres raw copy, which itself
-comes after the lake partition, so the lineage is right on both targets)."""
 
 
 @contextmanager
@@ -107,9 +104,8 @@ def dbt_build_args(*, tenant_id: str) -> list[str]:
 class BizosDbtTranslator(DagsterDbtTranslator):
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
-            key = (dbt_resource_props["source_name"], dbt_resource_props["name"])
-            if key in SOURCE_ASSETS:
-                return SOURCE_ASSETS[key]
+            # meta.dagster.asset_key from the sources YAML
+            return super().get_asset_key(dbt_resource_props)
         return AssetKey(dbt_resource_props["name"])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:

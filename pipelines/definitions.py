@@ -14,12 +14,9 @@ from dagster import (
     sensor,
 )
 
-from assets.crm_export import (
-    crm_export_leads,
-    crm_export_leads_expectations,
-    crm_export_leads_raw,
-)
+from assets.crm_export import crm_export_leads, crm_export_leads_expectations
 from assets.partitions import tenants
+from assets.raw_tables import raw_tables
 from assets.resources import BizosSettings
 from assets.serving_tables import serving_table_assets
 from assets.sources import source_assets
@@ -86,7 +83,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     return Definitions(
         assets=[
             crm_export_leads,
-            crm_export_leads_raw,
+            raw_tables,
             *source_assets,
             bizos_dbt_models,
             *serving_table_assets,

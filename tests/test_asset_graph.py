@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dagster import MultiPartitionsDefinition, PartitionsDefinition
 
+from connectors.sources import SOURCES
 from pipelines.definitions import build_definitions
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
@@ -60,6 +61,14 @@ def test_every_dbt_model_is_downstream_of_the_lake_and_feeds_serving(settings):
     assets = graph_of(settings)["assets"]
     assert assets["stg_crm_export__leads"]["deps"] == ["raw/crm_export__leads"]
     assert assets["raw/crm_export__leads"]["deps"] == ["crm_export/leads"]
+    # every lake table of every source reaches dbt through its raw copy, which
+    # runs after the table's ingest
+    for source, definition in SOURCES.items():
+        for table in definition.tables:
+            raw = f"raw/{source}__{table}"
+            assert assets[raw]["partitions"] == "tenants", raw
+            assert assets[raw]["deps"] == [f"{source}/{table}"], raw
+            assert assets[f"stg_{source}__{table}"]["deps"] == [raw]
     assert assets["serving_lead_scores"]["deps"] == ["mart_lead_scores"]
     # No day partitions: a start date would cap a source's history.
     assert all(a["partitions"] == "tenants" for a in assets.values())

@@ -8,24 +8,34 @@ Each run writes its target/ and logs/ under the test's tmp dir.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import psycopg
 import pyarrow as pa
 import pytest
+import yaml
 
+from connectors.landing import read_table
+from connectors.sources import SOURCES
 from core.settings import PostgresParts, Settings, get_settings
 from exports.crm_leads import LEADS_SCHEMA, leads_path
 from lake.files import write_partition
-from warehouse.raw_tables import replace_tenant_rows
+from tests.test_connector_sources import ingest as ingest_source
+from tests.test_connector_sources import start as start_sandbox_data
+from warehouse.lake_tables import lake_tables
+from warehouse.raw_tables import load_tenant, pg_type
 
 DBT = Path(sys.executable).with_name("dbt")
+STAGING_DIR = Path(__file__).resolve().parent.parent / "dbt" / "models" / "staging"
 
 MART_COLUMNS = (
     "tenant_id",
@@ -206,17 +216,11 @@ def write_lake(settings: Settings, rows: list[dict]) -> None:
         )
 
 
-def load_raw(pg_url: str, rows: list[dict]) -> None:
-    """raw.crm_export__leads on Postgres, loaded as the crm_leads_raw asset loads it."""
-    for tenant_id in sorted({r["tenant_id"] for r in rows}):
-        mine = [r for r in rows if r["tenant_id"] == tenant_id]
-        replace_tenant_rows(
-            pg_url,
-            table_name="crm_export__leads",
-            schema=LEADS_SCHEMA,
-            tenant_id=tenant_id,
-            rows=pa.Table.from_pylist(mine, schema=LEADS_SCHEMA),
-        )
+def load_raw(pg_url: str, settings: Settings, tenant_ids: list[str]) -> None:
+    """Every lake table into Postgres raw, per tenant, as the raw_tables asset loads them."""
+    for table in lake_tables():
+        for tenant_id in tenant_ids:
+            load_tenant(pg_url, table, lake_dir=settings.lake_dir, tenant_id=tenant_id)
 
 
 def dbt_build(settings: Settings, run_dir: Path, *extra: str) -> None:
@@ -304,7 +308,7 @@ def test_duckdb_mart_has_the_contract_columns(duckdb_built: Settings) -> None:
 
 @pytest.mark.postgres
 def test_postgres_mart_equals_duckdb_mart(duckdb_built: Settings, pg_url: str) -> None:
-    load_raw(pg_url, known_leads())
+    load_raw(pg_url, duckdb_built, ["t1", "t2"])
     pg_settings = get_settings(home=duckdb_built.home, database_url=pg_url)
     parts = PostgresParts(pg_url)
     assert pg_settings.dbt_env()["BIZOS_PG_DBNAME"] == parts.dbname
@@ -335,3 +339,133 @@ def test_tenant_var_rebuilds_only_that_tenant(settings: Settings, tmp_path: Path
         k: v for k, v in before.items() if k != ("t1", "A-4")
     }
     assert after[("t2", "G-2")] == EXPECTED_SCORES[("t2", "G-2")]
+
+
+# -- every lake table of the API sources ----------------------------------------------
+#
+# Real lake files: the sandbox serves each source in its provider's shape over HTTP
+# and the real connectors land them (connectors.landing). Both tenants connect
+# every source but cms_forms, and only acme connects ai_usage, so one staging
+# model reads a table no tenant has loaded and another a table one tenant lacks.
+
+SOURCE_TENANTS = ("acme", "globex")
+NOT_CONNECTED = {("acme", "cms_forms"), ("globex", "cms_forms"), ("globex", "ai_usage")}
+STAGING_MODELS = [
+    (source, table, f"stg_{source}__{table}")
+    for source, definition in SOURCES.items()
+    for table in definition.tables
+]
+
+
+def staging_key(source: str, model: str) -> str:
+    """The name the staging model gives the lake's `id`."""
+    found = re.search(r"\bid as (\w+),", (STAGING_DIR / source / f"{model}.sql").read_text())
+    assert found, model
+    return found.group(1)
+
+
+@pytest.fixture(scope="module")
+def source_lake(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Both tenants' sources landed from the sandbox, built once on DuckDB."""
+    tmp = tmp_path_factory.mktemp("sources")
+    settings = get_settings(home=tmp / "bizos", database_url=None)
+    with start_sandbox_data(tmp, scale=0.02) as sandbox:
+        for tenant in SOURCE_TENANTS:
+            for source in SOURCES:
+                if (tenant, source) not in NOT_CONNECTED:
+                    ingest_source(settings, sandbox, source, tenant)
+    dbt_build(settings, settings.home / "dbt-duckdb", "--select", "path:models/staging")
+    return settings
+
+
+def lake_rows(settings: Settings, source: str, table: str, tenant: str) -> pa.Table | None:
+    return read_table(settings, source, table, tenant)
+
+
+def duckdb_rows(settings: Settings, query: str) -> list[tuple]:
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        return normalized(conn.execute(query).fetchall())
+
+
+def test_every_lake_table_has_a_source_with_its_declared_columns() -> None:
+    """The sources YAML and the landing code agree: a source per lake table, named
+    and typed as landing writes it (the empty relation of lake_source() is typed
+    from these), with freshness on _ingested_at and the raw asset as its key."""
+    for table in lake_tables():
+        path = STAGING_DIR / table.source / f"_{table.source}__sources.yml"
+        (source,) = yaml.safe_load(path.read_text())["sources"]
+        entry = next(t for t in source["tables"] if t["name"] == table.table)
+        declared = {c["name"]: c["data_type"] for c in entry["columns"]}
+        assert declared == {f.name: pg_type(f.type) for f in table.declared}, table.name
+        assert entry["identifier"] == table.name
+        assert source["config"]["loaded_at_field"] == "_ingested_at"
+        assert entry["config"]["meta"]["dagster"]["asset_key"] == ["raw", table.name]
+        assert (STAGING_DIR / table.source / f"stg_{table.name}.sql").exists()
+
+
+def test_duckdb_staging_has_one_row_per_lake_record(source_lake: Settings) -> None:
+    for source, table, model in STAGING_MODELS:
+        key = staging_key(source, model)
+        staged = duckdb_rows(
+            source_lake, f"select tenant_id, {key} from staging.{model} order by 1, 2"
+        )
+        expected = []
+        for tenant in SOURCE_TENANTS:
+            landed = lake_rows(source_lake, source, table, tenant)
+            if landed is not None:
+                expected += [(tenant, i) for i in landed.column("id").to_pylist()]
+        assert staged == sorted(expected), model
+
+
+def test_a_source_no_tenant_connected_builds_empty_and_typed(source_lake: Settings) -> None:
+    assert duckdb_rows(source_lake, "select * from staging.stg_cms_forms__submissions") == []
+    with duckdb.connect(str(source_lake.warehouse_path), read_only=True) as conn:
+        described = conn.execute("describe staging.stg_cms_forms__submissions").fetchall()
+    types = {name: kind for name, kind, *_ in described}
+    assert types["submission_id"] == "VARCHAR"
+    assert types["submitted_at"] == "TIMESTAMP WITH TIME ZONE"
+    ai = duckdb_rows(source_lake, "select distinct tenant_id from staging.stg_ai_usage__usage")
+    assert ai == [("acme",)]
+
+
+def test_duckdb_staging_reads_provider_fields(source_lake: Settings) -> None:
+    """Casts and fields from _raw: a charge's customer and amounts, an order's
+    total as an exact number, a GA4 day as a date."""
+    charges = lake_rows(source_lake, "stripe", "charges", "acme")
+    assert charges is not None
+    first = json.loads(charges.column("_raw")[0].as_py())
+    (row,) = duckdb_rows(
+        source_lake,
+        "select customer_id, amount, is_paid, epoch(created_at)::bigint "
+        "from staging.stg_stripe__charges "
+        f"where tenant_id = 'acme' and charge_id = '{first['id']}'",
+    )
+    assert row == (first["customer"], first["amount"], first["paid"], first["created"])
+    orders = lake_rows(source_lake, "saleor", "orders", "acme")
+    assert orders is not None
+    order = json.loads(orders.column("_raw")[0].as_py())
+    (total,) = duckdb_rows(
+        source_lake,
+        "select total_gross_amount from staging.stg_saleor__orders "
+        f"where tenant_id = 'acme' and order_id = '{order['id']}'",
+    )
+    assert total == (Decimal(str(order["total"]["gross"]["amount"])).quantize(Decimal("0.01")),)
+    days = duckdb_rows(
+        source_lake, "select distinct typeof(report_date) from staging.stg_ga4__report_rows"
+    )
+    assert days == [("DATE",)]
+
+
+@pytest.mark.postgres
+def test_postgres_staging_equals_duckdb_staging(source_lake: Settings, pg_url: str) -> None:
+    """The raw loader copies every lake table into Postgres and the same staging
+    models give the same rows there, empty tables included."""
+    load_raw(pg_url, source_lake, list(SOURCE_TENANTS))
+    pg_settings = get_settings(home=source_lake.home, database_url=pg_url)
+    dbt_build(pg_settings, source_lake.home / "dbt-postgres", "--select", "path:models/staging")
+
+    with psycopg.connect(pg_url) as conn:
+        for _, _, model in STAGING_MODELS:
+            query = f"select * from staging.{model}"
+            on_postgres = normalized(conn.execute(query).fetchall())
+            assert on_postgres == duckdb_rows(source_lake, query), model

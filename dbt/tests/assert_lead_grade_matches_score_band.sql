@@ -1,16 +1,43 @@
 -- Why: the grade is what apps and analysts act on, the score what they sort
--- by. If someone moves a band edge in int_leads_scored and not the documented
--- table (A >= 75, B >= 50, C >= 25, else D), or the reverse, the two disagree
--- silently; this fails on every lead whose grade is not its score's band.
+-- by. The bands live in the seed lead_grade_bands (read by the model and by
+-- core/scoring.py); if the model's grading drifts from the seed, the two
+-- disagree silently. This fails on every lead whose grade is not the band of
+-- its score, the band being the one with the highest min_score at or below it.
+-- It reads two nodes; the meta says which asset's Dagster check it is.
+{{ config(meta={'dagster': {'ref': {'name': 'mart_lead_scores'}}}) }}
+
+with
+
+bands as (
+
+    select grade, min_score from {{ ref('lead_grade_bands') }}
+
+),
+
+expected as (
+
+    select
+        scores.tenant_id,
+        scores.lead_id,
+        scores.score,
+        scores.grade,
+        bands.grade as band_grade,
+        row_number() over (
+            partition by scores.tenant_id, scores.lead_id
+            order by bands.min_score desc
+        ) as band_rank
+    from {{ ref('mart_lead_scores') }} as scores
+    left join bands
+        on scores.score >= bands.min_score
+
+)
+
 select
     tenant_id,
     lead_id,
     score,
-    grade
-from {{ ref('mart_lead_scores') }}
-where grade <> case
-        when score >= 75 then 'A'
-        when score >= 50 then 'B'
-        when score >= 25 then 'C'
-        else 'D'
-    end
+    grade,
+    band_grade
+from expected
+where band_rank = 1
+    and (band_grade is null or grade <> band_grade)

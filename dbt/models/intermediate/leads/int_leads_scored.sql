@@ -1,6 +1,7 @@
 -- Rules-based lead score, v0: points per factor, their sum clamped to 0..100,
--- and a grade. The factor table is documented in _int_crm__models.yml; keep
--- the two in step. Deterministic by design: recency is measured against the
+-- and a grade. Which rule a lead matches is decided here; the points of each
+-- rule come from the seed lead_score_points and the grade from the seed
+-- lead_grade_bands, which Python reads too (core/scoring.py). Deterministic by design: recency is measured against the
 -- tenant's newest lead, never against now(), so a rebuild (on either target)
 -- gives the same scores.
 
@@ -23,9 +24,19 @@
 {%- set president = '(^|[^a-z])president([^a-z]|$)' %}
 {%- set owner_as_role = '(product|process|project|account) owner' %}
 {%- set manager = 'manager|(^|[^a-z])mgr([^a-z]|$)' %}
+{%- set factors = [
+    'title_seniority', 'company_size', 'industry_fit', 'lead_source',
+    'business_email', 'status', 'recency'
+] %}
 
 
 with
+
+score_points as (
+
+    select factor, rule, points from {{ ref('lead_score_points') }}
+
+),
 
 leads as (
 
@@ -38,63 +49,55 @@ leads as (
 
 ),
 
-factors as (
+-- Which rule of each factor a lead matches; the rule names are the `rule`
+-- column of the seed lead_score_points.
+rules as (
 
     select
         *,
 
         case
-            when title is null then 0
+            when title is null then 'missing'
             -- "Product Owner" is a role, not an owner of the business
-            when {{ matches_regex('title_lower', owner_as_role) }} then 12
-            when {{ matches_regex('title_lower', c_level) }} then 25
+            when {{ matches_regex('title_lower', owner_as_role) }} then 'manager'
+            when {{ matches_regex('title_lower', c_level) }} then 'c_level'
             -- before "president", so a vice president is not read as one
-            when {{ matches_regex('title_lower', vp_level) }} then 20
-            when {{ matches_regex('title_lower', president) }} then 25
-            when {{ matches_regex('title_lower', manager) }} then 12
-            else 5
-        end as title_seniority_points,
+            when {{ matches_regex('title_lower', vp_level) }} then 'vp'
+            when {{ matches_regex('title_lower', president) }} then 'c_level'
+            when {{ matches_regex('title_lower', manager) }} then 'manager'
+            else 'other'
+        end as title_seniority_rule,
 
-        case company_size
-            when '1-10' then 2
-            when '11-50' then 5
-            when '51-200' then 10
-            when '201-1000' then 15
-            when '1001-5000' then 18
-            when '5000+' then 20
-            else 0
-        end as company_size_points,
+        -- staging maps every band it knows onto the seed's rules, the rest to null
+        coalesce(company_size, 'missing') as company_size_rule,
 
         case
-            when industry in {{ sql_string_list(target_industries) }} then 15
-            when industry in {{ sql_string_list(adjacent_industries) }} then 8
-            when industry is not null then 3
-            else 0
-        end as industry_fit_points,
+            when industry in {{ sql_string_list(target_industries) }} then 'target'
+            when industry in {{ sql_string_list(adjacent_industries) }} then 'adjacent'
+            when industry is not null then 'other'
+            else 'missing'
+        end as industry_fit_rule,
 
         case
-            when source in ('referral', 'partner') or source like '%demo%' then 15
-            when source in ('event', 'webinar', 'conference', 'trade_show') then 12
-            when source in ('website', 'organic_search') then 8
-            when source = 'paid_search' then 6
-            when source = 'social' then 4
-            when source is not null then 2
-            else 0
-        end as lead_source_points,
+            when source in ('referral', 'partner') or source like '%demo%' then 'warm'
+            when source in ('event', 'webinar', 'conference', 'trade_show') then 'event'
+            when source in ('website', 'organic_search') then 'inbound'
+            when source = 'paid_search' then 'paid_search'
+            when source = 'social' then 'social'
+            when source is not null then 'other'
+            else 'missing'
+        end as lead_source_rule,
 
         case
-            when email_domain is null or email_domain = '' then 0
-            when email_domain in {{ sql_string_list(free_mail_domains) }} then 0
-            else 10
-        end as business_email_points,
+            when email_domain is null or email_domain = '' then 'free_mail'
+            when email_domain in {{ sql_string_list(free_mail_domains) }} then 'free_mail'
+            else 'business'
+        end as business_email_rule,
 
-        case status
-            when 'qualified' then 10
-            when 'converted' then 10
-            when 'contacted' then 5
-            when 'new' then 3
-            else 0
-        end as status_points,
+        case
+            when status in ('qualified', 'converted', 'contacted', 'new') then status
+            else 'unqualified'
+        end as status_rule,
 
         {{ days_between('created_at', 'tenant_newest_created_at') }} as days_before_tenant_newest
 
@@ -106,8 +109,29 @@ scored as (
 
     select
         *,
-        case when days_before_tenant_newest <= 30 then 5 else 0 end as recency_points
-    from factors
+        case
+            when days_before_tenant_newest <= 30 then 'recent'
+            else 'older'
+        end as recency_rule
+    from rules
+
+),
+
+-- Each rule's points from the seed. A rule missing from the seed gives null
+-- points and a null score, which the not_null test on score reports.
+pointed as (
+
+    select
+        scored.*
+        {%- for factor in factors %},
+        cast({{ factor }}.points as integer) as {{ factor }}_points
+        {%- endfor %}
+    from scored
+    {%- for factor in factors %}
+    left join score_points as {{ factor }}
+        on {{ factor }}.factor = '{{ factor }}'
+        and {{ factor }}.rule = scored.{{ factor }}_rule
+    {%- endfor %}
 
 ),
 
@@ -126,7 +150,24 @@ totalled as (
                 + recency_points
             )) as integer
         ) as score
-    from scored
+    from pointed
+
+),
+
+-- The grade is the band with the highest min_score the score reaches (seed
+-- lead_grade_bands; its lowest band starts at 0, so every score has one).
+graded as (
+
+    select
+        totalled.*,
+        bands.grade,
+        row_number() over (
+            partition by totalled.tenant_id, totalled.lead_id
+            order by bands.min_score desc
+        ) as band_rank
+    from totalled
+    inner join {{ ref('lead_grade_bands') }} as bands
+        on totalled.score >= bands.min_score
 
 )
 
@@ -152,21 +193,13 @@ select
     days_before_tenant_newest,
 
     -- points per factor
-    cast(title_seniority_points as integer) as title_seniority_points,
-    cast(company_size_points as integer) as company_size_points,
-    cast(industry_fit_points as integer) as industry_fit_points,
-    cast(lead_source_points as integer) as lead_source_points,
-    cast(business_email_points as integer) as business_email_points,
-    cast(status_points as integer) as status_points,
-    cast(recency_points as integer) as recency_points,
+    {%- for factor in factors %}
+    {{ factor }}_points,
+    {%- endfor %}
 
     -- score
     score,
-    case
-        when score >= 75 then 'A'
-        when score >= 50 then 'B'
-        when score >= 25 then 'C'
-        else 'D'
-    end as grade
+    cast(grade as {{ dbt.type_string() }}) as grade
 
-from totalled
+from graded
+where band_rank = 1

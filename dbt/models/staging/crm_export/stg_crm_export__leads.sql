@@ -5,7 +5,7 @@ with
 
 source as (
 
-    select * from {{ source('crm_export', 'leads') }}
+    select * from {{ lake_source('crm_export', 'leads') }}
 
 ),
 

@@ -1,0 +1,58 @@
+{#
+    `source(source_name, table_name)`, or an empty relation with the source's
+    declared columns when the table has no data yet.
+
+    A lake table has no files until some tenant connects the source and loads
+    it (and on Postgres no raw table until the raw loader first runs). A
+    staging model must still build then, empty, so that one tenant's missing
+    source never breaks dbt for everyone. The empty relation is typed from the
+    `data_type` of the columns in the source YAML, which are the table's
+    declared lake columns.
+
+    Staging models call this instead of source(); it calls source() itself, so
+    the lineage to the source stays in the manifest.
+#}
+{% macro lake_source(source_name, table_name) -%}
+    {%- set relation = source(source_name, table_name) -%}
+    {%- if execute and not adapter.dispatch('lake_source_has_data', 'bizos')(relation) -%}
+        {{ lake_source_empty(source_name, table_name) }}
+    {%- else -%}
+        {{ relation }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro lake_source_empty(source_name, table_name) -%}
+    {%- set node = graph.sources['source.' ~ project_name ~ '.' ~ source_name ~ '.' ~ table_name] -%}
+    {%- set columns = node.columns.values() | list -%}
+    {%- if not columns -%}
+        {{ exceptions.raise_compiler_error(
+            "source " ~ source_name ~ "." ~ table_name ~ " declares no columns: "
+            ~ "list them with data_type so an empty lake table can be typed") }}
+    {%- endif -%}
+    (
+        select
+        {%- for column in columns %}
+            cast(null as {{ column.data_type }}) as {{ adapter.quote(column.name) }}{{ "," if not loop.last }}
+        {%- endfor %}
+        where 1 = 0
+    )
+{%- endmacro %}
+
+{#- On DuckDB the source is read_parquet('<glob>', ...) over the lake
+    (meta.external_location); it has data when the glob matches a file. -#}
+{% macro duckdb__lake_source_has_data(relation) -%}
+    {%- set rendered = relation.render() -%}
+    {%- if not rendered.startswith("read_parquet('") -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {%- set pattern = rendered.split("'")[1] -%}
+    {%- set found = run_query("select count(*) from glob('" ~ pattern ~ "')") -%}
+    {{ return(found.columns[0].values()[0] > 0) }}
+{%- endmacro %}
+
+{#- Elsewhere the source is a table the raw loader creates. -#}
+{% macro default__lake_source_has_data(relation) -%}
+    {%- set found = adapter.get_relation(
+        database=relation.database, schema=relation.schema, identifier=relation.identifier) -%}
+    {{ return(found is not none) }}
+{%- endmacro %}

@@ -1,0 +1,69 @@
+-- One row per form submission on the tenant's site, per tenant.
+-- The lake already holds one version per key and tenant, but the Postgres
+-- raw copy is loaded by another job, so the latest ingested row wins here too.
+with
+
+source as (
+
+    select * from {{ lake_source('cms_forms', 'submissions') }}
+
+),
+
+renamed as (
+
+    select
+        -- tenant
+        tenant_id,
+
+        -- ids
+        id as submission_id,
+
+        -- strings
+        lower(form_type) as form_type,
+        lower(trim(email)) as email,
+        nullif(trim({{ json_text('_raw', ['name']) }}), '') as submitter_name,
+        nullif(trim({{ json_text('_raw', ['company']) }}), '') as company,
+        {{ json_text('_raw', ['page_url']) }} as page_url,
+        lower({{ json_text('_raw', ['utm_source']) }}) as utm_source,
+        lower({{ json_text('_raw', ['utm_medium']) }}) as utm_medium,
+        {{ json_text('_raw', ['utm_campaign']) }} as utm_campaign,
+        nullif(upper(trim({{ json_text('_raw', ['country']) }})), '') as country,
+
+        -- booleans
+        cast({{ json_text('_raw', ['consent_marketing']) }} as boolean) as has_marketing_consent,
+
+        -- dates
+        cast(submitted_at as timestamp with time zone) as submitted_at,
+
+        -- lineage
+        _run_id,
+        _ingested_at,
+
+        row_number() over (
+            partition by tenant_id, id
+            -- explicit null order: Postgres sorts nulls first on desc, DuckDB last
+            order by _ingested_at desc nulls last, _run_id desc nulls last
+        ) as recency_rank
+
+    from source
+
+)
+
+select
+    tenant_id,
+    submission_id,
+    form_type,
+    email,
+    submitter_name,
+    company,
+    page_url,
+    utm_source,
+    utm_medium,
+    utm_campaign,
+    country,
+    has_marketing_consent,
+    submitted_at,
+    _run_id,
+    _ingested_at
+from renamed
+where recency_rank = 1

@@ -1,0 +1,61 @@
+-- One row per CRM company, in its latest state, per tenant.
+-- The lake already holds one version per key and tenant, but the Postgres
+-- raw copy is loaded by another job, so the latest ingested row wins here too.
+with
+
+source as (
+
+    select * from {{ lake_source('crm_api', 'companies') }}
+
+),
+
+renamed as (
+
+    select
+        -- tenant
+        tenant_id,
+
+        -- ids
+        id as company_id,
+
+        -- strings
+        trim(name) as company_name,
+        nullif(lower(trim({{ json_text('_raw', ['domain']) }})), '') as domain,
+        nullif(lower(trim({{ json_text('_raw', ['industry']) }})), '') as industry,
+        {{ normalize_company_size(json_text('_raw', ['company_size'])) }} as company_size,
+        nullif(upper(trim({{ json_text('_raw', ['country']) }})), '') as country,
+        {{ json_text('_raw', ['owner']) }} as owner,
+
+        -- dates
+        cast(created_at as timestamp with time zone) as created_at,
+        cast(updated_at as timestamp with time zone) as updated_at,
+
+        -- lineage
+        _run_id,
+        _ingested_at,
+
+        row_number() over (
+            partition by tenant_id, id
+            -- explicit null order: Postgres sorts nulls first on desc, DuckDB last
+            order by _ingested_at desc nulls last, _run_id desc nulls last
+        ) as recency_rank
+
+    from source
+
+)
+
+select
+    tenant_id,
+    company_id,
+    company_name,
+    domain,
+    industry,
+    company_size,
+    country,
+    owner,
+    created_at,
+    updated_at,
+    _run_id,
+    _ingested_at
+from renamed
+where recency_rank = 1

@@ -1,0 +1,67 @@
+-- One row per GA4 report row (day, page, source/medium, client), per tenant.
+-- The lake already holds one version per key and tenant, but the Postgres
+-- raw copy is loaded by another job, so the latest ingested row wins here too.
+with
+
+source as (
+
+    select * from {{ lake_source('ga4', 'report_rows') }}
+
+),
+
+renamed as (
+
+    select
+        -- tenant
+        tenant_id,
+
+        -- ids
+        id as report_row_id,
+        {{ json_text('_raw', ['property_id']) }} as property_id,
+        "clientId" as client_id,
+        nullif("userId", '(not set)') as user_id,
+
+        -- strings
+        "pagePath" as page_path,
+        lower("sessionSourceMedium") as session_source_medium,
+
+        -- numerics
+        sessions as sessions,
+        "totalUsers" as total_users,
+        "screenPageViews" as screen_page_views,
+        conversions as conversions,
+
+        -- dates
+        cast(substr(date, 1, 4) || '-' || substr(date, 5, 2) || '-' || substr(date, 7, 2) as date) as report_date,
+
+        -- lineage
+        _run_id,
+        _ingested_at,
+
+        row_number() over (
+            partition by tenant_id, id
+            -- explicit null order: Postgres sorts nulls first on desc, DuckDB last
+            order by _ingested_at desc nulls last, _run_id desc nulls last
+        ) as recency_rank
+
+    from source
+
+)
+
+select
+    tenant_id,
+    report_row_id,
+    property_id,
+    client_id,
+    user_id,
+    page_path,
+    session_source_medium,
+    sessions,
+    total_users,
+    screen_page_views,
+    conversions,
+    report_date,
+    _run_id,
+    _ingested_at
+from renamed
+where recency_rank = 1

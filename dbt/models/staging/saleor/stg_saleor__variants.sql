@@ -1,0 +1,59 @@
+-- One row per Saleor product variant, in its latest state, per tenant.
+-- The lake already holds one version per key and tenant, but the Postgres
+-- raw copy is loaded by another job, so the latest ingested row wins here too.
+with
+
+source as (
+
+    select * from {{ lake_source('saleor', 'variants') }}
+
+),
+
+renamed as (
+
+    select
+        -- tenant
+        tenant_id,
+
+        -- ids
+        id as variant_id,
+        {{ json_text('_raw', ['product', 'id']) }} as product_id,
+
+        -- strings
+        sku as sku,
+        name as variant_name,
+
+        -- booleans
+        cast({{ json_text('_raw', ['trackInventory']) }} as boolean) as tracks_inventory,
+
+        -- dates
+        cast(created as timestamp with time zone) as created_at,
+        cast("updatedAt" as timestamp with time zone) as updated_at,
+
+        -- lineage
+        _run_id,
+        _ingested_at,
+
+        row_number() over (
+            partition by tenant_id, id
+            -- explicit null order: Postgres sorts nulls first on desc, DuckDB last
+            order by _ingested_at desc nulls last, _run_id desc nulls last
+        ) as recency_rank
+
+    from source
+
+)
+
+select
+    tenant_id,
+    variant_id,
+    product_id,
+    sku,
+    variant_name,
+    tracks_inventory,
+    created_at,
+    updated_at,
+    _run_id,
+    _ingested_at
+from renamed
+where recency_rank = 1

@@ -1,0 +1,39 @@
+"""The lake tables that reach dbt: every table of the six API sources and the CRM
+export, each with the columns every one of its lake files has.
+
+dbt has one source per entry (``dbt/models/staging/<source>/_<source>__sources.yml``,
+tests/test_dbt_project.py checks they agree) and, on Postgres, one raw table
+loaded by ``warehouse.raw_tables``.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from connectors.landing import INGESTED_AT_TYPE, TableSpec
+from connectors.sources import SOURCES
+from exports.crm_leads import LEADS_SCHEMA
+from warehouse.raw_tables import RawTable
+
+
+def landed_schema(spec: TableSpec) -> pa.Schema:
+    """The columns landing writes into every file of a connector table: the tenant,
+    the declared provider fields, and its own (connectors/landing.py)."""
+    return pa.schema(
+        [
+            ("tenant_id", pa.string()),
+            *spec.columns.items(),
+            ("_raw", pa.string()),
+            ("_run_id", pa.string()),
+            ("_ingested_at", INGESTED_AT_TYPE),
+        ]
+    )
+
+
+def lake_tables() -> list[RawTable]:
+    """Every lake table dbt reads, CRM export first, then the sources in load order."""
+    tables = [RawTable("crm_export", "leads", LEADS_SCHEMA)]
+    for source in SOURCES.values():
+        for spec in source.tables.values():
+            tables.append(RawTable(spec.source, spec.name, landed_schema(spec)))
+    return tables
