@@ -11,10 +11,11 @@ import time
 import polars as pl
 import psycopg
 import pytest
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
-from assets.crm_export import crm_export_leads, crm_export_leads_raw
+from assets.crm_export import crm_export_leads
 from assets.partitions import tenants
+from assets.raw_tables import raw_tables
 from assets.resources import BizosSettings
 from core.contracts.crm_export import REQUIRED_COLUMNS
 from core.settings import Settings, get_settings
@@ -178,7 +179,10 @@ def materialize_export(settings: Settings, tenant: str, *, with_raw: bool = Fals
     instance.add_dynamic_partitions(tenants.name or "tenants", [tenant])
     url = settings.database_url.get_secret_value() if settings.database_url else ""
     return materialize(
-        [crm_export_leads, crm_export_leads_raw] if with_raw else [crm_export_leads],
+        [crm_export_leads, raw_tables] if with_raw else [crm_export_leads],
+        selection=[AssetKey(["crm_export", "leads"]), AssetKey(["raw", "crm_export__leads"])]
+        if with_raw
+        else None,
         partition_key=tenant,
         instance=instance,
         resources={"bizos": BizosSettings(home=str(settings.home), database_url=url)},

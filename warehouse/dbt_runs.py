@@ -172,7 +172,9 @@ def _pg_holder(conn: psycopg.Connection) -> str:
     row = conn.execute(
         "SELECT a.application_name, a.client_addr::text, a.state_change"
         " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-        " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = %s",
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = %s"
+        # advisory locks are per database: another database's holder is not ours
+        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         [WAREHOUSE_LOCK_KEY],
     ).fetchone()
     if row is None:
