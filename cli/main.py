@@ -329,7 +329,11 @@ def print_loads(run: TenantRun) -> None:
     for col in ("table", "rows in", "new", "quarantined", "pages"):
         table.add_column(col, justify="left" if col == "table" else "right")
     for key, meta in sorted(run.metadata.items()):
-        if "/" not in key:
+        # source tables only: not dbt models, not the Postgres raw copies, not the
+        # CRM export (printed above), not sources the tenant has not connected
+        if "/" not in key or key.startswith(("raw/", "crm_export/")):
+            continue
+        if meta.get("connected") is False:
             continue
         table.add_row(
             key,
