@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]
-from dagster import DagsterEvent, DagsterInstance, Definitions
+from dagster import AssetKey, DagsterEvent, DagsterInstance, Definitions
+from filelock import FileLock
 
 from assets.partitions import tenants
 from core.settings import Settings
@@ -135,9 +136,18 @@ def write_dagster_config(settings: Settings, home: Path) -> Path:
 def dagster_instance(settings: Settings) -> DagsterInstance:
     """The persistent instance ``dagster dev`` also uses (see :func:`instance_config`)."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
-    write_dagster_config(settings, home)
-    os.environ["DAGSTER_HOME"] = str(home)
-    return DagsterInstance.get()
+    home.mkdir(parents=True, exist_ok=True)
+    # Several `bizos run` started together on a fresh home would each create and
+    # stamp Dagster's storage databases at once ("more than one head present"):
+    # the first creates them under this lock, the others find them made.
+    with FileLock(str(home / ".instance.lock"), timeout=300):
+        write_dagster_config(settings, home)
+        os.environ["DAGSTER_HOME"] = str(home)
+        instance = DagsterInstance.get()
+        instance.get_runs(limit=1)
+        instance.get_dynamic_partitions(tenants.name or "tenants")
+        instance.get_latest_materialization_event(AssetKey("bizos_instance_probe"))
+    return instance
 
 
 def run_tenants(

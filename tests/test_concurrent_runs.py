@@ -282,3 +282,30 @@ def test_a_run_is_dead_only_when_its_process_on_this_host_is_gone():
     assert run_is_dead({**mine, PID_STARTED_TAG: "12.00"}, host)  # pid reused since
     assert not run_is_dead({**mine, PID_STARTED_TAG: "12.00"}, "another-host")
     assert not run_is_dead({}, host)  # launched by the daemon: its run monitoring decides
+
+
+def test_runs_starting_together_on_a_fresh_home_share_one_dagster_instance(tmp_path):
+    """Three `bizos run` on a fresh home once raced to create Dagster's storage
+    ("Version table 'alembic_version' has more than one head present")."""
+    code = (
+        "import sys\n"
+        "from core.settings import get_settings\n"
+        "from pipelines.runner import dagster_instance\n"
+        "instance = dagster_instance(get_settings(home=sys.argv[1]))\n"
+        "print(len(instance.get_runs()))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path / "home")],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outcomes = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [out for out, _ in outcomes]
+    assert [out.strip() for out, _ in outcomes] == ["0"] * 4
