@@ -83,6 +83,12 @@ def test_slow_page_arrives_late_but_whole(sb, stripe):
     with pytest.raises(httpx.ReadTimeout):
         sb.inject("stripe", "slow", delay=1.0)
         stripe.get("/v1/charges", timeout=0.2)
+    # The server still finishes the abandoned request and logs it; wait for that, so
+    # it does not land in the next test's request log.
+    deadline = time.monotonic() + 10
+    while len(sb.requests("stripe", "/v1/charges")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [r.fault for r in sb.requests("stripe", "/v1/charges")] == ["slow", "slow"]
 
 
 def test_drop_cuts_the_connection_mid_body(sb, stripe):
