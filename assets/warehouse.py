@@ -10,8 +10,8 @@ folder under BIZOS_HOME, and each build writes its target/ and logs/ to a folder
 of its own there (warehouse/dbt_runs.py), under the warehouse writer lock.
 """
 
-import json
 import os
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
@@ -45,15 +45,24 @@ MANIFEST_DIR = get_settings().home / "dbt" / "manifest"
 """The one folder the import-time `dbt parse` writes; it is replaced, never grows."""
 dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR, target_path=MANIFEST_DIR)
 
+TENANT_ENV = "BIZOS_DBT_TENANT_ID"
+"""The run's tenant, read by dbt/macros/run_tenant.sql."""
+PARTIAL_PARSE = "partial_parse.msgpack"
+
 WAREHOUSE_POOL = "warehouse"
 """Dagster concurrency pool of the dbt build step: ops see queued builds in the UI."""
 
 
 @contextmanager
-def dbt_environment(settings: Settings) -> Iterator[None]:
+def dbt_environment(settings: Settings, *, tenant_id: str | None = None) -> Iterator[None]:
     """dbt's committed profile reads env vars; set them for one invocation, with the
-    pid whose death must take dbt down (warehouse/dbt_runs.py)."""
-    env = {**settings.dbt_env(), PARENT_PID_ENV: str(os.getpid())}
+    pid whose death must take dbt down (warehouse/dbt_runs.py) and the run's tenant
+    (dbt/macros/run_tenant.sql: an env var, not --vars, so partial parsing holds)."""
+    env = {
+        **settings.dbt_env(),
+        PARENT_PID_ENV: str(os.getpid()),
+        TENANT_ENV: check_tenant_id(tenant_id) if tenant_id else "",
+    }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
@@ -96,9 +105,13 @@ def ensure_manifest() -> Path:
     return manifest
 
 
-def dbt_build_args(*, tenant_id: str) -> list[str]:
-    """`dbt build` for one tenant: incremental models rebuild only its rows."""
-    return ["build", "--vars", json.dumps({"tenant_id": check_tenant_id(tenant_id)})]
+def seed_partial_parse(target_path: Path) -> None:
+    """Start a run's fresh target folder from the import-time parse, so dbt parses
+    only what changed since (dagster-dbt copies it only from dbt/target)."""
+    parsed = MANIFEST_DIR / PARTIAL_PARSE
+    if parsed.exists():
+        target_path.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(parsed, target_path / PARTIAL_PARSE)
 
 
 class BizosDbtTranslator(DagsterDbtTranslator):
@@ -128,16 +141,20 @@ def bizos_dbt_models(
 ) -> Iterator[Any]:
     settings = bizos.get()
     run_id = context.run.run_id
+    tenant_id = check_tenant_id(context.partition_key)
     prune_dbt_runs(settings, keep=max(settings.dbt_runs_kept - 1, 0))
     target_path = dbt_run_dir(settings, run_id)
+    seed_partial_parse(target_path)
     with (
         # Warning level: the CLI's run logs show warnings and up, and a run held
         # up behind another is what an operator looks for.
         warehouse_lock(settings, run_id=run_id, log=context.log.warning),
-        dbt_environment(settings),
+        dbt_environment(settings, tenant_id=tenant_id),
     ):
+        # The tenant goes in the environment: incremental marts rebuild its rows
+        # only and tests look at its rows only (dbt/macros/run_tenant.sql).
         yield from dbt.cli(
-            dbt_build_args(tenant_id=context.partition_key),
+            ["build"],
             context=context,
             target_path=target_path,
         ).stream()

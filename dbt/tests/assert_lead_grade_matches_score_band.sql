@@ -40,4 +40,5 @@ select
     band_grade
 from expected
 where band_rank = 1
+    and {{ run_tenant_filter() }}
     and (band_grade is null or grade <> band_grade)

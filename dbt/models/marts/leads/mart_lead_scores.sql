@@ -1,6 +1,6 @@
 -- Lead scores as serving and Superset read them (docs/contracts.md), one row
--- per (tenant_id, lead_id). Incremental per tenant: with --vars
--- '{tenant_id: t1}' a run deletes and re-inserts only t1's rows, so a
+-- per (tenant_id, lead_id). Incremental per tenant: in a run for tenant t1
+-- (run_tenant_id(), macros/run_tenant.sql) it deletes and re-inserts only t1's rows, so a
 -- tenant partition in Dagster rebuilds its own slice and nobody else's.
 {{
     config(
@@ -11,7 +11,7 @@
     )
 }}
 
-{%- set tenant_id = var('tenant_id', none) %}
+{%- set tenant_id = run_tenant_id() %}
 
 with
 
