@@ -16,8 +16,9 @@ record as JSON), ``_run_id``, ``_ingested_at`` and ``_version``. A field the pro
 later simply becomes a new column (schema drift is kept, never fatal); a field
 whose type changes falls back to text rather than failing the load.
 
-Records without a required field, or with a declared field of the wrong type,
-go to ``lake/_quarantine/<source>/<table>/tenant=<id>/date=<day>/part.parquet``
+Records without a required field, with a declared field of the wrong type, or
+holding a NUL character anywhere (which Postgres cannot store: see
+``nul_reason``), go to ``lake/_quarantine/<source>/<table>/tenant=<id>/date=<day>/part.parquet``
 with the reason, in the quarantine schema of the CRM export.
 """
 
@@ -149,6 +150,39 @@ def _type_ok(value: Any, kind: pa.DataType) -> bool:
     return True
 
 
+def _nul_path(value: Any, path: str) -> str | None:
+    """Where in a record the first NUL character is (``field``, ``field.sub[2]``)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _nul_path(key, path) or _nul_path(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def nul_reason(record: Mapping[str, Any], raw: str) -> str | None:
+    """Why a record holding a NUL character cannot be loaded, or None.
+
+    Postgres text and jsonb cannot hold NUL, while DuckDB can: quarantining the
+    record here keeps both targets alike and names the field, where the raw
+    load would otherwise stop the whole tenant. ``raw`` is the record's JSON
+    (NUL is always escaped there), so the common case costs one substring search.
+    """
+    if "\\u0000" not in raw:
+        return None
+    where = _nul_path(record, "")
+    if where is None:
+        return None  # only an escaped backslash followed by "u0000" in some text
+    return f"NUL character in field {where or '(a field name)'}, which Postgres cannot store"
+
+
 def check_record(record: Any, spec: TableSpec) -> tuple[date | None, str | None]:
     """The partition day of a loadable record, or the reason it cannot be loaded."""
     if not isinstance(record, Mapping):
@@ -202,8 +236,10 @@ def build_table(
     run_id: str,
     ingested_at: datetime,
     versions: Sequence[int | None] | None = None,
+    raws: Sequence[str] | None = None,
 ) -> pa.Table:
-    """Checked records as an Arrow table: declared columns typed, others inferred."""
+    """Checked records as an Arrow table: declared columns typed, others inferred.
+    ``raws``: the records' JSON when the caller has it already."""
     names: dict[str, None] = dict.fromkeys(spec.columns)
     for record in records:
         names.update(dict.fromkeys(record))
@@ -214,7 +250,9 @@ def build_table(
         if name in META_COLUMNS:
             continue  # a provider field named like ours stays in _raw only
         columns[name] = _column([r.get(name) for r in records], spec.columns.get(name))
-    columns["_raw"] = pa.array([_json(r) for r in records], type=pa.string())
+    columns["_raw"] = pa.array(
+        list(raws) if raws is not None else [_json(r) for r in records], type=pa.string()
+    )
     columns["_run_id"] = pa.array([run_id] * len(records), type=pa.string())
     columns["_ingested_at"] = pa.array([ingested_at] * len(records), type=INGESTED_AT_TYPE)
     columns[VERSION_COLUMN] = pa.array(
@@ -290,10 +328,13 @@ def land_batch(
     """Check, merge and write one batch; returns what it did."""
     now = now or datetime.now(UTC)
     result = LandedBatch()
-    by_day: dict[date, list[Fetched]] = defaultdict(list)
+    by_day: dict[date, list[tuple[Fetched, str]]] = defaultdict(list)
     rejected: list[dict[str, Any]] = []
     for item in batch:
         day, reason = check_record(item.record, spec)
+        raw = _json(item.record)
+        if reason is None and isinstance(item.record, Mapping):
+            reason = nul_reason(item.record, raw)
         if reason is not None or day is None:
             rejected.append(
                 {
@@ -302,15 +343,15 @@ def land_batch(
                     "source_file": item.origin,
                     "source_line": item.position,
                     "reason": reason,
-                    "raw_record": _json(item.record),
+                    "raw_record": raw,
                     "quarantined_at": now,
                 }
             )
             continue
-        by_day[day].append(item)
+        by_day[day].append((item, raw))
 
     for day in sorted(by_day):
-        records = [item.record for item in by_day[day]]
+        records = [item.record for item, _ in by_day[day]]
         path = partition_path(settings, spec, tenant_id, day)
         new = build_table(
             records,
@@ -318,7 +359,8 @@ def land_batch(
             tenant_id=tenant_id,
             run_id=run_id,
             ingested_at=now,
-            versions=[item.version for item in by_day[day]],
+            versions=[item.version for item, _ in by_day[day]],
+            raws=[raw for _, raw in by_day[day]],
         )
         distinct = len({tuple(r.get(k) for k in spec.primary_key) for r in records})
         existing = _read_file(path)

@@ -154,6 +154,28 @@ def test_land_batch_merges_keeps_drift_and_quarantines(settings):
     assert bad["source_line"] == 3 and '"id":"c"' in bad["raw_record"]
 
 
+def test_a_record_holding_nul_is_quarantined_naming_the_field(settings):
+    """Postgres cannot store NUL (DuckDB can): landing quarantines such a record, so
+    both targets load the same rows and the raw load never stops the tenant."""
+    records = [
+        {"id": "top", "created": DAY1, "amount": 1, "name": "Acme\x00Corp"},
+        {"id": "deep", "created": DAY1, "amount": 2, "meta": {"tags": ["ok", "b\x00d"]}},
+        {"id": "text", "created": DAY1, "amount": 3, "note": "a literal \\u0000 is fine"},
+    ]
+    batch = [Fetched(r, "GET /things", n) for n, r in enumerate(records, 1)]
+    landed = land_batch(settings, SPEC, tenant_id="t1", batch=batch, run_id="r1")
+    assert (landed.rows_loaded, landed.rows_quarantined) == (1, 2)
+    table = read_table(settings, "demo", "things", "t1")
+    assert table is not None and table.column("id").to_pylist() == ["text"]
+    quarantine = read_quarantine(settings, "demo", "things", "t1")
+    assert quarantine is not None
+    reasons = {r["source_line"]: r["reason"] for r in quarantine.to_pylist()}
+    assert reasons == {
+        1: "NUL character in field name, which Postgres cannot store",
+        2: "NUL character in field meta.tags[1], which Postgres cannot store",
+    }
+
+
 def _row(run_id: str, tenant: str, finished: datetime) -> LoadLogRow:
     return LoadLogRow(
         run_id=run_id,
