@@ -105,6 +105,43 @@ def test_a_refund_after_the_first_load_reaches_the_lake(settings, sandbox):
     )
 
 
+def test_a_dispute_after_the_first_load_reaches_the_lake(settings, sandbox):
+    """A dispute's events carry the dispute, not the charge, and Stripe sends no
+    charge.updated: the connector re-reads the disputed charge by id."""
+    ingest(settings, sandbox, "stripe", tenant=OLD, page_size=100)
+    before = charges(settings)
+    open_charges = [
+        c
+        for c in before.values()
+        if c["status"] == "succeeded" and not c["amount_refunded"] and not c["disputed"]
+    ]
+    charge = max(open_charges, key=lambda c: c["created"])
+    made = httpx.post(
+        f"{sandbox.url}/_sandbox/stripe/disputes",
+        data={"charge": charge["id"]},
+        headers={"Authorization": f"Bearer {sandbox.tenant_token(OLD, 'stripe')}"},
+        timeout=10,
+    )
+    assert made.status_code == 200, made.text
+    dispute = made.json()
+    assert dispute["object"] == "dispute" and dispute["charge"] == charge["id"]
+    sandbox.reset_log()
+
+    ingest(settings, sandbox, "stripe", tenant=OLD, page_size=100)
+    after = charges(settings)
+    assert len(after) == len(before)
+    assert after[charge["id"]]["disputed"] is True
+    assert sum(1 for c in after.values() if c["disputed"]) == 1 + sum(
+        1 for c in before.values() if c["disputed"]
+    )
+    assert len(sandbox.requests("stripe", f"/v1/charges/{charge['id']}")) == 1
+    txns = read_table(settings, "stripe", "balance_transactions", OLD)
+    assert txns is not None
+    (withdrawal,) = [t for t in txns.to_pylist() if t["source"] == dispute["id"]]
+    assert (withdrawal["type"], withdrawal["reporting_category"]) == ("adjustment", "dispute")
+    assert withdrawal["net"] == -charge["amount"] - 1500
+
+
 def test_since_reloads_a_span_without_duplicates_or_moving_the_cursor(settings, sandbox):
     ingest(settings, sandbox, "stripe", tenant="acme", tables=["charges", "customers"])
     cursor = read_cursor(settings, tenant_id="acme", source="stripe", table="charges")

@@ -15,6 +15,8 @@ account ever created, whatever its age.
 
 Stripe objects change after creation (a charge is refunded or disputed, an
 invoice paid, a subscription cancelled); ``created[gte]`` does not see that.
+(A dispute's events carry the dispute, not the charge: the charge is re-read
+by id, see ``CHANGE_EVENTS``.)
 Customers, charges, invoices and subscriptions therefore also read
 ``GET /v1/events`` (``types[]`` per table, see ``CHANGE_EVENTS``) from the
 events mark, after the first load: each event's ``data.object`` is the object
@@ -40,6 +42,7 @@ import math
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import pyarrow as pa
 
@@ -128,7 +131,8 @@ CHANGE_EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 """Per table: the ``object`` its events carry and the event types (``types[]``) that
 change it. ``charge.*`` also matches ``charge.dispute.*``, whose object is a dispute,
-not a charge: those are skipped (the charge's own ``charge.updated`` follows)."""
+not a charge, and Stripe sends no ``charge.updated`` when a charge is disputed: the
+disputed charge is re-read (``GET /v1/charges/<id>``) and landed as it is now."""
 ROLLING_DAYS = 35
 """Balance transactions have no change events (pending becomes available on
 ``available_on``, a few days after ``created``): every incremental load re-reads the
@@ -235,15 +239,26 @@ def _changes(
     kind, types = CHANGE_EVENTS[ctx.spec.name]
     window = events.get("window") or _open(events.get("since"))
     pages = _list(ctx, "v1/events", window, {"types[]": list(types)})
+    now = int(ctx.now.timestamp())
+    refetched: set[str] = set()
     for records, origin, after, last in pages:
         objects, versions = [], []
         for event in records:
             data = event.get("data")
             obj = data.get("object") if isinstance(data, dict) else None
-            if isinstance(obj, dict) and obj.get("object") == kind:
+            if not isinstance(obj, dict):
+                continue
+            if obj.get("object") == kind:
                 objects.append(obj)
                 created = event.get("created")
                 versions.append(created if isinstance(created, int) else None)
+            elif kind == "charge" and obj.get("object") == "dispute":
+                charge_id = obj.get("charge")
+                if isinstance(charge_id, str) and charge_id and charge_id not in refetched:
+                    refetched.add(charge_id)
+                    # As it is now: newer than any event read in this load.
+                    objects.append(_retrieve_charge(ctx, charge_id))
+                    versions.append(now)
         if last:
             mark = later(events.get("since"), after["max_created"])
             yield Page(objects, origin, cursor({"since": mark, "window": None}), versions)
@@ -251,6 +266,18 @@ def _changes(
             yield Page(
                 objects, origin, cursor({"since": events.get("since"), "window": after}), versions
             )
+
+
+def check_charge(data: Any) -> None:
+    if not isinstance(data, dict) or data.get("object") != "charge":
+        raise MalformedPage("not a charge object (GET /v1/charges/<id>)")
+
+
+def _retrieve_charge(ctx: ReadContext, charge_id: str) -> dict[str, Any]:
+    charge: dict[str, Any] = ctx.client.get_json(
+        f"v1/charges/{quote(charge_id, safe='')}", check=check_charge
+    )
+    return charge
 
 
 SOURCE = SourceDef(

@@ -395,6 +395,95 @@ def register(app: FastAPI, sb: Sandbox) -> None:
         )
         return json_response(refund, headers={**_headers(), "Request-Id": request_id})
 
+    @app.get("/stripe/v1/charges/{charge_id}")
+    def retrieve_charge(request: Request, charge_id: str) -> Response:
+        """Stripe's ``GET /v1/charges/<id>``: the charge as it is now."""
+        tenant_id = tenant_of(request)
+        if isinstance(tenant_id, Response):
+            return tenant_id
+        charge = find_charge(tenant_id, charge_id)
+        if charge is None:
+            return error(404, f"No such charge: '{charge_id}'", code="resource_missing", param="id")
+        return json_response(charge, headers=_headers())
+
+    @app.post("/_sandbox/stripe/disputes")
+    async def create_dispute(request: Request) -> Response:
+        """Sandbox only (Stripe has no API for it: a cardholder disputes at their bank).
+        Form ``charge`` (and optional ``reason``), with the account's key: the charge
+        becomes ``disputed``, a dispute balance transaction (amount and the 15.00 fee
+        withdrawn) and a ``charge.dispute.created`` event, whose object is the dispute,
+        are recorded. Stripe sends no ``charge.updated`` for it, and neither does this."""
+        tenant_id = tenant_of(request)
+        if isinstance(tenant_id, Response):
+            return tenant_id
+        form = dict(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True))
+        charge_id = str(form.get("charge") or "")
+        charge = find_charge(tenant_id, charge_id) if charge_id else None
+        if charge is None:
+            return error(
+                400, f"No such charge: '{charge_id}'", code="resource_missing", param="charge"
+            )
+        if charge.get("disputed"):
+            return error(400, f"Charge {charge_id} has already been disputed.", param="charge")
+        created = moment(tenant_id)
+        dispute_id = "dp_1" + secrets.token_hex(12)
+        txn_id = "txn_3" + secrets.token_hex(12)
+        fee = 1500
+        amount = charge["amount"] - charge["amount_refunded"]
+        updated = {**charge, "disputed": True}
+        txn = {
+            "id": txn_id,
+            "object": "balance_transaction",
+            "amount": -amount,
+            "available_on": created,
+            "created": created,
+            "currency": charge["currency"],
+            "description": f"Chargeback withdrawal for {charge_id}",
+            "exchange_rate": None,
+            "fee": fee,
+            "fee_details": [{"amount": fee, "currency": charge["currency"], "type": "stripe_fee"}],
+            "net": -amount - fee,
+            "reporting_category": "dispute",
+            "source": dispute_id,
+            "status": "available",
+            "type": "adjustment",
+        }
+        dispute = {
+            "id": dispute_id,
+            "object": "dispute",
+            "amount": amount,
+            "balance_transactions": [txn],
+            "charge": charge_id,
+            "created": created,
+            "currency": charge["currency"],
+            "is_charge_refundable": False,
+            "livemode": False,
+            "metadata": {},
+            "payment_intent": charge.get("payment_intent"),
+            "reason": form.get("reason") or "fraudulent",
+            "status": "needs_response",
+        }
+        event = {
+            "id": "evt_3" + secrets.token_hex(12),
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": created,
+            "data": {"object": dispute},
+            "livemode": False,
+            "pending_webhooks": 0,
+            "request": {"id": None, "idempotency_key": None},
+            "type": "charge.dispute.created",
+        }
+        changes.record(
+            tenant_id,
+            [
+                ("charges", updated, False),
+                ("balance_transactions", txn, True),
+                ("events", event, True),
+            ],
+        )
+        return json_response(dispute, headers=_headers())
+
     @app.get("/stripe/v1/{resource}")
     def stripe_list(request: Request, resource: str) -> Response:
         return list_objects(request, resource)

@@ -1,7 +1,8 @@
 """What happens to a sandbox Stripe account after its data was generated.
 
 The generated Parquet files are the account as of ``as_of`` and are never
-rewritten. Changes made through the API (``POST /v1/refunds``) are appended to
+rewritten. Changes made through the API (``POST /v1/refunds``, the sandbox-only
+dispute route) are appended to
 ``<data>/<tenant>/stripe/changes.jsonl``, one line per new or changed object
 (``{"resource": ..., "object": ...}``) and per event (``resource: "events"``), and
 replayed when the sandbox opens the data again. The list endpoints serve an
