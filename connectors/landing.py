@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -297,20 +298,23 @@ def concat_drifting(tables: Iterable[pa.Table]) -> pa.Table:
 def keep_latest(table: pa.Table, key: Sequence[str]) -> pa.Table:
     """One row per key: the one with the highest ``_version`` (null lowest) when the
     table has that column, and among equal versions the last one in the table (rows
-    are in the order they were read)."""
+    are in the order they were read).
+
+    Polars picks the rows from the key and version columns only; the table itself
+    stays Arrow, so its column types (and the Parquet written from it) are unchanged.
+    """
     if table.num_rows == 0:
         return table
-    if VERSION_COLUMN in table.column_names:
-        # A stable sort: equal versions keep their reading order.
-        order = pc.sort_indices(
-            table, options=pc.SortOptions([(VERSION_COLUMN, "ascending", "at_start")])
-        )
-        table = table.take(order)
-    seq = "__seq"
-    numbered = table.append_column(seq, pa.array(range(table.num_rows), type=pa.int64()))
-    last = numbered.group_by(list(key), use_threads=False).aggregate([(seq, "max")])
-    keep = pc.is_in(numbered.column(seq), value_set=last.column(f"{seq}_max"))
-    return numbered.filter(keep).drop_columns([seq])
+    row = "__row"
+    versioned = VERSION_COLUMN in table.column_names
+    index = pl.from_arrow(
+        table.select([*key, VERSION_COLUMN] if versioned else [*key])
+    ).with_row_index(row)
+    assert isinstance(index, pl.DataFrame)
+    if versioned:
+        index = index.sort(VERSION_COLUMN, nulls_last=False, maintain_order=True)
+    kept = index.unique(subset=list(key), keep="last", maintain_order=True)[row].sort()
+    return table.take(pa.array(kept.to_numpy()))
 
 
 # -- landing -------------------------------------------------------------------------

@@ -114,6 +114,24 @@ def test_keep_latest_keeps_the_last_row_of_each_key():
     ]
 
 
+def test_keep_latest_keeps_the_highest_version_nulls_lowest_ties_last_read():
+    table = pa.table(
+        {
+            "id": ["a", "a", "b", "b", "c", "c", "d"],
+            "_version": pa.array([9, 5, None, 1, 3, 3, None], type=pa.int64()),
+            "n": [1, 2, 3, 4, 5, 6, 7],
+        }
+    )
+    kept = keep_latest(table, ["id"])
+    assert kept.schema == table.schema
+    assert dict(zip(kept["id"].to_pylist(), kept["n"].to_pylist(), strict=True)) == {
+        "a": 1,  # version 9 beats a later-read 5
+        "b": 4,  # any version beats null
+        "c": 6,  # equal versions: the last read
+        "d": 7,
+    }
+
+
 def test_land_batch_merges_keeps_drift_and_quarantines(settings):
     def batch(*records):
         return [Fetched(r, "GET /things", n) for n, r in enumerate(records, 1)]
