@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from connectors.landing import INGESTED_AT_TYPE, TableSpec
+from connectors.landing import INGESTED_AT_TYPE, VERSION_COLUMN, TableSpec
 from connectors.sources import SOURCES
 from exports.crm_leads import LEADS_SCHEMA
 from warehouse.raw_tables import RawTable
@@ -26,6 +26,7 @@ def landed_schema(spec: TableSpec) -> pa.Schema:
             ("_raw", pa.string()),
             ("_run_id", pa.string()),
             ("_ingested_at", INGESTED_AT_TYPE),
+            (VERSION_COLUMN, pa.int64()),
         ]
     )
 

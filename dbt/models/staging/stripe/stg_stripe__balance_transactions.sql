@@ -1,6 +1,5 @@
 -- One row per Stripe balance transaction, in its latest state (pending becomes available), per tenant.
--- The lake already holds one version per key and tenant, but the Postgres
--- raw copy is loaded by another job, so the latest ingested row wins here too.
+-- The latest version per key and tenant (macros/staging/latest_version_rank.sql).
 with
 
 source as (
@@ -41,11 +40,7 @@ renamed as (
         _run_id,
         _ingested_at,
 
-        row_number() over (
-            partition by tenant_id, id
-            -- explicit null order: Postgres sorts nulls first on desc, DuckDB last
-            order by _ingested_at desc nulls last, _run_id desc nulls last
-        ) as recency_rank
+        {{ latest_version_rank('id') }} as recency_rank
 
     from source
 
