@@ -25,7 +25,6 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetSpec,
-    BackfillPolicy,
     Config,
     Failure,
     MaterializeResult,
@@ -185,7 +184,6 @@ def build_source_assets(source: str) -> AssetsDefinition:
             for t in definition.tables
         ],
         partitions_def=tenants,
-        backfill_policy=BackfillPolicy.single_run(),
         can_subset=True,
     )
     def _ingest(
