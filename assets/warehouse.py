@@ -34,6 +34,7 @@ from core.settings import PROJECT_ROOT, Settings, get_settings
 from core.tenancy import check_tenant_id
 from warehouse.dbt_runs import (
     PARENT_PID_ENV,
+    TENANT_ENV,
     dbt_run_dir,
     prune_dbt_runs,
     warehouse_lock,
@@ -45,8 +46,6 @@ MANIFEST_DIR = get_settings().home / "dbt" / "manifest"
 """The one folder the import-time `dbt parse` writes; it is replaced, never grows."""
 dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR, target_path=MANIFEST_DIR)
 
-TENANT_ENV = "BIZOS_DBT_TENANT_ID"
-"""The run's tenant, read by dbt/macros/run_tenant.sql."""
 PARTIAL_PARSE = "partial_parse.msgpack"
 
 BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]

@@ -31,6 +31,7 @@ from exports.crm_leads import LEADS_SCHEMA, leads_path
 from lake.files import write_partition
 from tests.test_connector_sources import ingest as ingest_source
 from tests.test_connector_sources import start as start_sandbox_data
+from warehouse.dbt_runs import TENANT_ENV
 from warehouse.lake_tables import lake_tables
 from warehouse.raw_tables import load_tenant, pg_type
 
@@ -223,11 +224,16 @@ def load_raw(pg_url: str, settings: Settings, tenant_ids: list[str]) -> None:
             load_tenant(pg_url, table, lake_dir=settings.lake_dir, tenant_id=tenant_id)
 
 
-def dbt_build(settings: Settings, run_dir: Path, *extra: str) -> None:
-    """`dbt build` against the settings' target; fails the test with dbt's output."""
+def dbt_build(
+    settings: Settings, run_dir: Path, *extra: str, tenant: str | None = None, ok: bool = True
+) -> str:
+    """`dbt build` against the settings' target, for one tenant as the pipeline runs
+    it (BIZOS_DBT_TENANT_ID) or for all; fails the test with dbt's output unless it
+    ends as ``ok`` says. Returns the output."""
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != TENANT_ENV},
         **settings.dbt_env(),
+        **({TENANT_ENV: tenant} if tenant else {}),
         "DBT_TARGET_PATH": str(run_dir / "target"),
         "DBT_LOG_PATH": str(run_dir / "logs"),
         "DBT_USE_COLORS": "false",
@@ -240,7 +246,9 @@ def dbt_build(settings: Settings, run_dir: Path, *extra: str) -> None:
         text=True,
         check=False,
     )
-    assert result.returncode == 0, f"dbt build failed:\n{result.stdout}\n{result.stderr}"
+    output = f"{result.stdout}\n{result.stderr}"
+    assert (result.returncode == 0) == ok, f"dbt build ended {result.returncode}:\n{output}"
+    return output
 
 
 def as_utc(value: object) -> object:
@@ -320,25 +328,38 @@ def test_postgres_mart_equals_duckdb_mart(duckdb_built: Settings, pg_url: str) -
     assert scores(on_postgres) == EXPECTED_SCORES
 
 
-def test_tenant_var_rebuilds_only_that_tenant(settings: Settings, tmp_path: Path) -> None:
+def test_a_tenant_build_rebuilds_and_tests_only_that_tenant(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The pipeline's per-tenant build (tenant in BIZOS_DBT_TENANT_ID): the mart
+    rebuilds that tenant's rows only, and data tests look at its rows only, so
+    another tenant's bad row fails that tenant's build, not this one's. One target
+    folder throughout, so later builds parse partially, as the pipeline's do."""
     rows = known_leads()
     write_lake(settings, rows)
-    dbt_build(settings, tmp_path / "full")
+    target = tmp_path / "dbt"
+    dbt_build(settings, target)
     before = scores(duckdb_mart(settings))
 
-    # Both tenants' leads move on in the lake; only t1 is rebuilt.
+    # Both tenants' leads move on in the lake, t2's to a status no CRM has.
     for row in rows:
-        if (row["tenant_id"], row["lead_id"]) in {("t1", "A-4"), ("t2", "G-2")}:
+        if (row["tenant_id"], row["lead_id"]) == ("t1", "A-4"):
             row["status"] = "qualified"
+        if (row["tenant_id"], row["lead_id"]) == ("t2", "G-2"):
+            row["status"] = "bogus"
     write_lake(settings, rows)
-    dbt_build(settings, tmp_path / "t1-only", "--vars", "{tenant_id: t1}")
+    output = dbt_build(settings, target, tenant="t1")
+    # Only the first build parsed the whole project (the tenant is not a --var).
+    assert (target / "logs" / "dbt.log").read_text().count("Unable to do partial parsing") == 1
     after = scores(duckdb_mart(settings))
-
     assert after[("t1", "A-4")] == (10, "D", "status:+10")
     assert {k: v for k, v in after.items() if k != ("t1", "A-4")} == {
         k: v for k, v in before.items() if k != ("t1", "A-4")
     }
     assert after[("t2", "G-2")] == EXPECTED_SCORES[("t2", "G-2")]
+
+    output = dbt_build(settings, target, tenant="t2", ok=False)
+    assert "accepted_values_stg_crm_export__leads_status" in output
 
 
 # -- every lake table of the API sources ----------------------------------------------

@@ -35,6 +35,9 @@ from filelock import FileLock, Timeout
 
 from core.settings import Settings, Target
 
+TENANT_ENV = "BIZOS_DBT_TENANT_ID"
+"""The tenant a build is for, read by dbt/macros/run_tenant.sql (not --vars: see there)."""
+
 PARENT_PID_ENV = "BIZOS_DBT_PARENT_PID"
 """Set by the run for its dbt child: the pid whose death must end dbt."""
 
