@@ -45,7 +45,7 @@ from connectors.http_client import (
     SourceClient,
     credential_parts,
 )
-from connectors.landing import Fetched, TableSpec, land_batch
+from connectors.landing import Fetched, TableSpec, land_batch, version_of
 from connectors.state import (
     ConnectorStateStore,
     Cursor,
@@ -295,7 +295,7 @@ def load_table(
             now=datetime.now(UTC),
             window=window,
         )
-        read_at = int(context.now.timestamp())
+        read_at = version_of(int(context.now.timestamp()))
         try:
             try:
                 for page in source.read(context):

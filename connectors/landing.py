@@ -51,10 +51,25 @@ DATE_LABELS: dict[str, str] = {
 }
 META_COLUMNS = ("tenant_id", "_raw", "_run_id", "_ingested_at", "_version")
 VERSION_COLUMN = "_version"
-"""When the landed state of a record was current (Unix seconds): the time it was read
-from a list, or the ``created`` of the change event that carried it. The merge keeps
-the highest, so an older state read later (a page of older events, a resumed batch)
-never replaces a newer one."""
+"""When the landed state of a record was current, in Unix seconds times
+``VERSION_SCALE``: the time it was read from a list, or the ``created`` of the
+change event that carried it. The merge keeps the highest, so an older state read
+later (a page of older events, a resumed batch) never replaces a newer one. The
+scale leaves room to order several changes within one second (see
+``version_of``)."""
+VERSION_SCALE = 1000
+
+
+def version_of(seconds: int, *, older_in_same_second: int = 0) -> int:
+    """A record's version from a whole-second time. Providers stamp changes in whole
+    seconds; when one object changed twice in the same second, a newest-first event
+    log shows the newer first: each later-read one of that second is one step
+    older (``older_in_same_second``), so the merge keeps the first read."""
+    return (
+        seconds * VERSION_SCALE + (VERSION_SCALE - 1) - min(older_in_same_second, VERSION_SCALE - 1)
+    )
+
+
 INGESTED_AT_TYPE = pa.timestamp("us", tz="UTC")
 
 
@@ -307,10 +322,9 @@ def keep_latest(table: pa.Table, key: Sequence[str]) -> pa.Table:
         return table
     row = "__row"
     versioned = VERSION_COLUMN in table.column_names
-    index = pl.from_arrow(
-        table.select([*key, VERSION_COLUMN] if versioned else [*key])
-    ).with_row_index(row)
-    assert isinstance(index, pl.DataFrame)
+    frame = pl.from_arrow(table.select([*key, VERSION_COLUMN] if versioned else [*key]))
+    assert isinstance(frame, pl.DataFrame)
+    index = frame.with_row_index(row)
     if versioned:
         index = index.sort(VERSION_COLUMN, nulls_last=False, maintain_order=True)
     kept = index.unique(subset=list(key), keep="last", maintain_order=True)[row].sort()

@@ -3,6 +3,7 @@ and the cursor/load-log store on both targets."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -23,6 +24,7 @@ from connectors.landing import (
     land_batch,
     read_quarantine,
     read_table,
+    version_of,
 )
 from connectors.sources import ai_usage, cms_forms, crm_api, ga4, saleor, stripe
 from connectors.state import (
@@ -130,6 +132,32 @@ def test_keep_latest_keeps_the_highest_version_nulls_lowest_ties_last_read():
         "c": 6,  # equal versions: the last read
         "d": 7,
     }
+
+
+def test_same_second_changes_read_newest_first_keep_the_newest():
+    """Stripe stamps events in whole seconds and lists them newest first: two changes
+    to one charge in the same second must not let the older (read later) win."""
+    seen: Counter = Counter()
+    events = [  # newest first, as /v1/events lists them
+        ({"created": 1_700_000_005}, {"id": "ch_1", "amount_refunded": 500}),
+        ({"created": 1_700_000_005}, {"id": "ch_1", "amount_refunded": 200}),
+        ({"created": 1_700_000_005}, {"id": "ch_2", "amount_refunded": 100}),
+        ({"created": 1_700_000_004}, {"id": "ch_1", "amount_refunded": 0}),
+    ]
+    versions = [stripe.event_version(e, o, seen) for e, o in events]
+    assert versions[0] > versions[1] > versions[3]
+    assert versions[2] == versions[0]  # another object's first read of that second
+    # A list read in the next second is newer than every change of the one before.
+    assert version_of(1_700_000_006) > versions[0]
+    table = pa.table(
+        {
+            "id": [o["id"] for _, o in events],
+            "_version": pa.array(versions, type=pa.int64()),
+            "amount_refunded": [o["amount_refunded"] for _, o in events],
+        }
+    )
+    kept = keep_latest(table, ["id"]).to_pylist()
+    assert {r["id"]: r["amount_refunded"] for r in kept} == {"ch_1": 500, "ch_2": 100}
 
 
 def test_land_batch_merges_keeps_drift_and_quarantines(settings):

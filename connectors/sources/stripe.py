@@ -39,6 +39,7 @@ Amounts are integers in the currency's minor unit, with the currency beside.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -48,7 +49,7 @@ import pyarrow as pa
 
 from connectors.connector import Credential, Page, ReadContext, SourceDef
 from connectors.http_client import MalformedPage, MalformedResponse
-from connectors.landing import TableSpec
+from connectors.landing import TableSpec, version_of
 from connectors.sources._common import later, require_list, require_objects, secret_value
 from connectors.state import Cursor
 
@@ -239,10 +240,12 @@ def _changes(
     kind, types = CHANGE_EVENTS[ctx.spec.name]
     window = events.get("window") or _open(events.get("since"))
     pages = _list(ctx, "v1/events", window, {"types[]": list(types)})
-    now = int(ctx.now.timestamp())
+    now = version_of(int(ctx.now.timestamp()))
     refetched: set[str] = set()
+    seen: Counter[tuple[Any, int]] = Counter()
     for records, origin, after, last in pages:
-        objects, versions = [], []
+        objects: list[dict[str, Any]] = []
+        versions: list[int | None] = []
         for event in records:
             data = event.get("data")
             obj = data.get("object") if isinstance(data, dict) else None
@@ -250,8 +253,7 @@ def _changes(
                 continue
             if obj.get("object") == kind:
                 objects.append(obj)
-                created = event.get("created")
-                versions.append(created if isinstance(created, int) else None)
+                versions.append(event_version(event, obj, seen))
             elif kind == "charge" and obj.get("object") == "dispute":
                 charge_id = obj.get("charge")
                 if isinstance(charge_id, str) and charge_id and charge_id not in refetched:
@@ -266,6 +268,20 @@ def _changes(
             yield Page(
                 objects, origin, cursor({"since": events.get("since"), "window": after}), versions
             )
+
+
+def event_version(
+    event: dict[str, Any], obj: dict[str, Any], seen: Counter[tuple[Any, int]]
+) -> int | None:
+    """The version of the object an event carries: its ``created``, and among one
+    object's events of the same second (read newest first) each later one older."""
+    created = event.get("created")
+    if not isinstance(created, int) or isinstance(created, bool):
+        return None
+    key = (obj.get("id"), created)
+    earlier_reads = seen[key]
+    seen[key] += 1
+    return version_of(created, older_in_same_second=earlier_reads)
 
 
 def check_charge(data: Any) -> None:
