@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from connectors.landing import Fetched, land_batch
@@ -17,7 +18,7 @@ from core.settings import Settings
 from exports.crm_leads import LEADS_SCHEMA, leads_path
 from lake.files import write_partition
 from warehouse.lake_tables import lake_tables
-from warehouse.raw_tables import RawLoadError, RawTable, load_tenant
+from warehouse.raw_tables import RawLoadError, RawTable, lake_files, load_tenant
 
 pytestmark = pytest.mark.postgres
 
@@ -112,16 +113,27 @@ def test_a_table_no_tenant_loaded_is_created_empty_with_its_declared_columns(
     assert [c for (c,) in columns] == CUSTOMERS.declared.names
 
 
-def test_a_nul_byte_names_table_tenant_file_and_row(settings: Settings, pg_url: str) -> None:
+def test_a_nul_byte_is_quarantined_at_landing_and_refused_by_the_raw_load(
+    settings: Settings, pg_url: str
+) -> None:
+    # Landing keeps NUL out of the lake (Postgres cannot store it), so the tenant loads.
     land(settings, "acme", [customer(1), customer(2, name="Ann\x00Lee")])
+    assert load(settings, pg_url, CUSTOMERS, "acme") == 1
+    # A lake file that holds one all the same (written before landing checked, or by
+    # hand) stops the raw load, naming where, and leaves the raw rows as they were.
+    (path,) = lake_files(settings.lake_dir, "stripe", "customers", "acme")
+    landed = pq.read_table(path)
+    names = pa.array(["Ann\x00Lee"], type=pa.string())
+    write_partition(landed.append_column("name", names), path)
     with pytest.raises(RawLoadError) as caught:
         load(settings, pg_url, CUSTOMERS, "acme")
     message = str(caught.value)
     assert "raw.stripe__customers" in message and "tenant acme" in message
     assert "column 'name'" in message and "NUL" in message
-    assert "part.parquet" in message and "'cus_2'" in message
-    # nothing was written
-    assert raw_rows(pg_url, "select to_regclass('raw.stripe__customers')") == [(None,)]
+    assert "part.parquet" in message and "'cus_1'" in message
+    assert raw_rows(pg_url, "select id, email from raw.stripe__customers") == [
+        ("cus_1", "c1@example.com")
+    ]
 
 
 def test_a_nul_byte_in_an_export_row_names_the_export_file_and_line(
