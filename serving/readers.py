@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+import migrations
 from core.contracts.serving_tables import SERVING_TABLES
 from core.contracts.table import TableContract
 from core.settings import Settings, Target
@@ -346,6 +347,13 @@ class PostgresReader:
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> datetime | None:
             async with conn.transaction():
+                for tree, table in (
+                    ("serving", "serving.alembic_version_serving"),
+                    ("ops", "ops.alembic_version_ops"),
+                ):
+                    cur = await conn.execute(f"SELECT max(version_num) FROM {table}")
+                    found = await cur.fetchone()
+                    _check_tree(tree, found[0] if found else None)
                 for name in SERVING_TABLES:
                     # No tenant set: RLS returns nothing, but a missing grant still fails.
                     await conn.execute(f"SELECT FROM serving.{name} LIMIT 0")
@@ -360,8 +368,25 @@ class PostgresReader:
         return last
 
 
+def _check_tree(tree: str, current: str | None) -> None:
+    """StoreUnavailable unless the tree is at this code's head (the API cannot migrate)."""
+    state = migrations.TreeStatus(tree, current, migrations.head(tree)).state
+    if state == "ahead":
+        raise StoreUnavailable(
+            f"the {tree} schema is at {current}, which this version of the platform does not"
+            " know: it was migrated by a newer release"
+        )
+    if state != "current":
+        raise StoreUnavailable(f"the {tree} schema is {state}: run `bizos db upgrade`")
+
+
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Every read transaction is one snapshot: the version and the rows agree."""
+    """Every read transaction is one snapshot: the version and the rows agree.
+
+    Autocommit, so a statement outside ``conn.transaction()`` can never leave a
+    transaction (and its SET LOCAL tenant) open on a pooled connection.
+    """
+    await conn.set_autocommit(True)
     await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
 
 

@@ -82,11 +82,13 @@ def upgrade() -> None:
         op.execute(f"GRANT EXECUTE ON FUNCTION {function} TO bizos_reader")
     # USAGE lets the reader name the functions; the tables stay ungranted.
     op.execute("GRANT USAGE ON SCHEMA ops TO bizos_reader")
+    op.execute("GRANT SELECT ON ops.alembic_version_ops TO bizos_reader")
 
 
 def downgrade() -> None:
     schema = _schema()
     if schema is not None:
+        op.execute("REVOKE SELECT ON ops.alembic_version_ops FROM bizos_reader")
         op.execute("REVOKE USAGE ON SCHEMA ops FROM bizos_reader")
         op.execute("DROP FUNCTION ops.api_key_touch(text)")
         op.execute("DROP FUNCTION ops.api_key_find(text)")

@@ -54,9 +54,12 @@ def upgrade() -> None:
     for function in ("serving.publish_version(text)", "serving.last_published_at(text)"):
         op.execute(f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
         op.execute(f"GRANT EXECUTE ON FUNCTION {function} TO bizos_reader")
+    # /ready tells a schema that is behind or ahead of the API's code.
+    op.execute("GRANT SELECT ON serving.alembic_version_serving TO bizos_reader")
 
 
 def downgrade() -> None:
+    op.execute("REVOKE SELECT ON serving.alembic_version_serving FROM bizos_reader")
     op.execute("DROP FUNCTION serving.last_published_at(text)")
     op.execute("DROP FUNCTION serving.publish_version(text)")
     op.execute("DROP INDEX serving.publish_log_tenant_idx")
