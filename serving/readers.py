@@ -214,12 +214,27 @@ class PostgresReader:
         network) that stops answering altogether.
         """
         pool = self._need_pool()
+
+        async def attempt() -> Any:
+            async with pool.connection() as conn:
+                return await work(conn)
+
+        # A task the request stops waiting for, rather than cancels in place: psycopg
+        # answers a cancellation by asking the server to cancel and waiting for it,
+        # which against a frozen server takes as long as the freeze. The task is
+        # cancelled and cleans up on its own; the request answers 503 now.
+        task = asyncio.ensure_future(attempt())
         try:
-            async with asyncio.timeout(self._timeout * 1.5 + 0.5):
-                async with pool.connection() as conn:
-                    return await work(conn)
-        except TimeoutError as exc:
-            raise StoreUnavailable("Postgres did not answer in time") from exc
+            done, _ = await asyncio.wait({task}, timeout=self._timeout * 1.5 + 0.5)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            task.cancel()
+            task.add_done_callback(_forget)
+            raise StoreUnavailable("Postgres did not answer in time")
+        try:
+            return task.result()
         except PoolTimeout as exc:
             raise StoreUnavailable("no Postgres connection in time") from exc
         except psycopg.errors.QueryCanceled as exc:
@@ -366,6 +381,12 @@ class PostgresReader:
         if last is None:
             raise NothingPublished("nothing has been published to Postgres yet")
         return last
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    """Collect an abandoned task's outcome, so it is not reported as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _check_tree(tree: str, current: str | None) -> None:
