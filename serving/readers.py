@@ -34,6 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio.to_thread
@@ -290,24 +291,30 @@ class PostgresReader:
         unless_version: Collection[str],
     ) -> Versioned:
         async def work(conn: psycopg.AsyncConnection[Any]) -> Versioned:
-            async with conn.transaction():
-                await conn.execute("SELECT set_config(%s, %s, true)", [TENANT_SETTING, tenant_id])
-                cur = await conn.execute("SELECT serving.publish_version(%s)", [contract.name])
-                found = await cur.fetchone()
-                version = str(found[0]) if found and found[0] is not None else "0"
-                if version == "0":
-                    # Nothing for this tenant: "not ready" if nobody ever published.
-                    cur = await conn.execute(
-                        "SELECT serving.last_published_at(%s)", [contract.name]
+            # One round trip: BEGIN, the tenant, the version, the rows and COMMIT are
+            # pipelined. The rows are read even when the client holds the version: a
+            # 304 saves the body, and waiting for the version first would cost a trip.
+            rows_cur = conn.cursor(row_factory=dict_row)
+            async with conn.pipeline():
+                async with conn.transaction():
+                    await conn.execute(
+                        "SELECT set_config(%s, %s, true)", [TENANT_SETTING, tenant_id]
                     )
-                    last = await cur.fetchone()
-                    if last is None or last[0] is None:
-                        raise NothingPublished(f"nothing has been published to {contract.name} yet")
-                if version in unless_version:
-                    return Versioned(version, None)
-                async with conn.cursor(row_factory=dict_row) as rows_cur:
+                    version_cur = await conn.execute(
+                        "SELECT serving.publish_version(%s)", [contract.name]
+                    )
                     await rows_cur.execute(query, params)
-                    rows = await rows_cur.fetchall()
+            found = await version_cur.fetchone()
+            rows = await rows_cur.fetchall()
+            version = str(found[0]) if found and found[0] is not None else "0"
+            if version == "0":
+                # Nothing for this tenant: "not ready" if nobody ever published.
+                cur = await conn.execute("SELECT serving.last_published_at(%s)", [contract.name])
+                last = await cur.fetchone()
+                if last is None or last[0] is None:
+                    raise NothingPublished(f"nothing has been published to {contract.name} yet")
+            if version in unless_version:
+                return Versioned(version, None)
             return Versioned(version, [ServedRow(r, encode(r)) for r in rows])
 
         result: Versioned = await self._run(work)
@@ -381,6 +388,20 @@ class PostgresReader:
         if last is None:
             raise NothingPublished("nothing has been published to Postgres yet")
         return last
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _settled(token: tuple[tuple[int, int, int] | None, ...]) -> bool:
+    """Every file's mtime is over 50 ms old: a later write will show a different one."""
+    horizon = time.time_ns() - 50_000_000
+    return all(part is None or part[1] < horizon for part in token)
 
 
 def _forget(task: asyncio.Future[Any]) -> None:
@@ -475,6 +496,7 @@ class EmbeddedReader:
         self._snapshots: OrderedDict[tuple[str, str], _Snapshot] = OrderedDict()
         self._building: dict[tuple[str, str], asyncio.Lock] = {}
         self._lock = threading.Lock()
+        self._key_cache: dict[str, tuple[tuple[Any, ...], KeyGrant | None]] = {}
 
     async def open(self) -> None:
         return None
@@ -483,11 +505,31 @@ class EmbeddedReader:
         self._snapshots.clear()
 
     async def find_key(self, key: str) -> KeyGrant | None:
+        """The key's row, from memory while the ops file has not changed since it was read.
+
+        Any write to the file (a revoke, a new key, a last-used time) changes its or its
+        WAL's identity, which drops every remembered answer: a revoke holds at once. An
+        answer is remembered only when the file's mtime lies safely in the past, so a
+        write in the same clock tick as the read cannot go unnoticed.
+        """
+        key_hash = api_keys.hash_key(key)
+        before = self._keys_token()
+        cached = self._key_cache.get(key_hash)
+        if cached is not None and cached[0] == before:
+            return cached[1]
         # SQLite in a thread: the event loop (and /health) never waits on the file.
         found: KeyGrant | None = await anyio.to_thread.run_sync(
             functools.partial(api_keys.find_grant, self._settings, key, include_expired=True)
         )
+        if self._keys_token() == before and _settled(before):
+            if len(self._key_cache) > 10_000:
+                self._key_cache.clear()
+            self._key_cache[key_hash] = (before, found)
         return found
+
+    def _keys_token(self) -> tuple[tuple[int, int, int] | None, ...]:
+        base = migrations.ops_sqlite_path(self._settings)
+        return tuple(_identity(Path(f"{base}{suffix}")) for suffix in ("", "-wal"))
 
     async def touch_key(self, grant: KeyGrant) -> None:
         if not self._touch.due(grant.key_hash):

@@ -571,6 +571,15 @@ class ServingApiChecks:
         time.sleep(1.1)
         assert is_problem(world.get(SCORES_URL, short), 401, "API key expired")
 
+    def test_a_revoke_holds_at_once_even_for_a_busy_key(self, world: World) -> None:
+        """Whatever the API remembers about keys, a revoke shows on the next request."""
+        for _ in range(3):
+            assert world.get(SCORES_URL, world.acme_key).status_code == 200
+            time.sleep(0.1)
+        assert world.get(SCORES_URL, world.acme_key).status_code == 200
+        assert revoke_key(world.settings, world.acme_key) is True
+        assert is_problem(world.get(SCORES_URL, world.acme_key), 401, "invalid API key")
+
     def test_last_use_is_recorded(self, world: World) -> None:
         before = datetime.now(UTC)
         assert world.get(SCORES_URL, world.globex_key).status_code == 200
