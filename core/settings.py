@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     api_rate_limit: int = Field(
         default=100, ge=1, description="requests per second one API key may make (burst: twice)"
     )
+    api_snapshot_max_rows: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="rows of embedded serving files each API process keeps in memory",
+    )
     api_db_timeout_s: float = Field(
         default=2.0,
         gt=0,

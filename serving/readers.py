@@ -66,8 +66,6 @@ Encoder = Callable[[Row], bytes]
 TENANT_SETTING = "bizos.tenant_id"
 # A key's last use is written at most this often per key and process.
 TOUCH_EVERY_S = 60.0
-# Rows the embedded snapshots of one process hold at most (least recently used go).
-SNAPSHOT_MAX_ROWS = 400_000
 
 
 @dataclass(frozen=True)
@@ -496,10 +494,19 @@ class EmbeddedReader:
         self._snapshots: OrderedDict[tuple[str, str], _Snapshot] = OrderedDict()
         self._building: dict[tuple[str, str], asyncio.Lock] = {}
         self._lock = threading.Lock()
+        # A few threads for SQLite: more only queue on its lock and starve the snapshots.
+        self._sqlite_threads = anyio.CapacityLimiter(4)
         self._key_cache: dict[str, tuple[tuple[Any, ...], KeyGrant | None]] = {}
 
     async def open(self) -> None:
-        return None
+        """Check the ops file's schema once, now, rather than in every first request's thread
+        at once (dozens of threads each taking the migration lock in turn)."""
+        if not migrations.ops_sqlite_path(self._settings).exists():
+            return
+        try:
+            await anyio.to_thread.run_sync(migrations.ensure_current, self._settings, "ops")
+        except Exception as exc:  # the requests will answer 503 for it; starting goes on
+            log.warning("the ops database is not usable yet: %s", exc)
 
     async def close(self) -> None:
         self._snapshots.clear()
@@ -519,7 +526,8 @@ class EmbeddedReader:
             return cached[1]
         # SQLite in a thread: the event loop (and /health) never waits on the file.
         found: KeyGrant | None = await anyio.to_thread.run_sync(
-            functools.partial(api_keys.find_grant, self._settings, key, include_expired=True)
+            functools.partial(api_keys.find_grant, self._settings, key, include_expired=True),
+            limiter=self._sqlite_threads,
         )
         if self._keys_token() == before and _settled(before):
             if len(self._key_cache) > 10_000:
@@ -536,7 +544,11 @@ class EmbeddedReader:
             return
         try:
             await anyio.to_thread.run_sync(
-                api_keys.touch_key, self._settings, grant.key_hash, datetime.now(UTC)
+                api_keys.touch_key,
+                self._settings,
+                grant.key_hash,
+                datetime.now(UTC),
+                limiter=self._sqlite_threads,
             )
         except StoreUnavailable as exc:
             log.warning("could not record the use of key %s: %s", grant.key_prefix, exc)
@@ -605,7 +617,7 @@ class EmbeddedReader:
 
     def _evict(self) -> None:
         total = sum(len(s.rows) for s in self._snapshots.values())
-        while total > SNAPSHOT_MAX_ROWS and len(self._snapshots) > 1:
+        while total > self._settings.api_snapshot_max_rows and len(self._snapshots) > 1:
             _, oldest = self._snapshots.popitem(last=False)
             total -= len(oldest.rows)
 
