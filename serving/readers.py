@@ -181,7 +181,6 @@ class PostgresReader:
             timeout=self._timeout,
             name="bizos-api",
             open=False,
-            check=AsyncConnectionPool.check_connection,
             configure=_configure,
             kwargs={
                 "connect_timeout": max(1, round(self._timeout)),
@@ -464,19 +463,44 @@ def _sort_key(contract: TableContract, values: Sequence[object]) -> tuple[Any, .
 
 @dataclass
 class _Snapshot:
-    """One tenant's rows of one table at one file version, in API order."""
+    """One tenant's rows of one table at one file version, in API order.
+
+    Kept as the Arrow table (compact), with the order and key columns as Python
+    values for bisecting and lookups. Other columns become Python lists when a
+    filter first needs them; a row becomes a dict and its JSON body when first
+    served, and the body is kept. Building one costs the key columns, not the rows.
+    """
 
     version: str
-    rows: list[Row]
+    table: pa.Table | None
     order_keys: list[tuple[Any, ...]]
     by_key: dict[tuple[object, ...], int]
+    columns: dict[str, list[Any]] = field(default_factory=dict)
     bodies: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    rows: dict[int, Row] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.order_keys)
+
+    def column(self, name: str) -> list[Any]:
+        found = self.columns.get(name)
+        if found is None:
+            assert self.table is not None
+            found = self.columns[name] = self.table.column(name).to_pylist()
+        return found
+
+    def row(self, index: int) -> Row:
+        found = self.rows.get(index)
+        if found is None:
+            assert self.table is not None
+            found = self.rows[index] = self.table.slice(index, 1).to_pylist()[0]
+        return found
 
     def body(self, index: int, encode: Encoder) -> bytes:
         memo = (index, id(encode))
         found = self.bodies.get(memo)
         if found is None:
-            found = self.bodies[memo] = encode(self.rows[index])
+            found = self.bodies[memo] = encode(self.row(index))
         return found
 
 
@@ -600,26 +624,32 @@ class EmbeddedReader:
                 st = os.fstat(fh.fileno())
                 table = pq.read_table(fh)
         except FileNotFoundError:
-            return _Snapshot("0", [], [], {})
+            return _Snapshot("0", None, [], {})
         except (OSError, pa.ArrowException) as exc:
             raise StoreUnavailable(f"cannot read {contract.name}/{path.name}: {exc}") from exc
         version = f"{st.st_ino:x}.{st.st_mtime_ns:x}.{st.st_size:x}"
-        rows = table.select(list(contract.served_columns)).to_pylist()
+        table = table.select(list(contract.served_columns))
         # The publisher sorts the file in API order; sort again only if it is not.
-        order_keys = [_sort_key(contract, [r[c] for c in contract.order_columns]) for r in rows]
+        sort_keys = [
+            (c, "descending" if contract.descending(c) else "ascending")
+            for c in contract.order_columns
+        ]
+        order_values = [table.column(c).to_pylist() for c in contract.order_columns]
+        order_keys = [_sort_key(contract, v) for v in zip(*order_values, strict=True)]
         if any(order_keys[i + 1] < order_keys[i] for i in range(len(order_keys) - 1)):
-            paired = sorted(zip(order_keys, rows, strict=True), key=lambda p: p[0])
-            order_keys = [p[0] for p in paired]
-            rows = [p[1] for p in paired]
+            table = table.sort_by(sort_keys)
+            order_values = [table.column(c).to_pylist() for c in contract.order_columns]
+            order_keys = [_sort_key(contract, v) for v in zip(*order_values, strict=True)]
         key_columns = [c for c in contract.primary_key if c != "tenant_id"]
-        by_key = {tuple(r[c] for c in key_columns): i for i, r in enumerate(rows)}
-        return _Snapshot(version, rows, order_keys, by_key)
+        key_values = zip(*(table.column(c).to_pylist() for c in key_columns), strict=True)
+        by_key = {values: i for i, values in enumerate(key_values)}
+        return _Snapshot(version, table, order_keys, by_key)
 
     def _evict(self) -> None:
-        total = sum(len(s.rows) for s in self._snapshots.values())
+        total = sum(len(s) for s in self._snapshots.values())
         while total > self._settings.api_snapshot_max_rows and len(self._snapshots) > 1:
             _, oldest = self._snapshots.popitem(last=False)
-            total -= len(oldest.rows)
+            total -= len(oldest)
 
     async def list_rows(
         self,
@@ -647,13 +677,14 @@ class EmbeddedReader:
         for column, _, _ in checks:
             if column not in contract.columns:
                 raise ValueError(f"unknown column {column!r}")
+        tests = [(snap.column(c), v, ge) for c, v, ge in checks]
         picked: list[ServedRow] = []
-        for index in range(start, len(snap.rows)):
-            row = snap.rows[index]
+        for index in range(start, len(snap)):
             if all(
-                (row[c] is not None and row[c] >= v) if ge else row[c] == v for c, v, ge in checks
+                (col[index] is not None and col[index] >= v) if ge else col[index] == v
+                for col, v, ge in tests
             ):
-                picked.append(ServedRow(row, snap.body(index, encode)))
+                picked.append(ServedRow(snap.row(index), snap.body(index, encode)))
                 if len(picked) >= limit:
                     break
         return Versioned(snap.version, picked)
@@ -677,7 +708,7 @@ class EmbeddedReader:
         index = snap.by_key.get(tuple(key[c] for c in wanted))
         if index is None:
             return Versioned(snap.version, [])
-        return Versioned(snap.version, [ServedRow(snap.rows[index], snap.body(index, encode))])
+        return Versioned(snap.version, [ServedRow(snap.row(index), snap.body(index, encode))])
 
     async def ready(self) -> datetime:
         """The latest publish, and every table's views in ``serving.duckdb`` readable."""

@@ -96,6 +96,16 @@ def test_a_frozen_database_is_503_in_bounded_time_then_recovers(
     with TestClient(create_app(api)) as client:
         assert client.get(SCORES_URL, headers=headers).status_code == 200
         proxy.frozen.set()
+        # While requests wait on the frozen database, /health answers at once.
+        waiting = threading.Thread(
+            target=client.get, args=(SCORES_URL,), kwargs={"headers": headers}
+        )
+        waiting.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        assert client.get("/health").status_code == 200
+        assert time.monotonic() - started < 0.5
+        waiting.join(10)
         for url in (SCORES_URL, "/ready"):
             started = time.monotonic()
             response = client.get(url, headers=headers)
