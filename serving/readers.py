@@ -472,15 +472,44 @@ class _Snapshot:
     """
 
     version: str
+    contract: TableContract
     table: pa.Table | None
-    order_keys: list[tuple[Any, ...]]
     by_key: dict[tuple[object, ...], int]
     columns: dict[str, list[Any]] = field(default_factory=dict)
     bodies: dict[tuple[int, int], bytes] = field(default_factory=dict)
     rows: dict[int, Row] = field(default_factory=dict)
+    _order_keys: list[tuple[Any, ...]] | None = None
 
     def __len__(self) -> int:
-        return len(self.order_keys)
+        return 0 if self.table is None else self.table.num_rows
+
+    @property
+    def order_keys(self) -> list[tuple[Any, ...]]:
+        """Sort keys in API order, made on the first paged read (a lookup needs none).
+
+        The publisher writes the file in API order; should it not be, the snapshot is
+        sorted here once and its indexes rebuilt.
+        """
+        if self._order_keys is None:
+            contract = self.contract
+            values = [self.column(c) for c in contract.order_columns]
+            keys = [_sort_key(contract, v) for v in zip(*values, strict=True)]
+            if self.table is not None and any(keys[i + 1] < keys[i] for i in range(len(keys) - 1)):
+                ordered = self.table.sort_by(
+                    [
+                        (c, "descending" if contract.descending(c) else "ascending")
+                        for c in contract.order_columns
+                    ]
+                )
+                rebuilt = _snapshot_of(self.version, contract, ordered)
+                self.table, self.by_key = rebuilt.table, rebuilt.by_key
+                self.columns.clear()
+                self.bodies.clear()
+                self.rows.clear()
+                values = [self.column(c) for c in contract.order_columns]
+                keys = [_sort_key(contract, v) for v in zip(*values, strict=True)]
+            self._order_keys = keys
+        return self._order_keys
 
     def column(self, name: str) -> list[Any]:
         found = self.columns.get(name)
@@ -502,6 +531,12 @@ class _Snapshot:
         if found is None:
             found = self.bodies[memo] = encode(self.row(index))
         return found
+
+
+def _snapshot_of(version: str, contract: TableContract, table: pa.Table) -> _Snapshot:
+    key_columns = [c for c in contract.primary_key if c != "tenant_id"]
+    key_values = zip(*(table.column(c).to_pylist() for c in key_columns), strict=True)
+    return _Snapshot(version, contract, table, {values: i for i, values in enumerate(key_values)})
 
 
 class EmbeddedReader:
@@ -624,26 +659,11 @@ class EmbeddedReader:
                 st = os.fstat(fh.fileno())
                 table = pq.read_table(fh)
         except FileNotFoundError:
-            return _Snapshot("0", None, [], {})
+            return _Snapshot("0", contract, None, {})
         except (OSError, pa.ArrowException) as exc:
             raise StoreUnavailable(f"cannot read {contract.name}/{path.name}: {exc}") from exc
         version = f"{st.st_ino:x}.{st.st_mtime_ns:x}.{st.st_size:x}"
-        table = table.select(list(contract.served_columns))
-        # The publisher sorts the file in API order; sort again only if it is not.
-        sort_keys = [
-            (c, "descending" if contract.descending(c) else "ascending")
-            for c in contract.order_columns
-        ]
-        order_values = [table.column(c).to_pylist() for c in contract.order_columns]
-        order_keys = [_sort_key(contract, v) for v in zip(*order_values, strict=True)]
-        if any(order_keys[i + 1] < order_keys[i] for i in range(len(order_keys) - 1)):
-            table = table.sort_by(sort_keys)
-            order_values = [table.column(c).to_pylist() for c in contract.order_columns]
-            order_keys = [_sort_key(contract, v) for v in zip(*order_values, strict=True)]
-        key_columns = [c for c in contract.primary_key if c != "tenant_id"]
-        key_values = zip(*(table.column(c).to_pylist() for c in key_columns), strict=True)
-        by_key = {values: i for i, values in enumerate(key_values)}
-        return _Snapshot(version, table, order_keys, by_key)
+        return _snapshot_of(version, contract, table.select(list(contract.served_columns)))
 
     def _evict(self) -> None:
         total = sum(len(s) for s in self._snapshots.values())
@@ -667,11 +687,12 @@ class EmbeddedReader:
         if version in unless_version:
             return Versioned(version, None)
         snap = await self._snapshot(contract, tenant_id, version)
+        order_keys = snap.order_keys  # also puts an unsorted snapshot in order, once
         start = 0
         if after is not None:
             if len(after) != len(contract.order_columns):
                 raise ValueError(f"a position in {contract.name} has the wrong length")
-            start = bisect.bisect_right(snap.order_keys, _sort_key(contract, after))
+            start = bisect.bisect_right(order_keys, _sort_key(contract, after))
         checks = [(c, v, False) for c, v in (equals or {}).items()]
         checks += [(c, v, True) for c, v in (at_least or {}).items()]
         for column, _, _ in checks:

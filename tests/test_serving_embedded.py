@@ -188,3 +188,22 @@ def test_a_missing_key_table_is_503_not_401(settings: Settings) -> None:
         assert response.headers["content-type"] == "application/problem+json"
         assert response.headers["Retry-After"]
 
+
+def test_a_file_out_of_api_order_is_still_paged_in_order(settings: Settings) -> None:
+    """The reader trusts no file's order: one written unsorted pages like a sorted one."""
+    publish_lead_scores(settings, "acme", lead_scores_table("acme", 30))
+    path = tenant_file(settings.serving_dir, "lead_scores", "acme")
+    table = pq.read_table(path)
+    pq.write_table(table.take(list(reversed(range(table.num_rows)))), path)
+    key = create_key(settings, "acme")
+    with TestClient(create_app(settings)) as client:
+        lead = client.get("/v1/leads/lead-0003/score", headers={"X-API-Key": key})
+        assert lead.status_code == 200 and lead.json()["lead_id"] == "lead-0003"
+        seen, cursor = [], None
+        while True:
+            params = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+            page = client.get("/v1/leads/scores", params=params, headers={"X-API-Key": key})
+            seen += [(i["score"], i["lead_id"]) for i in page.json()["items"]]
+            if not (cursor := page.json()["next_cursor"]):
+                break
+    assert seen == sorted(seen, key=lambda s: (-s[0], s[1])) and len(seen) == 30
