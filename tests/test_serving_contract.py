@@ -618,9 +618,10 @@ class ServingApiChecks:
         with TestClient(create_app(limited)) as client:
             statuses = [
                 client.get(SCORES_URL, headers={"X-API-Key": world.acme_key}).status_code
-                for _ in range(8)
+                for _ in range(12)
             ]
-            assert statuses[:4] == [200] * 4 and statuses[-1] == 429, statuses
+            # A burst of 4, then 2 a second: 12 quick requests cannot all pass.
+            assert statuses[:4] == [200] * 4 and 429 in statuses, statuses
             response = client.get(SCORES_URL, headers={"X-API-Key": world.acme_key})
             assert is_problem(response, 429, "rate limit")
             assert int(response.headers["Retry-After"]) >= 1

@@ -136,13 +136,16 @@ def test_rate_limits_are_shared_through_redis(settings: Settings) -> None:
     key = create_key(settings, "acme")
     shared = settings.model_copy(update={"redis_url": REDIS_URL, "api_rate_limit": 2})
     with TestClient(create_app(shared)) as one, TestClient(create_app(shared)) as two:
-        # Start at the beginning of a second, so all requests fall in one window.
+        # Start at the beginning of a second: the requests fall in one or two windows.
         time.sleep(1.02 - time.time() % 1)
-        statuses = [
-            (one if i % 2 else two).get(SCORES_URL, headers={"X-API-Key": key}).status_code
-            for i in range(6)
-        ]
-        assert statuses == [200] * 4 + [429] * 2, statuses
+        by_window: dict[int, list[int]] = {}
+        for i in range(10):
+            window = int(time.time())
+            response = (one if i % 2 else two).get(SCORES_URL, headers={"X-API-Key": key})
+            by_window.setdefault(window, []).append(response.status_code)
+        # Shared: at most 4 a window over both apps (each alone would allow 4 itself).
+        assert all(s.count(200) <= 4 for s in by_window.values()), by_window
+        assert any(429 in s for s in by_window.values()), by_window
     found = redis.Redis.from_url(REDIS_URL).keys(f"bizos:ratelimit:{hash_key(key)[:32]}:*")
     assert found, "expected the counter in Redis"
 
@@ -153,6 +156,6 @@ def test_rate_limits_fall_back_when_redis_is_down(settings: Settings, tmp_path: 
     down = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0", "api_rate_limit": 2})
     with TestClient(create_app(down)) as client:
         statuses = [
-            client.get(SCORES_URL, headers={"X-API-Key": key}).status_code for _ in range(6)
+            client.get(SCORES_URL, headers={"X-API-Key": key}).status_code for _ in range(12)
         ]
-    assert statuses[:4] == [200] * 4 and statuses[-1] == 429, statuses
+    assert statuses[:4] == [200] * 4 and 429 in statuses, statuses
