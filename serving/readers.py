@@ -288,21 +288,27 @@ class PostgresReader:
         unless_version: Collection[str],
     ) -> Versioned:
         async def work(conn: psycopg.AsyncConnection[Any]) -> Versioned:
-            # One round trip: BEGIN, the tenant, the version, the rows and COMMIT are
-            # pipelined. The rows are read even when the client holds the version: a
-            # 304 saves the body, and waiting for the version first would cost a trip.
+            # The version and the rows in one statement (a lateral join), after the
+            # tenant is set. Not pipelined: psycopg's pipeline costs more CPU here than
+            # the round trips it saves on a local network. The rows are read even when
+            # the client holds the version: a 304 saves the body, not the query.
             rows_cur = conn.cursor(row_factory=dict_row)
-            async with conn.pipeline():
-                async with conn.transaction():
-                    await conn.execute(
-                        "SELECT set_config(%s, %s, true)", [TENANT_SETTING, tenant_id]
-                    )
-                    version_cur = await conn.execute(
-                        "SELECT serving.publish_version(%s)", [contract.name]
-                    )
-                    await rows_cur.execute(query, params)
-            found = await version_cur.fetchone()
-            rows = await rows_cur.fetchall()
+            async with conn.transaction():
+                await conn.execute("SELECT set_config(%s, %s, true)", [TENANT_SETTING, tenant_id])
+                await rows_cur.execute(
+                    "SELECT v.publish_version AS __version, r.* FROM"
+                    " (SELECT serving.publish_version(%(__table)s)) v"
+                    f" LEFT JOIN LATERAL ({query}) r ON true ORDER BY {order_clause(contract)}",
+                    {**params, "__table": contract.name},
+                )
+                joined = await rows_cur.fetchall()
+            found = [joined[0]["__version"]] if joined else None
+            # With no row, the lateral join still gives the version, with NULL columns.
+            rows = [
+                {k: v for k, v in r.items() if k != "__version"}
+                for r in joined
+                if any(r[c] is not None for c in contract.primary_key)
+            ]
             version = str(found[0]) if found and found[0] is not None else "0"
             if version == "0":
                 # Nothing for this tenant: "not ready" if nobody ever published.
