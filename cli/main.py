@@ -13,6 +13,7 @@ from rich.table import Table
 from cli import sandbox as sandbox_cli
 from cli.credentials import credentials_app
 from cli.db import db_app
+from cli.keys import keys_app
 from core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ app = typer.Typer(
     # Tracebacks with locals could show a tenant's secret held by a connector.
     pretty_exceptions_show_locals=False,
 )
-keys_app = typer.Typer(help="API keys bound to one tenant.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(db_app, name="db")
@@ -235,23 +235,12 @@ def ingest(
 def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
-    """Serve the scores API (FastAPI) on HOST:PORT."""
-    import uvicorn
+    """Serve the scores API (FastAPI) on HOST:PORT, logging JSON lines."""
+    from serving.main import serve as serve_api
 
-    from serving.main import create_app
-
-    uvicorn.run(create_app(get_settings()), host=host, port=port)
-
-
-@keys_app.command("create")
-def keys_create(tenant: Annotated[str, typer.Option("--tenant", "-t", help="tenant id")]) -> None:
-    """Create an API key for TENANT; it is printed once, only its hash is kept."""
-    from core.tenancy import check_tenant_id
-    from serving.keys import create_key
-
-    key = create_key(get_settings(), check_tenant_id(tenant))
-    console.print(key, soft_wrap=True, highlight=False)
+    serve_api(get_settings(), host=host, port=port, workers=workers)
 
 
 def print_top_leads(settings: Settings, tenant_id: str, n: int = 5) -> None:

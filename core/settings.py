@@ -53,6 +53,27 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         default=None, description="Postgres URL; when set, dbt and serving use Postgres"
     )
+    api_database_url: SecretStr | None = Field(
+        default=None,
+        description="Postgres URL of the API's own login role (`bizos keys api-role` makes it); "
+        "the API never reads as the publisher",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL for the API's rate limits; in-process without it"
+    )
+    api_rate_limit: int = Field(
+        default=100, ge=1, description="requests per second one API key may make (burst: twice)"
+    )
+    api_snapshot_max_rows: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="rows of embedded serving files each API process keeps in memory",
+    )
+    api_db_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="the API's bound on connecting, a statement and a lock wait; past it, 503",
+    )
     master_key: SecretStr | None = Field(
         default=None, description="key(s) for tenant secrets: one, or 'new,old' during a roll"
     )
@@ -110,6 +131,15 @@ class Settings(BaseSettings):
             raise RuntimeError("BIZOS_DATABASE_URL is not set: this needs the Postgres target")
         url = self.database_url.get_secret_value()
         return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+    @property
+    def api_postgres_url(self) -> str | None:
+        """The API's login role URL (``BIZOS_API_DATABASE_URL``), None when unset."""
+        if self.api_database_url is None:
+            return None
+        return self.api_database_url.get_secret_value().replace(
+            "postgresql+psycopg://", "postgresql://", 1
+        )
 
     @cached_property
     def postgres(self) -> PostgresParts:

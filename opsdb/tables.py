@@ -136,5 +136,9 @@ api_keys = sa.Table(
     sa.Column("key_prefix", sa.Text, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("revoked_at", UtcDateTime),
+    # Space-separated scopes (serving.keys.SCOPES); NULL expires_at never expires.
+    sa.Column("scopes", sa.Text, nullable=False, server_default="scores:read"),
+    sa.Column("expires_at", UtcDateTime),
+    sa.Column("last_used_at", UtcDateTime),
     sa.Index("api_keys_tenant_idx", "tenant_id"),
 )

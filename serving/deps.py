@@ -1,15 +1,21 @@
-"""Typed FastAPI dependencies: the store, the key store, and the caller's tenant."""
+"""Typed FastAPI dependencies: the reader, and the caller's key with its tenant and scopes.
+
+The tenant never comes from the URL or the body: only from the stored row of the key
+the request carries, so a caller can only ever name its own tenant. The key itself is
+never logged or echoed; logs name it by its prefix.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from core.settings import Settings
-from serving.keys import ApiKeyStore, lookup_tenant
-from serving.store import ServingStore
+from serving.keys import KeyGrant, looks_like_key
+from serving.ratelimit import RateLimiter
+from serving.readers import ApiReader
 
 api_key_header = APIKeyHeader(
     name="X-API-Key",
@@ -22,50 +28,90 @@ bearer = HTTPBearer(
     scheme_name="Bearer",
     description="The same API key sent as `Authorization: Bearer bz_...`.",
 )
+_CHALLENGE = 'Bearer realm="bizos"'
 
 
-def request_settings(request: Request) -> Settings:
-    return request.app.state.settings
+def get_reader(request: Request) -> ApiReader:
+    reader: ApiReader = request.app.state.reader
+    return reader
 
 
-def get_store(request: Request) -> ServingStore:
-    return request.app.state.store
+def get_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.limiter
+    return limiter
 
 
-def get_api_keys(request: Request) -> ApiKeyStore:
-    return request.app.state.api_keys
+ReaderDep = Annotated[ApiReader, Depends(get_reader)]
 
 
-SettingsDep = Annotated[Settings, Depends(request_settings)]
-StoreDep = Annotated[ServingStore, Depends(get_store)]
-ApiKeysDep = Annotated[ApiKeyStore, Depends(get_api_keys)]
+def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
+    challenge = _CHALLENGE + (f', error="{error}"' if error else "")
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, {"WWW-Authenticate": challenge})
 
 
-def current_tenant(
-    keys: ApiKeysDep,
+def presented_key(
+    request: Request,
+    api_key: str | None,
+    credentials: HTTPAuthorizationCredentials | None,
+) -> str | None:
+    """The one key the request carries; 400 when it carries two different ones.
+
+    A request naming two keys is ambiguous about its tenant: refused, never served
+    as either.
+    """
+    presented = set(request.headers.getlist("x-api-key"))
+    if credentials is not None:
+        presented.add(credentials.credentials)
+    elif api_key:
+        presented.add(api_key)
+    if len(presented) > 1:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "the request carries more than one API key (X-API-Key and/or Bearer): send one",
+        )
+    return next(iter(presented), None)
+
+
+async def current_key(
+    request: Request,
+    reader: ReaderDep,
+    limiter: Annotated[RateLimiter, Depends(get_limiter)],
     api_key: Annotated[str | None, Security(api_key_header)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-) -> str:
-    """The tenant bound to the request's key; 401 when there is no valid key.
-
-    The tenant never comes from the URL or the body, so a caller can only ever
-    name its own tenant. The key itself is never logged or echoed back.
-    """
-    key = api_key or (credentials.credentials if credentials else None)
+) -> KeyGrant:
+    """The active key of the request: 401 without one, 429 past its rate limit."""
+    key = presented_key(request, api_key, credentials)
     if not key:
+        raise _unauthorized("missing API key: send X-API-Key or Authorization: Bearer")
+    if not looks_like_key(key):
+        raise _unauthorized("invalid API key", "invalid_token")
+    grant = await reader.find_key(key)
+    if grant is None:
+        raise _unauthorized("invalid API key", "invalid_token")
+    request.state.key_prefix = grant.key_prefix
+    if grant.expired(datetime.now(UTC)):
+        raise _unauthorized("API key expired", "invalid_token")
+    request.state.tenant_id = grant.tenant_id
+    wait = await limiter.hit(grant.key_hash)
+    if wait is not None:
         raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="missing API key: send X-API-Key or Authorization: Bearer",
-            headers={"WWW-Authenticate": 'Bearer realm="bizos"'},
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "rate limit of this API key exceeded",
+            {"Retry-After": str(max(1, round(wait + 0.5)))},
         )
-    tenant_id = lookup_tenant(keys, key)
-    if tenant_id is None:
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="invalid API key",
-            headers={"WWW-Authenticate": 'Bearer realm="bizos", error="invalid_token"'},
-        )
-    return tenant_id
+    await reader.touch_key(grant)
+    return grant
 
 
-CurrentTenant = Annotated[str, Depends(current_tenant)]
+def require_scope(scope: str) -> object:
+    """A dependency giving the request's key if it holds ``scope`` (or admin); else 403."""
+
+    async def check(grant: Annotated[KeyGrant, Depends(current_key)]) -> KeyGrant:
+        if not grant.allows(scope):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this API key lacks scope {scope}")
+        return grant
+
+    return Depends(check)
+
+
+ScoresReader = Annotated[KeyGrant, require_scope("scores:read")]

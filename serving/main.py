@@ -9,14 +9,17 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
-from core.settings import Settings, Target, get_settings
-from serving.keys import api_key_store
+from core.settings import Settings, get_settings
+from serving import problems
+from serving.observability import Metrics, RequestContext, log_config
+from serving.ratelimit import rate_limiter
+from serving.readers import api_reader
 from serving.routes import api_router
-from serving.store import NothingPublished, StoreUnavailable, serving_store
 
 log = logging.getLogger(__name__)
 
@@ -24,63 +27,115 @@ DESCRIPTION = """
 Scores and reasons of a tenant's leads, as last published by the pipelines.
 
 **Authentication**: every `/v1` call needs the tenant's API key, as `X-API-Key: bz_...`
-or `Authorization: Bearer bz_...`. The key decides the tenant; no URL names one.
+or `Authorization: Bearer bz_...` (one of them; two different keys are refused). The
+key decides the tenant; no URL names one. Keys have scopes (`scores:read`,
+`reviews:write`, `admin`) and may expire.
 
-**Freshness**: data changes only when a publish swaps in a tenant's new scores, all
-at once; `/ready` tells when that last happened.
+**Errors** are `application/problem+json` (RFC 9457) with a `request_id`, also sent
+as the `X-Request-ID` header. 503 and 429 carry `Retry-After`.
+
+**Freshness and caching**: data changes only when a publish swaps in a tenant's new
+scores, all at once. Responses carry an `ETag` per publish; send it back as
+`If-None-Match` for a 304. `/ready` tells when the latest publish happened.
 """
 
 TAGS = [
     {"name": "lead scores", "description": "Scored leads of the caller's tenant."},
-    {"name": "health", "description": "Liveness and readiness probes; no key needed."},
+    {"name": "health", "description": "Liveness, readiness and metrics; no key needed."},
 ]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The FastAPI app over the serving store that ``settings.target`` selects."""
+    """The FastAPI app over the reader that ``settings.target`` selects."""
     settings = settings or get_settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = None
-        if settings.target is Target.POSTGRES:
-            from serving.postgres_store import open_pool
-
-            pool = open_pool(settings)
+        reader = api_reader(settings)
+        await reader.open()
+        limiter = rate_limiter(settings.redis_url, settings.api_rate_limit)
         app.state.settings = settings
-        app.state.store = serving_store(settings, pool=pool)
-        app.state.api_keys = api_key_store(settings, pool=pool)
+        app.state.reader = reader
+        app.state.limiter = limiter
+        app.state.metrics = metrics
         log.info("serving API started on the %s store", settings.target.value)
         try:
             yield
         finally:
-            if pool is not None:
-                pool.close()
+            await limiter.close()
+            await reader.close()
 
     app = FastAPI(
         title="BizOS serving API",
-        version="0.1.0",
+        version="1.0.0",
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
     )
     app.include_router(api_router)
-    app.add_exception_handler(StoreUnavailable, _store_unavailable)
+    problems.install(app)
+    app.add_middleware(RequestContext, metrics=metrics)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            app.openapi_schema = _problem_media_types(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
-async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """503, not 500: the API is fine, the data behind it is not there (yet)."""
-    if isinstance(exc, NothingPublished):
-        detail = "nothing has been published yet"
-    else:
-        detail = "serving store unavailable"
-        log.warning("serving store unavailable on %s: %s", request.url.path, exc)
-    return JSONResponse({"detail": detail}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+def _problem_media_types(schema: dict[str, Any]) -> dict[str, Any]:
+    """Error responses are documented as what they are: problem+json, one schema."""
+    problem_ref = {"$ref": "#/components/schemas/ProblemPublic"}
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for code, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                body = content.get("application/json", {}).get("schema", {})
+                ref = body.get("$ref", "")
+                if (
+                    code.isdigit()
+                    and int(code) >= 400
+                    and ref.endswith(("/ProblemPublic", "/HTTPValidationError"))
+                ):
+                    response["content"] = {"application/problem+json": {"schema": problem_ref}}
+    components = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    return schema
 
 
-def serve(settings: Settings | None = None, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the API under uvicorn until interrupted (``bizos serve``)."""
+def serve(
+    settings: Settings | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+) -> None:
+    """Run the API under uvicorn until interrupted (``bizos serve``), logging JSON lines.
+
+    With ``workers > 1`` uvicorn imports the app factory in each worker process; the
+    settings then come from the environment, as they would in production.
+    """
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": log_config(),
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if workers > 1:
+        uvicorn.run("serving.main:create_app", factory=True, workers=workers, **common)
+    else:
+        uvicorn.run(create_app(settings), **common)

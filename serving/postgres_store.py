@@ -246,24 +246,3 @@ class PostgresStore:
 
 def _placeholder(name: str) -> str:
     return f"%({name})s"
-
-
-def open_pool(settings: Settings, *, max_size: int = 10) -> ConnectionPool:
-    """The API's connection pool, opened without waiting for the server.
-
-    ``wait=False`` lets the app start while Postgres is down: /health answers and
-    /ready reports 503 until connections succeed. ``check`` drops connections a
-    server restart killed before a request gets one.
-    """
-    pool: ConnectionPool = ConnectionPool(
-        settings.postgres_url,
-        min_size=1,
-        max_size=max_size,
-        timeout=5,
-        name="bizos-serving",
-        open=False,
-        check=ConnectionPool.check_connection,
-        kwargs={"connect_timeout": 5, "application_name": "bizos-serving"},
-    )
-    pool.open(wait=False)
-    return pool

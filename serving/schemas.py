@@ -83,5 +83,15 @@ class ReadinessPublic(BaseModel):
     detail: str | None = Field(default=None, description="Why the API is not ready")
 
 
-class ErrorPublic(BaseModel):
-    detail: str
+class ProblemPublic(BaseModel):
+    """An error, as RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str = Field(default="about:blank", description="Problem type; about:blank here")
+    title: str = Field(description="HTTP status phrase")
+    status: int = Field(description="HTTP status code")
+    detail: str = Field(description="What went wrong, for a human")
+    instance: str = Field(description="The request path")
+    request_id: str = Field(description="Quote it when reporting a problem; also X-Request-ID")
+    errors: list[dict[str, object]] | None = Field(
+        default=None, description="Where the input was invalid (validation errors only)"
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +54,25 @@ class PublishResult:
     published_at: datetime
 
 
+# A cursor encodes a score and a lead id: far below this when it is one of ours.
+MAX_CURSOR_LENGTH = 512
+_CURSOR_ALPHABET = re.compile(r"^[A-Za-z0-9_-]*$")
+MAX_ID_LENGTH = 200
+
+
+def is_clean_text(value: object, max_length: int = MAX_ID_LENGTH) -> bool:
+    """A str a key column may hold: bounded, no NUL or control characters, valid UTF-8."""
+    if not isinstance(value, str) or not 0 < len(value) <= max_length:
+        return False
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class ScoreCursor:
     """Keyset position after the last item of a page: (score desc, lead_id asc).
@@ -70,13 +90,20 @@ class ScoreCursor:
 
     @classmethod
     def decode(cls, token: str) -> ScoreCursor:
-        """Parse a token from ``encode``; ValueError for anything a client made up."""
+        """Parse a token from ``encode``; ValueError for anything a client made up.
+
+        Checked all the way down, since every later step trusts it: the token's
+        length and alphabet, valid UTF-8 and JSON, a flat pair, a score in range, a
+        lead id without NUL or lone surrogates (neither Postgres nor UTF-8 takes them).
+        """
+        if len(token) > MAX_CURSOR_LENGTH or not _CURSOR_ALPHABET.fullmatch(token):
+            raise ValueError("invalid cursor")
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            score, lead_id = json.loads(raw)
-        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
+            score, lead_id = json.loads(raw.decode("utf-8"))
+        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, RecursionError) as exc:
             raise ValueError("invalid cursor") from exc
-        if type(score) is not int or not isinstance(lead_id, str):
+        if type(score) is not int or not 0 <= score <= 100 or not is_clean_text(lead_id):
             raise ValueError("invalid cursor")
         return cls(score=score, lead_id=lead_id)
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
+import time
 from pathlib import Path
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from core.contracts.table import TableContract
 from core.settings import Settings, Target, get_settings
 from migrations import ensure_current
-from serving.keys import create_key
+from serving.api_role import ApiRoleError, create_api_role
+from serving.keys import PREFIX_LENGTH, create_key
 from serving.main import create_app
 from serving.postgres_store import PostgresStore, postgres_type
 from serving.publish import publish_lead_scores, publish_table
@@ -24,13 +29,28 @@ from tests.test_serving_contract import (
     widgets_table,
 )
 
+# Roles are cluster-wide: one login role per xdist worker, so workers never alter the
+# same role at once. Each test's database grants it CONNECT; dropped with the database.
+API_ROLE = "bizos_api_test_" + os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def with_api_role(pg_settings: Settings) -> Settings:
+    """``pg_settings`` plus the API's own login role, as `bizos keys api-role` makes it."""
+    url = create_api_role(pg_settings, API_ROLE)
+    return pg_settings.model_copy(update={"api_database_url": SecretStr(url)})
+
+
+@pytest.fixture
+def api_settings(pg_settings: Settings) -> Settings:
+    return with_api_role(pg_settings)
+
 
 @pytest.mark.postgres
 class TestPostgresServing(ServingApiChecks):
     @pytest.fixture
     def serving_settings(self, pg_settings: Settings) -> Settings:
         assert pg_settings.target is Target.POSTGRES
-        return pg_settings
+        return with_api_role(pg_settings)
 
 
 @pytest.fixture
@@ -208,17 +228,151 @@ def test_keys_are_stored_as_hashes_outside_the_served_schema(
         stored = conn.execute(
             "SELECT key_hash, tenant_id, key_prefix, revoked_at FROM ops.api_keys"
         ).fetchall()
-    assert stored == [(hashlib.sha256(key.encode()).hexdigest(), "acme", key[:8], None)]
+    assert stored == [(hashlib.sha256(key.encode()).hexdigest(), "acme", key[:PREFIX_LENGTH], None)]
 
 
 def test_an_unreachable_server_is_503_not_500(bizos_home: Path) -> None:
     """The app starts without its database; probes and calls say so instead of crashing."""
-    down = get_settings(home=bizos_home, database_url="postgresql://postgres@127.0.0.1:1/none")
+    nowhere = "postgresql://postgres@127.0.0.1:1/none"
+    down = get_settings(home=bizos_home, database_url=nowhere, api_database_url=nowhere)
     with TestClient(create_app(down)) as client:
         assert client.get("/health").status_code == 200
         ready = client.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["store"] == "postgres" and ready.json()["status"] == "not_ready"
         response = client.get("/v1/leads/scores", headers={"X-API-Key": "bz_" + "k" * 43})
+        assert response.status_code == 503 and response.headers["Retry-After"]
+        assert response.json()["detail"] == "serving store unavailable"
+
+
+# -- the API's own login role (issue 8) ------------------------------------------------
+
+
+def api_connect(settings: Settings) -> psycopg.Connection:
+    assert settings.api_postgres_url is not None
+    return psycopg.connect(settings.api_postgres_url, autocommit=True)
+
+
+@pytest.mark.postgres
+def test_the_api_role_sees_only_the_tenant_it_sets(two_tenants: Settings, pg_url: str) -> None:
+    api = with_api_role(two_tenants)
+    with api_connect(api) as conn:
+        who = conn.execute(
+            "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        assert who == (API_ROLE, False, False)
+        owned = conn.execute(
+            "SELECT count(*) FROM pg_class WHERE relowner = current_user::regrole"
+        ).fetchone()
+        assert owned == (0,)
+        for tenant_id, expected in [("acme", [("acme", 25)]), ("globex", [("globex", 9)])]:
+            with conn.transaction():
+                conn.execute("SELECT set_config('bizos.tenant_id', %s, true)", [tenant_id])
+                # No tenant filter at all: RLS alone decides.
+                rows = conn.execute(
+                    "SELECT tenant_id, count(*) FROM serving.lead_scores GROUP BY 1"
+                ).fetchall()
+                assert rows == expected
+                # RESET ROLE lands on the login role itself: nothing more to see.
+                conn.execute("RESET ROLE")
+                again = conn.execute(
+                    "SELECT tenant_id, count(*) FROM serving.lead_scores GROUP BY 1"
+                ).fetchall()
+                assert again == expected
+        with conn.transaction():
+            assert conn.execute("SELECT count(*) FROM serving.lead_scores").fetchone() == (0,)
+        # It cannot become the publisher (or anyone else), nor read keys or the log.
+        for statement in (
+            "SET ROLE postgres",
+            "SET SESSION AUTHORIZATION postgres",
+            "SELECT * FROM ops.api_keys",
+            "SELECT * FROM serving.publish_log",
+            "DELETE FROM serving.lead_scores",
+            "INSERT INTO serving.lead_scores (tenant_id) VALUES ('acme')",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                conn.execute(statement)
+        # The publisher's policy names the publisher, of which the API role is no member.
+        publisher = conn.execute(
+            "SELECT roles::text[] FROM pg_policies WHERE policyname = 'publisher_all'"
+        ).fetchone()
+        assert publisher is not None and API_ROLE not in publisher[0]
+        member = conn.execute(
+            "SELECT bool_or(pg_has_role(current_user, r, 'MEMBER')) FROM unnest(%s::text[]) r",
+            [publisher[0]],
+        ).fetchone()
+        assert member == (False,)
+    with pytest.raises(ApiRoleError, match="privileged"):
+        create_api_role(two_tenants, "postgres")
+
+
+@pytest.mark.postgres
+def test_without_the_api_role_the_api_serves_nothing(two_tenants: Settings) -> None:
+    """Never falls back to the publisher's login: 503 until BIZOS_API_DATABASE_URL is set."""
+    key = create_key(two_tenants, "acme")
+    with TestClient(create_app(two_tenants)) as client:
+        response = client.get("/v1/leads/scores", headers={"X-API-Key": key})
         assert response.status_code == 503
-        assert response.json() == {"detail": "serving store unavailable"}
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and "BIZOS_API_DATABASE_URL" in ready.json()["detail"]
+
+
+@pytest.mark.postgres
+def test_a_held_lock_is_503_in_bounded_time_and_recovers(
+    two_tenants: Settings, pg_url: str
+) -> None:
+    api = with_api_role(two_tenants).model_copy(update={"api_db_timeout_s": 1.0})
+    key = create_key(api, "acme")
+    url = "/v1/leads/scores"
+    with TestClient(create_app(api)) as client:
+        assert client.get(url, headers={"X-API-Key": key}).status_code == 200
+        locked = threading.Event()
+        release = threading.Event()
+
+        def hold_lock() -> None:
+            with psycopg.connect(pg_url) as conn, conn.transaction():
+                conn.execute("LOCK TABLE serving.lead_scores IN ACCESS EXCLUSIVE MODE")
+                locked.set()
+                release.wait(30)
+
+        holder = threading.Thread(target=hold_lock)
+        holder.start()
+        try:
+            assert locked.wait(10)
+            started = time.monotonic()
+            response = client.get(url, headers={"X-API-Key": key})
+            took = time.monotonic() - started
+            assert response.status_code == 503 and response.headers["Retry-After"], response.text
+            assert took < 3, took
+            ready = client.get("/ready")
+            assert ready.status_code == 503
+        finally:
+            release.set()
+            holder.join(30)
+        assert client.get(url, headers={"X-API-Key": key}).status_code == 200
+        assert client.get("/ready").status_code == 200
+
+
+@pytest.mark.postgres
+def test_ready_checks_the_readers_select_and_the_key_schema(
+    two_tenants: Settings, pg_url: str
+) -> None:
+    api = with_api_role(two_tenants)
+    key = create_key(api, "acme")
+    with TestClient(create_app(api)) as client:
+        assert client.get("/ready").status_code == 200
+        with psycopg.connect(pg_url) as conn:
+            conn.execute("REVOKE SELECT ON serving.lead_scores FROM bizos_reader")
+        started = time.monotonic()
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and time.monotonic() - started < 2
+        assert "cannot read" in ready.json()["detail"]
+        data = client.get("/v1/leads/scores", headers={"X-API-Key": key})
+        assert data.status_code == 503, data.text
+        with psycopg.connect(pg_url) as conn:
+            conn.execute("GRANT SELECT ON serving.lead_scores TO bizos_reader")
+            conn.execute("DROP FUNCTION ops.api_key_find(text)")
+        # No way to look keys up: the API is broken, the key is not invalid.
+        data = client.get("/v1/leads/scores", headers={"X-API-Key": key})
+        assert data.status_code == 503, data.text
+        assert client.get("/ready").status_code == 503

@@ -7,6 +7,8 @@ API; ``test_serving_api`` runs it on Postgres and ``test_serving_embedded`` on D
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
 import time
@@ -22,8 +24,9 @@ from fastapi.testclient import TestClient
 from core.contracts.lead_scores import ContractError, conform_lead_scores, parse_reasons
 from core.contracts.table import TableContract
 from core.settings import Settings
-from serving.keys import create_key, list_keys, resolve_key, revoke_key
+from serving.keys import PREFIX_LENGTH, create_key, list_keys, resolve_key, revoke_key
 from serving.main import create_app
+from serving.observability import JsonFormatter
 from serving.publish import publish_lead_scores
 from serving.queries import top_lead_scores
 from serving.store import PublishResult, ScoreCursor
@@ -193,6 +196,16 @@ class World:
         return self.client.get(url, params=params, headers=headers)
 
 
+def is_problem(response: Any, status: int, detail: str) -> bool:
+    """An RFC 9457 problem with this status, a detail starting so, and the request id."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["detail"].startswith(detail), body
+    assert body["request_id"] == response.headers["X-Request-ID"] != ""
+    return True
+
+
 def page_through(world: World, key: str, **params: Any) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     cursor = None
@@ -251,7 +264,8 @@ class ServingApiChecks:
         key = create_key(serving_settings, "acme")
         response = client.get(SCORES_URL, headers={"X-API-Key": key})
         assert response.status_code == 503
-        assert response.json() == {"detail": "nothing has been published yet"}
+        assert is_problem(response, 503, "nothing has been published yet")
+        assert response.headers["Retry-After"]
 
     def test_ready_shows_the_last_publish(self, world: World) -> None:
         response = world.get("/ready")
@@ -293,11 +307,15 @@ class ServingApiChecks:
             {"limit": 0},
             {"limit": 501},
             {"min_score": 101},
-            {"cursor": "not-a-cursor"},
+            {"limit": -1},
+            {"min_score": "1; DROP TABLE serving.lead_scores"},
+            {"grade": "A' OR '1'='1"},
         ],
     )
     def test_rejects_bad_query_parameters(self, world: World, params: dict[str, Any]) -> None:
-        assert world.get(SCORES_URL, world.acme_key, **params).status_code == 422
+        response = world.get(SCORES_URL, world.acme_key, **params)
+        assert is_problem(response, 422, "invalid input in query.")
+        assert response.json()["errors"][0]["loc"][0] == "query"
 
     def test_one_lead_with_parsed_reasons(self, world: World) -> None:
         row = world.acme_rows[4]
@@ -312,7 +330,7 @@ class ServingApiChecks:
         assert datetime.fromisoformat(item["created_at"]) == row["created_at"]
         assert datetime.fromisoformat(item["published_at"]) == world.acme_publish.published_at
         missing = world.get("/v1/leads/lead-9999/score", world.acme_key)
-        assert missing.status_code == 404 and missing.json() == {"detail": "lead not found"}
+        assert is_problem(missing, 404, "lead not found")
 
     def test_no_key_or_a_wrong_key_is_401(self, world: World) -> None:
         for headers in [
@@ -342,13 +360,13 @@ class ServingApiChecks:
         assert world.acme_key != create_key(world.settings, "acme")
         listed = list_keys(world.settings, "acme")
         assert len(listed) == 2 and {k.tenant_id for k in listed} == {"acme"}
-        assert world.acme_key[:8] in {k.key_prefix for k in listed}
-        assert all(len(k.key_prefix) == 8 for k in listed)
+        assert world.acme_key[:PREFIX_LENGTH] in {k.key_prefix for k in listed}
+        assert all(len(k.key_prefix) == PREFIX_LENGTH for k in listed)
 
     def test_a_tenant_never_sees_another_tenants_leads(self, world: World) -> None:
         globex_only = "lead-0150"
         response = world.get(f"/v1/leads/{globex_only}/score", world.acme_key)
-        assert response.status_code == 404 and response.json() == {"detail": "lead not found"}
+        assert is_problem(response, 404, "lead not found")
         assert world.get(f"/v1/leads/{globex_only}/score", world.globex_key).status_code == 200
         # An id both tenants use answers with the caller's own row.
         shared = world.get("/v1/leads/lead-0125/score", world.acme_key).json()
@@ -399,7 +417,7 @@ class ServingApiChecks:
         world.get(SCORES_URL, world.acme_key + "x")
         world.client.get(SCORES_URL, headers={"Authorization": f"Bearer {world.globex_key}"})
         assert caplog.records, "expected some log output to check"
-        for secret in (world.acme_key, world.globex_key, world.acme_key[8:]):
+        for secret in (world.acme_key, world.globex_key, world.acme_key[PREFIX_LENGTH:]):
             assert secret not in caplog.text
 
     def test_concurrent_publishers_of_different_tenants_keep_each_other(self, world: World) -> None:
@@ -494,3 +512,139 @@ class ServingApiChecks:
         seen_models = {next(iter(models)) for _, models, _ in seen}
         assert seen_models == {"v1", "v2"}, f"reads only ever saw {seen_models}"
         assert len(page_through(world, world.globex_key, limit=500)) == len(world.globex_rows)
+
+    # -- malformed input, keys, caching, limits (issue 8) ----------------------------
+
+    @pytest.mark.parametrize(
+        "cursor",
+        [
+            "not-a-cursor",
+            ScoreCursor(score=5, lead_id="x").encode()[:-2],
+            # a lone surrogate in the lead id
+            base64.urlsafe_b64encode(b'[5,"\\ud800"]').decode().rstrip("="),
+            # NUL in the lead id
+            base64.urlsafe_b64encode(b'[5,"lead\\u0000x"]').decode().rstrip("="),
+            # deeply nested JSON
+            base64.urlsafe_b64encode(b"[" * 300 + b"]" * 300).decode().rstrip("="),
+            # not UTF-8
+            base64.urlsafe_b64encode(b'[5,"\xff\xfe"]').decode().rstrip("="),
+            # a score out of range, a huge number
+            base64.urlsafe_b64encode(b'[1e400,"a"]').decode().rstrip("="),
+            base64.urlsafe_b64encode(b"[" + b"9" * 400 + b',"a"]').decode().rstrip("="),
+            base64.urlsafe_b64encode(b'[5,"a\' OR 1=1 --"]').decode().rstrip("=") + "!",
+        ],
+    )
+    def test_malformed_cursors_are_400(self, world: World, cursor: str) -> None:
+        response = world.get(SCORES_URL, world.acme_key, cursor=cursor)
+        assert response.status_code in (400, 422), response.text
+        assert is_problem(response, response.status_code, "invalid")
+
+    def test_huge_cursor_and_nul_bytes_are_4xx(self, world: World) -> None:
+        huge = world.get(SCORES_URL, world.acme_key, cursor="A" * 20_000)
+        assert is_problem(huge, 422, "invalid input in query.cursor")
+        for lead_id in ["lead%00x", "%00", "lead%0A1", "x" * 300]:
+            response = world.client.get(
+                f"/v1/leads/{lead_id}/score", headers={"X-API-Key": world.acme_key}
+            )
+            assert is_problem(response, 422, "invalid input in path.lead_id")
+        # SQL in a path parameter is just an id that does not exist.
+        response = world.get("/v1/leads/x' OR '1'='1/score", world.acme_key)
+        assert is_problem(response, 404, "lead not found")
+        assert is_problem(world.client.get("/v2/nothing"), 404, "Not Found")
+
+    def test_two_different_keys_are_refused(self, world: World) -> None:
+        both = {"X-API-Key": world.acme_key, "Authorization": f"Bearer {world.globex_key}"}
+        response = world.client.get(SCORES_URL, headers=both)
+        assert is_problem(response, 400, "the request carries more than one API key")
+        twice = [("X-API-Key", world.acme_key), ("X-API-Key", world.globex_key)]
+        assert world.client.get(SCORES_URL, headers=twice).status_code == 400
+        same = {"X-API-Key": world.acme_key, "Authorization": f"Bearer {world.acme_key}"}
+        assert world.client.get(SCORES_URL, headers=same).status_code == 200
+
+    def test_scopes_and_expiry(self, world: World) -> None:
+        writer = create_key(world.settings, "acme", scopes=["reviews:write"])
+        assert is_problem(world.get(SCORES_URL, writer), 403, "this API key lacks scope")
+        admin = create_key(world.settings, "acme", scopes=["admin"])
+        assert world.get(SCORES_URL, admin).status_code == 200
+        short = create_key(world.settings, "acme", expires_in=timedelta(seconds=1))
+        assert world.get(SCORES_URL, short).status_code == 200
+        time.sleep(1.1)
+        assert is_problem(world.get(SCORES_URL, short), 401, "API key expired")
+
+    def test_a_revoke_holds_at_once_even_for_a_busy_key(self, world: World) -> None:
+        """Whatever the API remembers about keys, a revoke shows on the next request."""
+        for _ in range(3):
+            assert world.get(SCORES_URL, world.acme_key).status_code == 200
+            time.sleep(0.1)
+        assert world.get(SCORES_URL, world.acme_key).status_code == 200
+        assert revoke_key(world.settings, world.acme_key) is True
+        assert is_problem(world.get(SCORES_URL, world.acme_key), 401, "invalid API key")
+
+    def test_last_use_is_recorded(self, world: World) -> None:
+        before = datetime.now(UTC)
+        assert world.get(SCORES_URL, world.globex_key).status_code == 200
+        (info,) = list_keys(world.settings, "globex")
+        assert info.last_used_at is not None and info.last_used_at >= before - timedelta(seconds=1)
+
+    def test_etag_follows_the_publish(self, world: World) -> None:
+        first = world.get(SCORES_URL, world.acme_key, limit=5)
+        etag = first.headers["ETag"]
+        assert etag.startswith('"lead_scores.') and "private" in first.headers["Cache-Control"]
+        again = world.client.get(
+            SCORES_URL,
+            params={"limit": 5},
+            headers={"X-API-Key": world.acme_key, "If-None-Match": etag},
+        )
+        assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == etag
+        one = world.client.get(
+            "/v1/leads/lead-0001/score",
+            headers={"X-API-Key": world.acme_key, "If-None-Match": etag},
+        )
+        assert one.status_code == 304
+        # Another tenant's ETag is another publish: never a 304 for this tenant.
+        globex_etag = world.get(SCORES_URL, world.globex_key).headers["ETag"]
+        assert globex_etag != etag
+        publish_lead_scores(world.settings, "acme", lead_scores_table("acme", 3))
+        changed = world.client.get(
+            SCORES_URL,
+            params={"limit": 5},
+            headers={"X-API-Key": world.acme_key, "If-None-Match": etag},
+        )
+        assert changed.status_code == 200 and changed.headers["ETag"] != etag
+        assert len(changed.json()["items"]) == 3
+
+    def test_rate_limit_per_key(self, world: World) -> None:
+        limited = world.settings.model_copy(update={"api_rate_limit": 2})
+        with TestClient(create_app(limited)) as client:
+            statuses = [
+                client.get(SCORES_URL, headers={"X-API-Key": world.acme_key}).status_code
+                for _ in range(12)
+            ]
+            # A burst of 4, then 2 a second: 12 quick requests cannot all pass.
+            assert statuses[:4] == [200] * 4 and 429 in statuses, statuses
+            response = client.get(SCORES_URL, headers={"X-API-Key": world.acme_key})
+            assert is_problem(response, 429, "rate limit")
+            assert int(response.headers["Retry-After"]) >= 1
+            # Another key has its own budget.
+            other = client.get(SCORES_URL, headers={"X-API-Key": world.globex_key})
+            assert other.status_code == 200
+
+    def test_metrics_and_json_access_log(
+        self, world: World, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.INFO, logger="bizos.api.access")
+        world.get(SCORES_URL, world.acme_key, limit=2)
+        world.get(SCORES_URL, world.acme_key + "x")
+        text = world.client.get("/metrics").text
+        assert (
+            'bizos_api_requests_total{method="GET",route="/v1/leads/scores",status="200"}' in text
+        )
+        assert 'status="401"' in text and "bizos_api_request_duration_seconds_bucket" in text
+        lines = [JsonFormatter().format(r) for r in caplog.records if r.name == "bizos.api.access"]
+        parsed = [json.loads(line) for line in lines]
+        assert {p["status"] for p in parsed} >= {200, 401}
+        ok = next(p for p in parsed if p["status"] == 200)
+        assert ok["key"] == world.acme_key[:PREFIX_LENGTH] and ok["tenant"] == "acme"
+        assert ok["route"] == "/v1/leads/scores" and ok["request_id"]
+        assert world.acme_key not in "\n".join(lines)
+        assert world.acme_key[PREFIX_LENGTH:] not in "\n".join(lines)

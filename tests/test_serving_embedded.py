@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from core.contracts.lead_scores import LEAD_SCORES
 from core.settings import Settings, Target
 from serving.duckdb_store import DuckDBStore, tenant_file
-from serving.keys import create_key
+from serving.keys import PREFIX_LENGTH, create_key
 from serving.main import create_app
 from serving.publish import publish_lead_scores, publish_table
 from serving.store import serving_store
@@ -132,11 +132,19 @@ def test_keys_are_stored_as_hashes_in_sqlite(settings: Settings) -> None:
     key = create_key(settings, "acme")
     with sqlite3.connect(settings.state_dir / "ops.sqlite") as conn:
         stored = conn.execute("SELECT * FROM api_keys").fetchall()
+        (row,) = conn.execute(
+            "SELECT key_hash, tenant_id, key_prefix, revoked_at, scopes FROM api_keys"
+        ).fetchall()
     assert len(stored) == 1
     assert key not in repr(stored)
-    key_hash, tenant_id, prefix, _created, revoked = stored[0]
+    key_hash, tenant_id, prefix, revoked, scopes = row
     assert key_hash == hashlib.sha256(key.encode()).hexdigest()
-    assert (tenant_id, prefix, revoked) == ("acme", key[:8], None)
+    assert (tenant_id, prefix, revoked, scopes) == (
+        "acme",
+        key[:PREFIX_LENGTH],
+        None,
+        "scores:read",
+    )
 
 
 def test_an_unreadable_serving_file_is_503(settings: Settings) -> None:
@@ -147,11 +155,55 @@ def test_an_unreadable_serving_file_is_503(settings: Settings) -> None:
         assert client.get("/health").status_code == 200
         assert client.get("/ready").status_code == 200
         response = client.get("/v1/leads/scores", headers={"X-API-Key": key})
-        assert response.status_code == 503
-        assert response.json() == {"detail": "serving store unavailable"}
+        assert response.status_code == 503 and response.headers["Retry-After"]
+        assert response.json()["detail"] == "serving store unavailable"
     os.unlink(settings.serving_dir / "publish_log.jsonl")
     (settings.serving_dir / "publish_log.jsonl").write_text("garbage\n")
     with TestClient(create_app(settings)) as client:
         ready = client.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["store"] == "duckdb" and "publish_log" in ready.json()["detail"]
+
+
+def test_a_truncated_views_file_is_503_on_ready(settings: Settings) -> None:
+    publish_lead_scores(settings, "acme", lead_scores_table("acme", 3))
+    key = create_key(settings, "acme")
+    views = settings.serving_dir / "serving.duckdb"
+    views.write_bytes(views.read_bytes()[:1000])
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and "serving.duckdb" in ready.json()["detail"]
+        # The data routes read the tenant's file, not the views: they still serve.
+        assert client.get("/v1/leads/scores", headers={"X-API-Key": key}).status_code == 200
+
+
+def test_a_missing_key_table_is_503_not_401(settings: Settings) -> None:
+    publish_lead_scores(settings, "acme", lead_scores_table("acme", 3))
+    key = create_key(settings, "acme")
+    with sqlite3.connect(settings.state_dir / "ops.sqlite") as conn:
+        conn.execute("DROP TABLE api_keys")
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/v1/leads/scores", headers={"X-API-Key": key})
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["Retry-After"]
+
+
+def test_a_file_out_of_api_order_is_still_paged_in_order(settings: Settings) -> None:
+    """The reader trusts no file's order: one written unsorted pages like a sorted one."""
+    publish_lead_scores(settings, "acme", lead_scores_table("acme", 30))
+    path = tenant_file(settings.serving_dir, "lead_scores", "acme")
+    table = pq.read_table(path)
+    pq.write_table(table.take(list(reversed(range(table.num_rows)))), path)
+    key = create_key(settings, "acme")
+    with TestClient(create_app(settings)) as client:
+        lead = client.get("/v1/leads/lead-0003/score", headers={"X-API-Key": key})
+        assert lead.status_code == 200 and lead.json()["lead_id"] == "lead-0003"
+        seen, cursor = [], None
+        while True:
+            params = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+            page = client.get("/v1/leads/scores", params=params, headers={"X-API-Key": key})
+            seen += [(i["score"], i["lead_id"]) for i in page.json()["items"]]
+            if not (cursor := page.json()["next_cursor"]):
+                break
+    assert seen == sorted(seen, key=lambda s: (-s[0], s[1])) and len(seen) == 30

@@ -72,9 +72,22 @@ def test_a_database_ahead_of_the_code_is_refused(pg_settings: Settings, pg_url: 
     key = create_key(pg_settings, "acme")
     with TestClient(create_app(pg_settings)) as client:
         ready = client.get("/ready")
-        assert ready.status_code == 503 and "serving_9999" in ready.json()["detail"]
+        assert ready.status_code == 503
+        response = client.get("/v1/leads/scores", headers={"X-API-Key": key})
+        assert response.status_code == 503
         response = client.get("/v1/leads/scores", headers={"X-API-Key": key})
         assert response.status_code == 503
     with psycopg.connect(pg_url) as conn:
         found = conn.execute("SELECT to_regclass('serving.lead_scores')").fetchone()
     assert found == (None,)
+
+
+def test_the_api_role_sees_a_schema_ahead_as_not_ready(pg_settings: Settings, pg_url: str) -> None:
+    from tests.test_serving_api import with_api_role
+
+    api = with_api_role(pg_settings)
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("UPDATE serving.alembic_version_serving SET version_num = 'serving_9999'")
+    with TestClient(create_app(api)) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and "serving_9999" in ready.json()["detail"]

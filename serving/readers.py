@@ -1,0 +1,758 @@
+"""What the API reads, and how: keys, a tenant's rows, readiness, each behind a version.
+
+The API does not read through ``ServingStore`` (the publisher's interface, as the
+owner); it reads through an ``ApiReader``, picked once in ``api_reader`` from
+``settings.target``:
+
+- ``PostgresReader``: async psycopg as the API's own login role
+  (``BIZOS_API_DATABASE_URL``, see ``serving.api_role``). Each read is one
+  REPEATABLE READ transaction that sets ``bizos.tenant_id`` with ``set_config(...,
+  true)`` (SET LOCAL), asks ``serving.publish_version`` and, unless the client already
+  holds that version (``If-None-Match``), reads the rows: the ETag and the rows come
+  from one snapshot. Keys are found through ``ops.api_key_find``. Every connection
+  carries a statement and lock timeout; every call is also bounded on the client side,
+  so a server that stops answering becomes ``StoreUnavailable`` (503), not a hang.
+- ``EmbeddedReader``: a tenant's Parquet file becomes an in-memory snapshot (rows in
+  API order, an index by key, encoded bodies made on first use) the first time it is
+  read, rebuilt when the file changes (a publish renames a new file over it, so its
+  inode changes). A request on a current snapshot costs one ``stat`` and no I/O.
+
+Both speak in ``Versioned`` answers; rows come with their encoded JSON (``Encoder``
+per contract, given by the route), so the route layer stays generic over contracts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import functools
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio.to_thread
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+import migrations
+from core.contracts.serving_tables import SERVING_TABLES
+from core.contracts.table import TableContract
+from core.settings import Settings, Target
+from serving import keys as api_keys
+from serving.keys import KeyGrant
+from serving.store import (
+    NothingPublished,
+    Row,
+    StoreUnavailable,
+    key_filter,
+    order_clause,
+    row_filter,
+    select_list,
+)
+
+log = logging.getLogger(__name__)
+
+Encoder = Callable[[Row], bytes]
+TENANT_SETTING = "bizos.tenant_id"
+# A key's last use is written at most this often per key and process.
+TOUCH_EVERY_S = 60.0
+
+
+@dataclass(frozen=True)
+class ServedRow:
+    """A row and its JSON body, as the route returns it."""
+
+    row: Row
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """A read's answer: the tenant's publish version of the table, and the rows.
+
+    ``rows`` is None when the caller already holds ``version`` (a 304).
+    """
+
+    version: str
+    rows: list[ServedRow] | None
+
+
+class ApiReader(Protocol):
+    kind: Target
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def find_key(self, key: str) -> KeyGrant | None:
+        """The active key ``key`` (not revoked; expiry is the caller's check)."""
+        ...
+
+    async def touch_key(self, grant: KeyGrant) -> None:
+        """Record the key's use (throttled: at most once a minute per key)."""
+        ...
+
+    async def list_rows(
+        self,
+        contract: TableContract,
+        encode: Encoder,
+        *,
+        tenant_id: str,
+        equals: Mapping[str, object] | None,
+        at_least: Mapping[str, object] | None,
+        after: Sequence[object] | None,
+        limit: int,
+        unless_version: Collection[str],
+    ) -> Versioned: ...
+
+    async def get_row(
+        self,
+        contract: TableContract,
+        encode: Encoder,
+        *,
+        tenant_id: str,
+        key: Mapping[str, object],
+        unless_version: Collection[str],
+    ) -> Versioned: ...
+
+    async def ready(self) -> datetime:
+        """Latest publish time, after checking the data path; StoreUnavailable if not ready."""
+        ...
+
+
+def api_reader(settings: Settings) -> ApiReader:
+    """The reader for ``settings.target``: the only place the API makes that choice."""
+    if settings.target is Target.POSTGRES:
+        return PostgresReader(settings)
+    return EmbeddedReader(settings)
+
+
+class _Toucher:
+    """Remembers when each key's use was last written, so most requests write nothing."""
+
+    def __init__(self) -> None:
+        self._written: dict[str, float] = {}
+
+    def due(self, key_hash: str) -> bool:
+        now = time.monotonic()
+        last = self._written.get(key_hash)
+        if last is not None and now - last < TOUCH_EVERY_S:
+            return False
+        if len(self._written) > 100_000:
+            self._written.clear()
+        self._written[key_hash] = now
+        return True
+
+
+# -- Postgres ------------------------------------------------------------------------
+
+
+class PostgresReader:
+    """Reads as the API's login role; see the module docstring."""
+
+    kind = Target.POSTGRES
+
+    def __init__(self, settings: Settings, *, max_size: int = 8) -> None:
+        self._settings = settings
+        self._timeout = settings.api_db_timeout_s
+        self._touch = _Toucher()
+        self._pool: AsyncConnectionPool | None = None
+        self._max_size = max_size
+
+    async def open(self) -> None:
+        url = self._settings.api_postgres_url
+        if url is None:
+            return
+        ms = int(self._timeout * 1000)
+        self._pool = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=self._max_size,
+            timeout=self._timeout,
+            name="bizos-api",
+            open=False,
+            configure=_configure,
+            kwargs={
+                "connect_timeout": max(1, round(self._timeout)),
+                "application_name": "bizos-api",
+                # Server-side bounds: a statement, a lock wait, an abandoned transaction.
+                "options": f"-c statement_timeout={ms} -c lock_timeout={max(1, ms // 2)}"
+                f" -c idle_in_transaction_session_timeout={ms * 5}",
+            },
+        )
+        # Not waiting: the app starts while Postgres is down; /ready says 503 meanwhile.
+        await self._pool.open(wait=False)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    def _need_pool(self) -> AsyncConnectionPool:
+        if self._pool is None:
+            raise StoreUnavailable(
+                "BIZOS_API_DATABASE_URL is not set: the API reads only as its own login role;"
+                " create it with `bizos keys api-role` and set the URL it prints"
+            )
+        return self._pool
+
+    async def _run(self, work: Callable[[psycopg.AsyncConnection[Any]], Any]) -> Any:
+        """``work`` on a pooled connection, bounded in time; failures are StoreUnavailable.
+
+        The client-side bound covers what server-side timeouts cannot: a server (or
+        network) that stops answering altogether.
+        """
+        pool = self._need_pool()
+
+        async def attempt() -> Any:
+            async with pool.connection() as conn:
+                return await work(conn)
+
+        # A task the request stops waiting for, rather than cancels in place: psycopg
+        # answers a cancellation by asking the server to cancel and waiting for it,
+        # which against a frozen server takes as long as the freeze. The task is
+        # cancelled and cleans up on its own; the request answers 503 now.
+        task = asyncio.ensure_future(attempt())
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self._timeout * 1.5 + 0.5)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            task.cancel()
+            task.add_done_callback(_forget)
+            raise StoreUnavailable("Postgres did not answer in time")
+        try:
+            return task.result()
+        except PoolTimeout as exc:
+            raise StoreUnavailable("no Postgres connection in time") from exc
+        except psycopg.errors.QueryCanceled as exc:
+            raise StoreUnavailable(f"Postgres gave up: {exc.diag.message_primary}") from exc
+        except psycopg.errors.LockNotAvailable as exc:
+            raise StoreUnavailable("a lock on the serving tables is held too long") from exc
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedTable) as exc:
+            raise StoreUnavailable(f"the API role cannot read: {exc.diag.message_primary}") from exc
+        except (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName) as exc:
+            raise StoreUnavailable(
+                "the serving or key schema is missing or behind: run `bizos db upgrade`"
+            ) from exc
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable("Postgres is unreachable") from exc
+        except psycopg.DataError as exc:
+            # Inputs are checked before they get here; a value Postgres still refuses is
+            # the caller's, and says nothing about the server being down.
+            raise ValueError(f"a value Postgres refused: {exc.diag.message_primary}") from exc
+
+    async def find_key(self, key: str) -> KeyGrant | None:
+        key_hash = api_keys.hash_key(key)
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> KeyGrant | None:
+            cur = await conn.execute(
+                "SELECT tenant_id, key_prefix, scopes, expires_at FROM ops.api_key_find(%s)",
+                [key_hash],
+            )
+            row = await cur.fetchone()
+            return None if row is None else api_keys.grant_from(key_hash, *row)
+
+        found: KeyGrant | None = await self._run(work)
+        return found
+
+    async def touch_key(self, grant: KeyGrant) -> None:
+        if not self._touch.due(grant.key_hash):
+            return
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.execute("SELECT ops.api_key_touch(%s)", [grant.key_hash])
+
+        try:
+            await self._run(work)
+        except StoreUnavailable as exc:  # a missed last-used time never fails a request
+            log.warning("could not record the use of key %s: %s", grant.key_prefix, exc)
+
+    async def _versioned(
+        self,
+        contract: TableContract,
+        encode: Encoder,
+        tenant_id: str,
+        query: str,
+        params: Mapping[str, object],
+        unless_version: Collection[str],
+    ) -> Versioned:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> Versioned:
+            # The version and the rows in one statement (a lateral join), after the
+            # tenant is set. Not pipelined: psycopg's pipeline costs more CPU here than
+            # the round trips it saves on a local network. The rows are read even when
+            # the client holds the version: a 304 saves the body, not the query.
+            rows_cur = conn.cursor(row_factory=dict_row)
+            async with conn.transaction():
+                await conn.execute("SELECT set_config(%s, %s, true)", [TENANT_SETTING, tenant_id])
+                await rows_cur.execute(
+                    "SELECT v.publish_version AS __version, r.* FROM"
+                    " (SELECT serving.publish_version(%(__table)s)) v"
+                    f" LEFT JOIN LATERAL ({query}) r ON true ORDER BY {order_clause(contract)}",
+                    {**params, "__table": contract.name},
+                )
+                joined = await rows_cur.fetchall()
+            found = [joined[0]["__version"]] if joined else None
+            # With no row, the lateral join still gives the version, with NULL columns.
+            rows = [
+                {k: v for k, v in r.items() if k != "__version"}
+                for r in joined
+                if any(r[c] is not None for c in contract.primary_key)
+            ]
+            version = str(found[0]) if found and found[0] is not None else "0"
+            if version == "0":
+                # Nothing for this tenant: "not ready" if nobody ever published.
+                cur = await conn.execute("SELECT serving.last_published_at(%s)", [contract.name])
+                last = await cur.fetchone()
+                if last is None or last[0] is None:
+                    raise NothingPublished(f"nothing has been published to {contract.name} yet")
+            if version in unless_version:
+                return Versioned(version, None)
+            return Versioned(version, [ServedRow(r, encode(r)) for r in rows])
+
+        result: Versioned = await self._run(work)
+        return result
+
+    async def list_rows(
+        self,
+        contract: TableContract,
+        encode: Encoder,
+        *,
+        tenant_id: str,
+        equals: Mapping[str, object] | None,
+        at_least: Mapping[str, object] | None,
+        after: Sequence[object] | None,
+        limit: int,
+        unless_version: Collection[str],
+    ) -> Versioned:
+        where, params = row_filter(
+            contract,
+            tenant_id=tenant_id,
+            equals=equals,
+            at_least=at_least,
+            after=after,
+            placeholder=_pg_placeholder,
+        )
+        query = (
+            f"SELECT {select_list(contract)} FROM serving.{contract.name} WHERE {where}"
+            f" ORDER BY {order_clause(contract)} LIMIT %(limit)s"
+        )
+        return await self._versioned(
+            contract, encode, tenant_id, query, {**params, "limit": limit}, unless_version
+        )
+
+    async def get_row(
+        self,
+        contract: TableContract,
+        encode: Encoder,
+        *,
+        tenant_id: str,
+        key: Mapping[str, object],
+        unless_version: Collection[str],
+    ) -> Versioned:
+        where, params = key_filter(
+            contract, tenant_id=tenant_id, key=key, placeholder=_pg_placeholder
+        )
+        query = f"SELECT {select_list(contract)} FROM serving.{contract.name} WHERE {where}"
+        return await self._versioned(contract, encode, tenant_id, query, params, unless_version)
+
+    async def ready(self) -> datetime:
+        """The data path as requests use it: the reader's SELECT on every serving table,
+        the key lookup function, and the latest publish."""
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> datetime | None:
+            async with conn.transaction():
+                for tree, table in (
+                    ("serving", "serving.alembic_version_serving"),
+                    ("ops", "ops.alembic_version_ops"),
+                ):
+                    cur = await conn.execute(f"SELECT max(version_num) FROM {table}")
+                    found = await cur.fetchone()
+                    _check_tree(tree, found[0] if found else None)
+                for name in SERVING_TABLES:
+                    # No tenant set: RLS returns nothing, but a missing grant still fails.
+                    await conn.execute(f"SELECT FROM serving.{name} LIMIT 0")
+                await conn.execute("SELECT FROM ops.api_key_find('') LIMIT 0")
+                cur = await conn.execute("SELECT serving.last_published_at(NULL)")
+                row = await cur.fetchone()
+            return None if row is None else row[0]
+
+        last: datetime | None = await self._run(work)
+        if last is None:
+            raise NothingPublished("nothing has been published to Postgres yet")
+        return last
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _settled(token: tuple[tuple[int, int, int] | None, ...]) -> bool:
+    """Every file's mtime is over 50 ms old: a later write will show a different one."""
+    horizon = time.time_ns() - 50_000_000
+    return all(part is None or part[1] < horizon for part in token)
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    """Collect an abandoned task's outcome, so it is not reported as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _check_tree(tree: str, current: str | None) -> None:
+    """StoreUnavailable unless the tree is at this code's head (the API cannot migrate)."""
+    state = migrations.TreeStatus(tree, current, migrations.head(tree)).state
+    if state == "ahead":
+        raise StoreUnavailable(
+            f"the {tree} schema is at {current}, which this version of the platform does not"
+            " know: it was migrated by a newer release"
+        )
+    if state != "current":
+        raise StoreUnavailable(f"the {tree} schema is {state}: run `bizos db upgrade`")
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Every read transaction is one snapshot: the version and the rows agree.
+
+    Autocommit, so a statement outside ``conn.transaction()`` can never leave a
+    transaction (and its SET LOCAL tenant) open on a pooled connection.
+    """
+    await conn.set_autocommit(True)
+    await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+
+
+def _pg_placeholder(name: str) -> str:
+    return f"%({name})s"
+
+
+# -- embedded ------------------------------------------------------------------------
+
+
+class _Desc:
+    """Wraps a value so that it sorts in reverse: for descending order columns."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Desc) -> bool:
+        return bool(other.value < self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Desc) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+def _sort_key(contract: TableContract, values: Sequence[object]) -> tuple[Any, ...]:
+    return tuple(
+        _Desc(v) if contract.descending(c) else v
+        for c, v in zip(contract.order_columns, values, strict=True)
+    )
+
+
+@dataclass
+class _Snapshot:
+    """One tenant's rows of one table at one file version, in API order.
+
+    Kept as the Arrow table (compact), with the order and key columns as Python
+    values for bisecting and lookups. Other columns become Python lists when a
+    filter first needs them; a row becomes a dict and its JSON body when first
+    served, and the body is kept. Building one costs the key columns, not the rows.
+    """
+
+    version: str
+    contract: TableContract
+    table: pa.Table | None
+    by_key: dict[tuple[object, ...], int]
+    columns: dict[str, list[Any]] = field(default_factory=dict)
+    bodies: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    rows: dict[int, Row] = field(default_factory=dict)
+    _order_keys: list[tuple[Any, ...]] | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.table is None else self.table.num_rows
+
+    @property
+    def order_keys(self) -> list[tuple[Any, ...]]:
+        """Sort keys in API order, made on the first paged read (a lookup needs none).
+
+        The publisher writes the file in API order; should it not be, the snapshot is
+        sorted here once and its indexes rebuilt.
+        """
+        if self._order_keys is None:
+            contract = self.contract
+            values = [self.column(c) for c in contract.order_columns]
+            keys = [_sort_key(contract, v) for v in zip(*values, strict=True)]
+            if self.table is not None and any(keys[i + 1] < keys[i] for i in range(len(keys) - 1)):
+                ordered = self.table.sort_by(
+                    [
+                        (c, "descending" if contract.descending(c) else "ascending")
+                        for c in contract.order_columns
+                    ]
+                )
+                rebuilt = _snapshot_of(self.version, contract, ordered)
+                self.table, self.by_key = rebuilt.table, rebuilt.by_key
+                self.columns.clear()
+                self.bodies.clear()
+                self.rows.clear()
+                values = [self.column(c) for c in contract.order_columns]
+                keys = [_sort_key(contract, v) for v in zip(*values, strict=True)]
+            self._order_keys = keys
+        return self._order_keys
+
+    def column(self, name: str) -> list[Any]:
+        found = self.columns.get(name)
+        if found is None:
+            assert self.table is not None
+            found = self.columns[name] = self.table.column(name).to_pylist()
+        return found
+
+    def row(self, index: int) -> Row:
+        found = self.rows.get(index)
+        if found is None:
+            assert self.table is not None
+            found = self.rows[index] = self.table.slice(index, 1).to_pylist()[0]
+        return found
+
+    def body(self, index: int, encode: Encoder) -> bytes:
+        memo = (index, id(encode))
+        found = self.bodies.get(memo)
+        if found is None:
+            found = self.bodies[memo] = encode(self.row(index))
+        return found
+
+
+def _snapshot_of(version: str, contract: TableContract, table: pa.Table) -> _Snapshot:
+    key_columns = [c for c in contract.primary_key if c != "tenant_id"]
+    key_values = zip(*(table.column(c).to_pylist() for c in key_columns), strict=True)
+    return _Snapshot(version, contract, table, {values: i for i, values in enumerate(key_values)})
+
+
+class EmbeddedReader:
+    """Reads the embedded store's files into per-tenant snapshots; see the module docstring."""
+
+    kind = Target.DUCKDB
+
+    def __init__(self, settings: Settings) -> None:
+        from serving.duckdb_store import DuckDBStore
+
+        self._settings = settings
+        self._store = DuckDBStore(settings)
+        self._touch = _Toucher()
+        self._snapshots: OrderedDict[tuple[str, str], _Snapshot] = OrderedDict()
+        self._building: dict[tuple[str, str], asyncio.Lock] = {}
+        self._lock = threading.Lock()
+        # A few threads for SQLite: more only queue on its lock and starve the snapshots.
+        self._sqlite_threads = anyio.CapacityLimiter(4)
+        self._key_cache: dict[str, tuple[tuple[Any, ...], KeyGrant | None]] = {}
+
+    async def open(self) -> None:
+        """Check the ops file's schema once, now, rather than in every first request's thread
+        at once (dozens of threads each taking the migration lock in turn)."""
+        if not migrations.ops_sqlite_path(self._settings).exists():
+            return
+        try:
+            await anyio.to_thread.run_sync(migrations.ensure_current, self._settings, "ops")
+        except Exception as exc:  # the requests will answer 503 for it; starting goes on
+            log.warning("the ops database is not usable yet: %s", exc)
+
+    async def close(self) -> None:
+        self._snapshots.clear()
+
+    async def find_key(self, key: str) -> KeyGrant | None:
+        """The key's row, from memory while the ops file has not changed since it was read.
+
+        Any write to the file (a revoke, a new key, a last-used time) changes its or its
+        WAL's identity, which drops every remembered answer: a revoke holds at once. An
+        answer is remembered only when the file's mtime lies safely in the past, so a
+        write in the same clock tick as the read cannot go unnoticed.
+        """
+        key_hash = api_keys.hash_key(key)
+        before = self._keys_token()
+        cached = self._key_cache.get(key_hash)
+        if cached is not None and cached[0] == before:
+            return cached[1]
+        # SQLite in a thread: the event loop (and /health) never waits on the file.
+        found: KeyGrant | None = await anyio.to_thread.run_sync(
+            functools.partial(api_keys.find_grant, self._settings, key, include_expired=True),
+            limiter=self._sqlite_threads,
+        )
+        if self._keys_token() == before and _settled(before):
+            if len(self._key_cache) > 10_000:
+                self._key_cache.clear()
+            self._key_cache[key_hash] = (before, found)
+        return found
+
+    def _keys_token(self) -> tuple[tuple[int, int, int] | None, ...]:
+        base = migrations.ops_sqlite_path(self._settings)
+        return tuple(_identity(Path(f"{base}{suffix}")) for suffix in ("", "-wal"))
+
+    async def touch_key(self, grant: KeyGrant) -> None:
+        if not self._touch.due(grant.key_hash):
+            return
+        try:
+            await anyio.to_thread.run_sync(
+                api_keys.touch_key,
+                self._settings,
+                grant.key_hash,
+                datetime.now(UTC),
+                limiter=self._sqlite_threads,
+            )
+        except StoreUnavailable as exc:
+            log.warning("could not record the use of key %s: %s", grant.key_prefix, exc)
+
+    def _version(self, contract: TableContract, tenant_id: str) -> str:
+        """The tenant file's identity; "0" when the tenant has none (NothingPublished if
+        nobody has published to the table)."""
+        from serving.duckdb_store import tenant_file
+
+        path = tenant_file(self._settings.serving_dir, contract.name, tenant_id)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            table_dir = path.parent
+            if not (table_dir.is_dir() and any(table_dir.glob("tenant=*.parquet"))):
+                raise NothingPublished(
+                    f"nothing has been published to {contract.name} yet"
+                ) from None
+            return "0"
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read {contract.name}: {exc.strerror}") from exc
+        return f"{st.st_ino:x}.{st.st_mtime_ns:x}.{st.st_size:x}"
+
+    async def _snapshot(self, contract: TableContract, tenant_id: str, version: str) -> _Snapshot:
+        slot = (contract.name, tenant_id)
+        found = self._snapshots.get(slot)
+        if found is not None and found.version == version:
+            self._snapshots.move_to_end(slot)
+            return found
+        # One build per tenant at a time; the others wait for it instead of repeating it.
+        lock = self._building.setdefault(slot, asyncio.Lock())
+        async with lock:
+            found = self._snapshots.get(slot)
+            if found is not None and found.version == self._version(contract, tenant_id):
+                return found
+            built = await anyio.to_thread.run_sync(self._build, contract, tenant_id)
+            self._snapshots[slot] = built
+            self._snapshots.move_to_end(slot)
+            self._evict()
+            return built
+
+    def _build(self, contract: TableContract, tenant_id: str) -> _Snapshot:
+        """Read the tenant's file through one descriptor: its identity and rows agree."""
+        from serving.duckdb_store import tenant_file
+
+        path = tenant_file(self._settings.serving_dir, contract.name, tenant_id)
+        try:
+            with open(path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                table = pq.read_table(fh)
+        except FileNotFoundError:
+            return _Snapshot("0", contract, None, {})
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreUnavailable(f"cannot read {contract.name}/{path.name}: {exc}") from exc
+        version = f"{st.st_ino:x}.{st.st_mtime_ns:x}.{st.st_size:x}"
+        return _snapshot_of(version, contract, table.select(list(contract.served_columns)))
+
+    def _evict(self) -> None:
+        total = sum(len(s) for s in self._snapshots.values())
+        while total > self._settings.api_snapshot_max_rows and len(self._snapshots) > 1:
+            _, oldest = self._snapshots.popitem(last=False)
+            total -= len(oldest)
+
+    async def list_rows(
+        self,
+        contract: TableContract,
+        encode: Encoder,
+        *,
+        tenant_id: str,
+        equals: Mapping[str, object] | None,
+        at_least: Mapping[str, object] | None,
+        after: Sequence[object] | None,
+        limit: int,
+        unless_version: Collection[str],
+    ) -> Versioned:
+        version = self._version(contract, tenant_id)
+        if version in unless_version:
+            return Versioned(version, None)
+        snap = await self._snapshot(contract, tenant_id, version)
+        order_keys = snap.order_keys  # also puts an unsorted snapshot in order, once
+        start = 0
+        if after is not None:
+            if len(after) != len(contract.order_columns):
+                raise ValueError(f"a position in {contract.name} has the wrong length")
+            start = bisect.bisect_right(order_keys, _sort_key(contract, after))
+        checks = [(c, v, False) for c, v in (equals or {}).items()]
+        checks += [(c, v, True) for c, v in (at_least or {}).items()]
+        for column, _, _ in checks:
+            if column not in contract.columns:
+                raise ValueError(f"unknown column {column!r}")
+        tests = [(snap.column(c), v, ge) for c, v, ge in checks]
+        picked: list[ServedRow] = []
+        for index in range(start, len(snap)):
+            if all(
+                (col[index] is not None and col[index] >= v) if ge else col[index] == v
+                for col, v, ge in tests
+            ):
+                picked.append(ServedRow(snap.row(index), snap.body(index, encode)))
+                if len(picked) >= limit:
+                    break
+        return Versioned(snap.version, picked)
+
+    async def get_row(
+        self,
+        contract: TableContract,
+        encode: Encoder,
+        *,
+        tenant_id: str,
+        key: Mapping[str, object],
+        unless_version: Collection[str],
+    ) -> Versioned:
+        version = self._version(contract, tenant_id)
+        if version in unless_version:
+            return Versioned(version, None)
+        snap = await self._snapshot(contract, tenant_id, version)
+        wanted = [c for c in contract.primary_key if c != "tenant_id"]
+        if sorted(key) != sorted(wanted):
+            raise ValueError(f"the key of {contract.name} is {wanted}")
+        index = snap.by_key.get(tuple(key[c] for c in wanted))
+        if index is None:
+            return Versioned(snap.version, [])
+        return Versioned(snap.version, [ServedRow(snap.row(index), snap.body(index, encode))])
+
+    async def ready(self) -> datetime:
+        """The latest publish, and every table's views in ``serving.duckdb`` readable."""
+        last = await anyio.to_thread.run_sync(self._store.last_published_at)
+        await anyio.to_thread.run_sync(self._check_views)
+        return last
+
+    def _check_views(self) -> None:
+        import duckdb
+
+        from serving.duckdb_store import _attached
+
+        path = self._store.views_path
+        if not path.exists():
+            return  # made by the first publish; nothing the API reads depends on it
+        try:
+            with _attached(path) as con:
+                con.execute("SELECT count(*) FROM duckdb_views() WHERE database_name = 'views'")
+        except duckdb.Error as exc:
+            raise StoreUnavailable(f"{path.name} is unreadable: {type(exc).__name__}") from exc
