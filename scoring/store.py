@@ -242,3 +242,44 @@ def _write_postgres(settings: Settings, tenant_id: str, tables: dict[str, pl.Dat
                 for row in frame.iter_rows():
                     copy.write_row(row)
         conn.commit()
+
+
+def read_tenant_rows(
+    settings: Settings, schema: str, table: str, tenant_ids: Iterable[str] | None = None
+) -> pl.DataFrame:
+    """Rows of ``schema.table`` (a lead_model table or a mart) for the given tenants, or
+    all; an absent table reads as no rows (no model has run yet)."""
+    tenants = [check_tenant_id(t) for t in tenant_ids] if tenant_ids is not None else None
+    if settings.target is Target.POSTGRES:
+        query = sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, table))
+        params: list[object] = []
+        if tenants is not None:
+            query = query + sql.SQL(" WHERE tenant_id = ANY(%s)")
+            params = [tenants]
+        with psycopg.connect(settings.postgres_url) as conn:
+            exists = conn.execute("SELECT to_regclass(%s)", [f'"{schema}"."{table}"']).fetchone()
+            if not exists or exists[0] is None:
+                return pl.DataFrame()
+            cursor = conn.execute(query, params)
+            names = [c.name for c in cursor.description or []]
+            rows = cursor.fetchall()
+        return pl.DataFrame({n: [r[i] for r in rows] for i, n in enumerate(names)}, strict=False)
+    if not settings.warehouse_path.exists():
+        return pl.DataFrame()
+    with (
+        warehouse_lock(settings, run_id=f"read-{schema}.{table}", log=log.info),
+        duckdb.connect(str(settings.warehouse_path), read_only=True) as conn,
+    ):
+        found = conn.execute(
+            "SELECT count(*) FROM information_schema.tables"
+            " WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        ).fetchone()
+        if not found or not found[0]:
+            return pl.DataFrame()
+        select = f'SELECT * FROM "{schema}"."{table}"'
+        if tenants is not None:
+            arrow = conn.execute(select + " WHERE list_contains(?, tenant_id)", [tenants]).arrow()
+        else:
+            arrow = conn.execute(select).arrow()
+    return pl.DataFrame(pl.from_arrow(arrow))
