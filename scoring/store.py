@@ -156,8 +156,7 @@ def read_inputs(settings: Settings, tenant_ids: Iterable[str]) -> tuple[pl.DataF
         ):
             for query in queries:
                 duck_query = query.replace("tenant_id = ANY(%s)", "list_contains(?, tenant_id)")
-                arrow = conn.execute(duck_query, [tenants]).arrow()
-                frames.append(pl.DataFrame(pl.from_arrow(arrow)))
+                frames.append(conn.execute(duck_query, [tenants]).pl())
     leads, touches = frames
     return _typed_leads(leads), _typed_touches(touches)
 
@@ -279,7 +278,5 @@ def read_tenant_rows(
             return pl.DataFrame()
         select = f'SELECT * FROM "{schema}"."{table}"'
         if tenants is not None:
-            arrow = conn.execute(select + " WHERE list_contains(?, tenant_id)", [tenants]).arrow()
-        else:
-            arrow = conn.execute(select).arrow()
-    return pl.DataFrame(pl.from_arrow(arrow))
+            return conn.execute(select + " WHERE list_contains(?, tenant_id)", [tenants]).pl()
+        return conn.execute(select).pl()

@@ -9,7 +9,7 @@ with
 
 models as (
 
-    select * from {{ score_source('lead_model', 'models') }}
+    select * from {{ score_source('lead_model', 'models') }} as model_rows
 
 ),
 

@@ -3,7 +3,8 @@
     lead model's), or an empty relation with the source's declared columns
     while that table does not exist yet: a dbt build before any model run (or
     one without the Python step) still builds, and the marts fall back to the
-    rules. Same stand-in as lake_source(), on both targets.
+    rules. Same stand-in as lake_source(), on both targets. Give it an alias
+    (`from {{ score_source(...) }} as x`): Postgres before 16 wants one on a subquery.
 #}
 {% macro score_source(source_name, table_name) -%}
     {%- set relation = source(source_name, table_name) -%}

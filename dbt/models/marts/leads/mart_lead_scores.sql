@@ -39,7 +39,7 @@ scored as (
 
 models as (
 
-    select * from {{ score_source('lead_model', 'models') }}
+    select * from {{ score_source('lead_model', 'models') }} as model_rows
     {%- if only_tenant %}
     where {{ run_tenant_filter() }}
     {%- endif %}
