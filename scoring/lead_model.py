@@ -271,6 +271,8 @@ def run_lead_model(settings: Settings, tenant_id: str, *, run_id: str = "") -> L
                         load_config(t),
                     )
                     for t in others
+                    # a tenant whose leads have not reached the warehouse yet lends none
+                    if not all_leads.filter(pl.col("tenant_id") == t).is_empty()
                 }
     output = fit_and_score(tenant_id, leads, touches, config, pooled=pooled, run_id=run_id)
     write_outputs(settings, tenant_id, output.tables)

@@ -161,7 +161,13 @@ def read_inputs(settings: Settings, tenant_ids: Iterable[str]) -> tuple[pl.DataF
     return _typed_leads(leads), _typed_touches(touches)
 
 
+def _no_null_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """Columns read from Postgres with no rows (or only nulls) come back untyped: text."""
+    return frame.with_columns(pl.col(pl.Null).cast(pl.String))
+
+
 def _typed_leads(frame: pl.DataFrame) -> pl.DataFrame:
+    frame = _no_null_columns(frame)
     return frame.with_columns(
         pl.col("label").cast(pl.Int32),
         pl.col("rules_score_without_status").cast(pl.Int32),
@@ -182,6 +188,7 @@ def _typed_touches(frame: pl.DataFrame) -> pl.DataFrame:
                 "evidence_ref": pl.String,
             }
         )
+    frame = _no_null_columns(frame)
     return frame.with_columns(pl.col("touch_date").cast(pl.Date), pl.col("touches").cast(pl.Int64))
 
 

@@ -169,9 +169,10 @@ def test_reasons_add_up_to_the_score(fitted):
     contributions = output.tables["contributions"]
     absent = (pl.col("kind") == "engagement") & (pl.col("value") == 0)
     assert contributions.filter(~absent)["evidence_ref"].null_count() == 0
-    assert contributions.filter(absent)["evidence_ref"].null_count() == contributions.filter(
-        absent
-    ).height
+    assert (
+        contributions.filter(absent)["evidence_ref"].null_count()
+        == contributions.filter(absent).height
+    )
 
 
 def test_a_lead_with_no_data_is_unknown_not_a_guess(leads):
