@@ -14,6 +14,7 @@ from cli import sandbox as sandbox_cli
 from cli.credentials import credentials_app
 from cli.db import db_app
 from cli.keys import keys_app
+from cli.scores import scores_app
 from core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(db_app, name="db")
+app.add_typer(scores_app, name="scores")
 # Our own handle on the terminal: run logs are redirected at the fd level while
 # a job runs, and the progress shown here must not follow them into the file.
 console = Console(
@@ -263,6 +265,16 @@ def print_top_leads(settings: Settings, tenant_id: str, n: int = 5) -> None:
     console.print(table)
 
 
+def print_lead_models(settings: Settings, tenant_ids: list[str]) -> None:
+    """Each tenant's lead model against the rules, and its top leads with probability,
+    grade and reasons (cli/scores.py)."""
+    from cli.scores import print_evaluation, print_top_scored_leads
+
+    print_evaluation(settings, None, calibration=False)
+    for tenant_id in tenant_ids:
+        print_top_scored_leads(settings, tenant_id)
+
+
 @app.command()
 def demo(
     leads: Annotated[int, typer.Option(help="leads per demo tenant", min=1)] = 60,
@@ -301,6 +313,7 @@ def demo(
         print_loads(run)
     for export in exports:
         print_top_leads(settings, export.tenant_id)
+    print_lead_models(settings, [e.tenant_id for e in exports])
     console.rule("next")
     console.print(
         "API:        [bold]make serve[/] (bizos serve), then open http://127.0.0.1:8000/docs\n"

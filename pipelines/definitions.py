@@ -15,6 +15,7 @@ from dagster import (
 )
 
 from assets.crm_export import crm_export_leads, crm_export_leads_expectations
+from assets.lead_model import lead_model
 from assets.partitions import tenants
 from assets.raw_tables import raw_tables
 from assets.resources import BizosSettings
@@ -86,6 +87,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             raw_tables,
             *source_assets,
             bizos_dbt_models,
+            lead_model,
             *serving_table_assets,
         ],
         asset_checks=[crm_export_leads_expectations],

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.contracts.score_shape import SCORE_SHAPE_FIELDS
 from core.contracts.table import ContractError, TableContract
 from core.scoring import GRADES
 
 __all__ = [
     "LEAD_SCORES",
     "LEAD_SCORE_COLUMNS",
+    "LEAD_SCORE_COMPONENTS",
+    "LEAD_SCORE_MART_SCHEMA",
     "LEAD_SCORE_SCHEMA",
     "SERVED_COLUMNS",
     "ContractError",
@@ -113,3 +116,32 @@ def parse_reasons(text: str | None) -> list[ScoreReason]:
         factor, _, points = part.rpartition(":")
         reasons.append(ScoreReason(factor=factor, points=int(points)))
     return reasons
+
+
+LEAD_SCORE_COMPONENTS: tuple[str, ...] = ("fit_score", "engagement_score")
+"""The lead score's components (the score shape's per-mart part)."""
+
+LEAD_SCORE_MART_SCHEMA = pa.schema(
+    [
+        *[
+            f
+            for f in LEAD_SCORE_SCHEMA
+            if f.name not in {"score", "grade", "reasons", "score_model"}
+        ],
+        *(f for f in SCORE_SHAPE_FIELDS if f.name in {"score", "grade", "reasons", "score_model"}),
+        pa.field("score_status", pa.string(), nullable=False),
+        pa.field("probability", pa.float64()),
+        pa.field("fit_score", pa.int32()),
+        pa.field("engagement_score", pa.int32()),
+        pa.field("is_mql", pa.bool_()),
+        *(
+            f
+            for f in SCORE_SHAPE_FIELDS
+            if f.name in {"reasons_json", "model_version", "config_version", "scored_at"}
+        ),
+    ]
+)
+"""``analytics.mart_lead_scores`` in full: the served columns above, then the rest of the
+score shape (core/contracts/score_shape.py). The API of issue 7 (fit, engagement,
+probability, MQL, reasons with evidence, model) reads these; serving.lead_scores holds
+only LEAD_SCORE_SCHEMA until a serving migration adds them."""

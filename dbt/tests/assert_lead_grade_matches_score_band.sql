@@ -3,6 +3,8 @@
 -- core/scoring.py); if the model's grading drifts from the seed, the two
 -- disagree silently. This fails on every lead whose grade is not the band of
 -- its score, the band being the one with the highest min_score at or below it.
+-- Rules scores only (score_model rules_v0): a model's score is banded by the
+-- tenant's thresholds, checked by assert_lead_model_grade_matches_thresholds.
 -- It reads two nodes; the meta says which asset's Dagster check it is.
 {{ config(meta={'dagster': {'ref': {'name': 'mart_lead_scores'}}}) }}
 
@@ -21,6 +23,7 @@ expected as (
         scores.lead_id,
         scores.score,
         scores.grade,
+        scores.score_model,
         bands.grade as band_grade,
         row_number() over (
             partition by scores.tenant_id, scores.lead_id
@@ -41,4 +44,5 @@ select
 from expected
 where band_rank = 1
     and {{ run_tenant_filter() }}
+    and score_model = 'rules_v0'
     and (band_grade is null or grade <> band_grade)

@@ -10,14 +10,7 @@
     'retail', 'manufacturing', 'technology', 'information technology', 'internet',
     'it services', 'financial services', 'insurance', 'logistics', 'media', 'marketing'
 ] %}
-{%- set free_mail_domains = [
-    'gmail.com', 'googlemail.com', 'yahoo.com', 'yahoo.co.uk', 'yahoo.fr', 'yahoo.de',
-    'ymail.com', 'rocketmail.com', 'hotmail.com', 'hotmail.co.uk', 'hotmail.fr', 'hotmail.de',
-    'outlook.com', 'live.com', 'msn.com', 'aol.com', 'icloud.com', 'me.com', 'mac.com',
-    'proton.me', 'protonmail.com', 'gmx.com', 'gmx.de', 'gmx.net', 'web.de', 'mail.com',
-    'mail.ru', 'yandex.com', 'yandex.ru', 'fastmail.com', 'tutanota.com',
-    'qq.com', '163.com', '126.com'
-] %}
+{%- set free_mail_domains = lead_free_mail_domains() %}
 {#- Word boundaries spelled out, since \b is not portable (see matches_regex). #}
 {%- set c_level = 'chief|founder|owner|managing director|(^|[^a-z])(ceo|cfo|cto|coo|cmo|cio|ciso|cro|cpo|cdo|chro)([^a-z]|$)' %}
 {%- set vp_level = 'vice president|director|(^|[^a-z])(vp|svp|evp|avp|head)([^a-z]|$)' %}
@@ -191,6 +184,7 @@ select
     created_at,
     tenant_newest_created_at,
     days_before_tenant_newest,
+    title_seniority_rule as title_seniority,
 
     -- points per factor
     {%- for factor in factors %}

@@ -1,0 +1,201 @@
+"""Per-tenant scoring configuration: one YAML file per tenant, validated, versioned.
+
+``config/scoring/<tenant>.yaml`` holds a tenant's ideal customer profile, the
+engagement half-life and daily caps, the grade and MQL thresholds, which custom
+attributes to force in or leave out, and whether the tenant's labels may train a
+pooled model. A tenant without a file gets ``config/scoring/default.yaml``. The
+schema is :class:`ScoringConfig`; docs/scoring.md describes every key.
+
+The version written beside every score is the file's own ``version`` plus a
+hash of its validated content, so an edit that forgets to bump ``version`` still
+shows as a new configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml  # type: ignore[import-untyped]
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from core.settings import PROJECT_ROOT
+from core.tenancy import check_tenant_id
+
+CONFIG_DIR = PROJECT_ROOT / "config" / "scoring"
+DEFAULT_NAME = "default"
+
+TOUCH_TYPES = (
+    "page_view",
+    "pricing_visit",
+    "form_fill",
+    "email_open",
+    "email_click",
+    "call",
+    "meeting",
+)
+"""Engagement touch types of int_lead_touches; each becomes one feature."""
+
+SENIORITIES = ("c_level", "vp", "manager", "other", "missing")
+COMPANY_SIZES = ("1-10", "11-50", "51-200", "201-1000", "1001-5000", "5000+")
+
+
+class ScoringConfigError(ValueError):
+    """A tenant's scoring configuration is invalid; the message names file and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IdealCustomerProfile(_Strict):
+    """Who the tenant sells to best; each match is a fit feature of its own."""
+
+    industries: tuple[str, ...] = ()
+    company_sizes: tuple[str, ...] = ()
+    seniorities: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _known_values(self) -> IdealCustomerProfile:
+        for name, allowed in (("company_sizes", COMPANY_SIZES), ("seniorities", SENIORITIES)):
+            bad = [v for v in getattr(self, name) if v not in allowed]
+            if bad:
+                raise ValueError(f"profile.{name}: {bad} not in {list(allowed)}")
+        return self
+
+
+class Engagement(_Strict):
+    """Recency decay and per-day caps of the engagement features."""
+
+    half_life_days: float = Field(default=14.0, gt=0, le=3650)
+    daily_caps: dict[str, int] = Field(default_factory=dict)
+    """Most touches of a type counted per day (one noisy day cannot dominate)."""
+    default_daily_cap: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _known_types(self) -> Engagement:
+        bad = [t for t in self.daily_caps if t not in TOUCH_TYPES]
+        if bad:
+            raise ValueError(
+                f"engagement.daily_caps: unknown touch types {bad}; known {list(TOUCH_TYPES)}"
+            )
+        low = {t: c for t, c in self.daily_caps.items() if c < 1}
+        if low:
+            raise ValueError(f"engagement.daily_caps: caps must be at least 1, got {low}")
+        return self
+
+    def cap(self, touch_type: str) -> int:
+        return self.daily_caps.get(touch_type, self.default_daily_cap)
+
+
+class CustomAttributes(_Strict):
+    """Which extra export columns become features (by default: every usable one)."""
+
+    include: tuple[str, ...] = ()
+    """Forced in, even when the profile would leave them out (as categorical)."""
+    exclude: tuple[str, ...] = ()
+    max_categories: int = Field(default=12, ge=2, le=200)
+    """Text columns with more distinct values than this are left out."""
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> CustomAttributes:
+        both = sorted(set(self.include) & set(self.exclude))
+        if both:
+            raise ValueError(f"custom_attributes: {both} both included and excluded")
+        return self
+
+
+class Thresholds(_Strict):
+    """Grade bands (minimum score of A, B, C; D below) and the MQL cut-off, on the 0-100 score."""
+
+    grade_a: int = Field(default=60, ge=0, le=100)
+    grade_b: int = Field(default=35, ge=0, le=100)
+    grade_c: int = Field(default=15, ge=0, le=100)
+    mql: int = Field(default=35, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if not self.grade_a > self.grade_b > self.grade_c:
+            raise ValueError(
+                f"thresholds: need grade_a > grade_b > grade_c, got "
+                f"{self.grade_a}, {self.grade_b}, {self.grade_c}"
+            )
+        return self
+
+
+class Model(_Strict):
+    """How the tenant's model is fitted."""
+
+    kind: Literal["logistic_regression"] = "logistic_regression"
+    regularization: float = Field(default=1.0, gt=0)
+    """Inverse L2 strength (scikit-learn's C): smaller is smoother."""
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=0.6)
+    """The newest share of labelled leads (by created_at) held out for evaluation."""
+    min_labels: int = Field(default=40, ge=10)
+    min_per_class: int = Field(default=8, ge=2)
+    """Fewer labels (or fewer of either class) than this: pooled model or rules."""
+    pooled_opt_in: bool = False
+    """Whether this tenant's labelled leads may train the pooled model, and it may use it."""
+    min_known_signals: int = Field(default=2, ge=0)
+    """A lead with fewer known attributes and touch types than this is `unknown`."""
+
+
+class ScoringConfig(_Strict):
+    """One tenant's scoring configuration (config/scoring/<tenant>.yaml)."""
+
+    version: int = Field(ge=1)
+    profile: IdealCustomerProfile = IdealCustomerProfile()
+    engagement: Engagement = Engagement()
+    custom_attributes: CustomAttributes = CustomAttributes()
+    thresholds: Thresholds = Thresholds()
+    model: Model = Model()
+
+    @property
+    def config_version(self) -> str:
+        """``v<version>-<hash of the content>``: what every score records."""
+        digest = hashlib.sha256(
+            json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        ).hexdigest()
+        return f"v{self.version}-{digest[:8]}"
+
+
+def config_path(tenant_id: str, config_dir: Path = CONFIG_DIR) -> Path:
+    """The tenant's own file, else the default one."""
+    own = config_dir / f"{check_tenant_id(tenant_id)}.yaml"
+    return own if own.exists() else config_dir / f"{DEFAULT_NAME}.yaml"
+
+
+def parse_config(text: str, *, where: str) -> ScoringConfig:
+    """Validate YAML text; errors name ``where`` and each bad key."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScoringConfigError(f"{where}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ScoringConfigError(
+            f"{where}: expected a mapping at the top, got {type(data).__name__}"
+        )
+    try:
+        return ScoringConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ScoringConfigError(f"{where}: {problems}") from exc
+
+
+def load_config(tenant_id: str, config_dir: Path = CONFIG_DIR) -> ScoringConfig:
+    """The tenant's validated configuration."""
+    path = config_path(tenant_id, config_dir)
+    if not path.exists():
+        raise ScoringConfigError(f"{path}: no scoring configuration (and no default.yaml)")
+    return parse_config(path.read_text(encoding="utf-8"), where=str(path))
+
+
+def configured_tenants(config_dir: Path = CONFIG_DIR) -> list[str]:
+    """Tenants with a file of their own."""
+    return sorted(p.stem for p in config_dir.glob("*.yaml") if p.stem != DEFAULT_NAME)
