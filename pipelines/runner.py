@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 from dagster import AssetKey, DagsterEvent, DagsterInstance, Definitions
 from filelock import FileLock
 
