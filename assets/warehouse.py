@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey
+from dagster import AssetExecutionContext, AssetKey, AssetSpec
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -115,7 +115,22 @@ def seed_partial_parse(target_path: Path) -> None:
         shutil.copyfile(parsed, target_path / PARTIAL_PARSE)
 
 
+SEEDS_AFTER = AssetKey(["raw", "crm_export__leads"])
+"""What seeds are drawn after (see BizosDbtTranslator.get_asset_spec)."""
+
+
 class BizosDbtTranslator(DagsterDbtTranslator):
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> AssetSpec:
+        """Seeds (reference tables) are drawn after the raw tables, as the staging
+        models are: Dagster runs a multi-asset's assets that have no upstream asset in
+        a step of their own, which cost every tenant's run one more dbt start."""
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if unique_id.startswith("seed."):
+            return spec.merge_attributes(deps=[SEEDS_AFTER])
+        return spec
+
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
             # meta.dagster.asset_key from the sources YAML

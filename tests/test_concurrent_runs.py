@@ -86,8 +86,11 @@ def run_together(settings: Settings) -> None:
 @slow
 def test_three_tenant_runs_started_together_all_succeed_on_duckdb(settings):
     run_together(settings)
-    # dbt's target and logs live under BIZOS_HOME, one folder per run.
-    assert len(list((settings.home / "dbt" / "runs").iterdir())) == len(TENANTS)
+    # dbt's target and logs live under BIZOS_HOME, a folder per dbt step of each run
+    # (named <time>-<run id>-<pid>): three runs, and nothing written into the checkout.
+    folders = list((settings.home / "dbt" / "runs").iterdir())
+    assert len({f.name.split("-")[1] for f in folders}) == len(TENANTS)
+    assert not (PROJECT_ROOT / "dbt" / "target").exists()
 
 
 @slow
