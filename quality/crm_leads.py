@@ -1,7 +1,7 @@
 """The quality suite for CRM leads: what a lead row must satisfy to be loaded.
 
-The suite is written once, as Great Expectations expectations. It is applied
-twice, each time where it fits:
+The suite is written once, as Great Expectations expectation configurations
+(``quality.expectations.Rule``). It is applied twice, each time where it fits:
 
 - on the load path, to every parsed batch, as vectorised polars expressions
   translated from these same expectations (``row_rule_failures``): GX's pandas
@@ -17,15 +17,16 @@ A test holds the two to the same verdict, row for row.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import great_expectations as gx
-import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq
 
 from core.contracts.crm_export import LEAD_STATUSES, NOT_NULL_COLUMNS
-from quality.expectations import SuiteOutcome, describe, run_suite
+from quality.expectations import Rule, SuiteOutcome, describe, run_suite
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Deliberately plain: one @, no spaces, a dot in the domain. Full RFC 5322 is
 # not the point; catching "n/a", "bob at acme" and empty cells is.
@@ -35,17 +36,14 @@ SUITE_NAME = "crm_leads"
 CHECK_BATCH_ROWS = 200_000
 
 
-def crm_leads_expectations() -> list[gx.expectations.Expectation]:
-    checks: list[gx.expectations.Expectation] = [
-        gx.expectations.ExpectColumnValuesToNotBeNull(column=c) for c in NOT_NULL_COLUMNS
-    ]
-    checks.append(
-        gx.expectations.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_PATTERN)
-    )
-    checks.append(
-        gx.expectations.ExpectColumnValuesToBeInSet(column="status", value_set=list(LEAD_STATUSES))
-    )
-    return checks
+CRM_LEADS_RULES: tuple[Rule, ...] = (
+    *(Rule("expect_column_values_to_not_be_null", {"column": c}) for c in NOT_NULL_COLUMNS),
+    Rule("expect_column_values_to_match_regex", {"column": "email", "regex": EMAIL_PATTERN}),
+    Rule(
+        "expect_column_values_to_be_in_set",
+        {"column": "status", "value_set": list(LEAD_STATUSES)},
+    ),
+)
 
 
 def validate_crm_leads(frame: pd.DataFrame) -> SuiteOutcome:
@@ -53,13 +51,12 @@ def validate_crm_leads(frame: pd.DataFrame) -> SuiteOutcome:
     checked = frame.copy()
     if "status" in checked:
         checked["status"] = checked["status"].str.strip().str.lower()
-    return run_suite(SUITE_NAME, crm_leads_expectations, checked)
+    return run_suite(SUITE_NAME, CRM_LEADS_RULES, checked)
 
 
-def _failure_expr(expectation: gx.expectations.Expectation) -> pl.Expr:
-    """True where a row fails ``expectation`` (nulls pass all but not-null, as in GX)."""
-    config = expectation.configuration
-    kwargs: dict[str, Any] = config.kwargs
+def _failure_expr(config: Rule) -> pl.Expr:
+    """True where a row fails the rule (nulls pass all but not-null, as in GX)."""
+    kwargs = config.kwargs
     column = pl.col(kwargs["column"])
     if config.type == "expect_column_values_to_not_be_null":
         return column.is_null()
@@ -78,8 +75,7 @@ def row_rule_failures(frame: pl.DataFrame) -> pl.Series:
     if "status" in frame.columns:
         checked = frame.with_columns(pl.col("status").str.strip_chars().str.to_lowercase())
     reasons = [
-        pl.when(_failure_expr(e)).then(pl.lit(describe(e.configuration)))
-        for e in crm_leads_expectations()
+        pl.when(_failure_expr(rule)).then(pl.lit(describe(rule))) for rule in CRM_LEADS_RULES
     ]
     joined = pl.concat_str(reasons, separator="; ", ignore_nulls=True)
     return checked.select(
