@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss, roc_auc_score
 
 from scoring.config import ScoringConfig
 from scoring.features import FeatureFrame, FeatureSpec, evidence_ref
@@ -116,6 +114,8 @@ def fit_logistic(
     scales = x.std(axis=0)
     scales = np.where(scales > 1e-12, scales, 1.0)
     z = (x - means) / scales
+    from sklearn.linear_model import LogisticRegression  # imported lazily: see metrics()
+
     fit = LogisticRegression(C=regularization, max_iter=2000)
     fit.fit(z, y)
     return FittedModel(
@@ -132,6 +132,9 @@ def fit_logistic(
 def metrics(y: np.ndarray, p: np.ndarray) -> Metrics:
     """AUC (None with one class), log loss and calibration by decile of p."""
     p = np.clip(p, EPS, 1 - EPS)
+    # scikit-learn costs seconds to import; only the step that fits should pay.
+    from sklearn.metrics import log_loss, roc_auc_score
+
     auc = float(roc_auc_score(y, p)) if len(set(y.tolist())) == 2 else None
     order = np.argsort(p, kind="stable")
     bins = []
@@ -144,6 +147,8 @@ def metrics(y: np.ndarray, p: np.ndarray) -> Metrics:
 
 def _rules_probability(train_scores: np.ndarray, y: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """The rules score as a probability: a one-feature logistic fit on the training period."""
+    from sklearn.linear_model import LogisticRegression
+
     fit = LogisticRegression(C=1e6, max_iter=2000)
     fit.fit(train_scores.reshape(-1, 1), y)
     return fit.predict_proba(scores.reshape(-1, 1))[:, 1]
