@@ -1,0 +1,154 @@
+"""The whole job on the embedded target, as users run it: real `bizos run`
+processes, real Dagster, real dbt, DuckDB.
+
+One home for the module (whole runs are the expensive part): three tenants'
+runs started together, as the daily schedule starts them, then, on the same
+home, a run killed mid-dbt and the run after it, which also meets a broken
+export. DuckDB allows one writing process, so runs that overlap must take
+turns on the warehouse without failing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from datetime import UTC
+from pathlib import Path
+
+import psutil
+import pytest
+
+from core.settings import PROJECT_ROOT, Settings
+from serving.queries import top_lead_scores
+from tests.runs import (
+    GOOD_LEADS,
+    assert_each_tenant_scored_and_served,
+    finish,
+    run_together,
+    start_run,
+    tenant_log,
+)
+from warehouse.marts import read_mart
+
+TENANTS = ("t-north", "t-south", "t-east")
+# Whole runs in subprocesses: generous on a loaded 2-core machine.
+pytestmark = pytest.mark.timeout(1500)
+
+
+def mart_rows(settings: Settings, tenant: str) -> list[tuple]:
+    rows = []
+    for row in read_mart(settings, "mart_lead_scores", tenant_id=tenant).to_pylist():
+        row["created_at"] = row["created_at"].astimezone(UTC)
+        row.pop("scored_at", None)  # when it was scored: a re-run scores again
+        rows.append(tuple(sorted(row.items())))
+    return sorted(rows)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = Settings(home=tmp_path_factory.mktemp("together"), database_url=None)
+    run_together(settings, TENANTS)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def first_marts(home: Settings) -> dict[str, list[tuple]]:
+    return {tenant: mart_rows(home, tenant) for tenant in TENANTS}
+
+
+def test_three_tenant_runs_started_together_all_succeed(home, first_marts):
+    assert_each_tenant_scored_and_served(home, TENANTS)
+    # dbt's target and logs live under BIZOS_HOME, a folder per dbt step of each run
+    # (named <time>-<run id>-<pid>): three runs, and nothing written into the checkout.
+    folders = list((home.home / "dbt" / "runs").iterdir())
+    assert len({f.name.split("-")[1] for f in folders}) == len(TENANTS)
+    assert not (PROJECT_ROOT / "dbt" / "target").exists()
+
+
+def test_every_good_lead_is_scored_with_a_grade_and_reasons(first_marts):
+    for tenant, rows in first_marts.items():
+        assert len(rows) == GOOD_LEADS, tenant
+        for row in rows:
+            record = dict(row)
+            assert 0 <= record["score"] <= 100
+            assert record["grade"] in {"A", "B", "C", "D"}
+            assert record["reasons"]
+
+
+def test_the_served_scores_are_the_tenants_best_first(home):
+    top = top_lead_scores(home, "t-north", 5)
+    assert len(top) == 5 and all(r["tenant_id"] == "t-north" for r in top)
+    assert [r["score"] for r in top] == sorted((r["score"] for r in top), reverse=True)
+
+
+# -- a killed run, and the run after it ----------------------------------------------
+
+REAL_DBT = str(Path(sys.executable).with_name("dbt"))
+
+
+def dbt_build_under(pid: int) -> psutil.Process | None:
+    """The `dbt build` process among ``pid``'s descendants, if one is running: dbt
+    itself, not the launcher (BIZOS_HOME/dbt/bin/dbt) before it has become dbt."""
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return None
+    for child in children:
+        try:
+            cmd = child.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if "build" in cmd and REAL_DBT in cmd:
+            return child
+    return None
+
+
+def instance_runs(settings: Settings) -> dict[str, str]:
+    """run id -> status of every run in the installation's Dagster instance."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(settings.home / "dagster")) as instance:
+        return {run.run_id: run.status.value for run in instance.get_runs()}
+
+
+def test_a_run_killed_mid_dbt_leaves_nothing_that_breaks_the_next(home, first_marts):
+    """Runs last in the module. The next run also meets a broken export: it
+    quarantines the file and, like any re-run, duplicates and loses nothing."""
+    settings, tenant = home, "t-north"
+    bad = settings.tenant_inbox(tenant) / "crm" / "zz_broken.csv"
+    bad.write_text("lead_id,first_name\nX1,Ann\n", encoding="utf-8")
+    os.utime(bad, (bad.stat().st_mtime - 60, bad.stat().st_mtime - 60))  # a finished upload
+
+    proc = start_run(settings, tenant)
+    deadline = time.monotonic() + 600
+    dbt = None
+    while dbt is None and proc.poll() is None and time.monotonic() < deadline:
+        dbt = dbt_build_under(proc.pid)
+        time.sleep(0.2)
+    assert dbt is not None, finish(proc)[1] + tenant_log(settings, tenant)
+    # dbt runs in a process group of its own, so a signal to the run's group (a
+    # terminal's Ctrl-C, a supervisor) does not reach it: only its parent's death.
+    assert os.getpgid(dbt.pid) == dbt.pid
+    # What a publish and a lake write leave when killed half-way.
+    next_file = settings.serving_dir / "serving.duckdb.next-0123abcd"
+    next_file.write_bytes(b"half a database")
+    lake_tmp = settings.lake_dir / "crm_export" / "leads" / f"tenant={tenant}" / ".p.parquet.ab.tmp"
+    lake_tmp.write_bytes(b"half a parquet")
+
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    gone, alive = psutil.wait_procs([dbt], timeout=15)
+    assert not alive, f"dbt (pid {dbt.pid}) outlived its killed run"
+    [killed_run] = [r for r, status in instance_runs(settings).items() if status == "STARTED"]
+
+    rc, out = finish(start_run(settings, tenant))
+    assert rc == 0, out + tenant_log(settings, tenant)
+    statuses = instance_runs(settings)
+    assert statuses[killed_run] == "FAILURE"
+    assert sorted(statuses.values()) == ["FAILURE"] + ["SUCCESS"] * (len(TENANTS) + 1)
+    assert not next_file.exists() and not lake_tmp.exists()
+    # The broken file is refused by name, with the reason; the good export still loads.
+    assert "zz_broken.csv" in out and "'email'" in out, out
+    assert mart_rows(settings, tenant) == first_marts[tenant]
