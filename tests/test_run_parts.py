@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings, get_settings
 from pipelines.housekeeping import PID_STARTED_TAG, process_tags, run_is_dead, sweep_temp_files
 from warehouse.dbt_runs import dbt_runs_dir, prune_dbt_runs, warehouse_lock
 
@@ -172,7 +172,13 @@ def test_runs_starting_together_on_a_fresh_home_share_one_dagster_instance(tmp_p
 
 
 def test_dagster_definitions_validate(tmp_path: Path):
-    env = {**os.environ, "BIZOS_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    # The session's home, whose dbt manifest this process parsed when it imported
+    # the definitions: a fresh one would make `dagster` parse the project again.
+    from assets.warehouse import ensure_manifest
+
+    ensure_manifest()
+    home = get_settings().home
+    env = {**os.environ, "BIZOS_HOME": str(home), "DAGSTER_HOME": str(tmp_path)}
     env.pop("BIZOS_DATABASE_URL", None)
     dagster = Path(sys.executable).parent / "dagster"
     result = subprocess.run(
