@@ -172,8 +172,6 @@ def ingest(
     from assets.sources import SourceLoadConfig, is_connected, parse_day
     from connectors.sources import source_tables
     from core.tenancy import check_tenant_id
-    from pipelines.definitions import build_definitions
-    from pipelines.runner import QUIET_RUN_CONFIG, dagster_instance, failure_summary
 
     settings = get_settings()
     try:
@@ -198,6 +196,11 @@ def ingest(
             f"bizos credentials set --tenant {tenant_id} --source {source} < secret-file"
         )
         raise typer.Exit(2)
+    # Only now the definitions (which parse the dbt project on a fresh home): a
+    # mistyped option is answered at once.
+    from pipelines.definitions import build_definitions
+    from pipelines.runner import QUIET_RUN_CONFIG, dagster_instance, failure_summary
+
     instance = dagster_instance(settings)
     instance.add_dynamic_partitions("tenants", [tenant_id])
     defs = build_definitions()

@@ -1,13 +1,20 @@
 """Provider records into the Parquet lake, merged per partition, bad ones quarantined.
 
-Layout: ``lake/<source>/<table>/tenant=<id>/date=<YYYY-MM-DD>/part.parquet``, the
-date taken (UTC) from the record's creation time, which never changes, so every
+Layout: ``lake/<source>/<table>/tenant=<id>/month=<YYYY-MM>/part.parquet``, the
+month taken (UTC) from the record's creation time, which never changes, so every
 version of a record lands in the same partition and the merge there keeps
 exactly one: the newest version (``_version``; among equal versions the last
 one read). A batch is merged into each partition it
 touches and the partition is replaced atomically (``lake.files.write_partition``),
 so a crash leaves each partition either as it was or fully merged; re-reading
 after a crash only replaces rows with themselves.
+
+Why months, not days: a tenant's table spread over days is hundreds of files of a
+few rows each (three years of history: over a thousand per table), and both the
+landing (a file written per partition) and every reader (DuckDB, the raw copy)
+pay per file. A month keeps a partition small enough to rewrite on each
+incremental load. Lakes written with day partitions (``date=<YYYY-MM-DD>``) are
+folded into months the next time their table lands (``fold_day_partitions``).
 
 Columns: ``tenant_id``, then the provider's top-level fields under their own
 names (the ones a table declares with fixed types, the rest with the type the
@@ -18,13 +25,15 @@ whose type changes falls back to text rather than failing the load.
 
 Records without a required field, with a declared field of the wrong type, or
 holding a NUL character anywhere (which Postgres cannot store: see
-``nul_reason``), go to ``lake/_quarantine/<source>/<table>/tenant=<id>/date=<day>/part.parquet``
-with the reason, in the quarantine schema of the CRM export.
+``nul_reason``), go to
+``lake/_quarantine/<source>/<table>/tenant=<id>/month=<YYYY-MM>/part.parquet`` with the
+reason, in the quarantine schema of the CRM export.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -120,11 +129,17 @@ def table_dir(settings: Settings, source: str, table: str, tenant_id: str) -> Pa
     return partition_dir(settings.lake_dir, source, table, tenant=tenant_id)
 
 
-def partition_path(settings: Settings, spec: TableSpec, tenant_id: str, day: date) -> Path:
+PARTITION_KEY = "month"
+LEGACY_DAY_KEY = "date"
+
+
+def month_of(day: date) -> str:
+    return day.strftime("%Y-%m")
+
+
+def partition_path(settings: Settings, spec: TableSpec, tenant_id: str, month: str) -> Path:
     return (
-        partition_dir(
-            settings.lake_dir, spec.source, spec.name, tenant=tenant_id, date=day.isoformat()
-        )
+        partition_dir(settings.lake_dir, spec.source, spec.name, tenant=tenant_id, month=month)
         / "part.parquet"
     )
 
@@ -346,7 +361,8 @@ def land_batch(
     """Check, merge and write one batch; returns what it did."""
     now = now or datetime.now(UTC)
     result = LandedBatch()
-    by_day: dict[date, list[tuple[Fetched, str]]] = defaultdict(list)
+    fold_day_partitions(settings, spec, tenant_id)
+    by_month: dict[str, list[tuple[Fetched, str]]] = defaultdict(list)
     rejected: list[dict[str, Any]] = []
     for item in batch:
         day, reason = check_record(item.record, spec)
@@ -366,31 +382,31 @@ def land_batch(
                 }
             )
             continue
-        by_day[day].append((item, raw))
+        by_month[month_of(day)].append((item, raw))
 
-    for day in sorted(by_day):
-        records = [item.record for item, _ in by_day[day]]
-        path = partition_path(settings, spec, tenant_id, day)
+    for month in sorted(by_month):
+        records = [item.record for item, _ in by_month[month]]
+        path = partition_path(settings, spec, tenant_id, month)
         new = build_table(
             records,
             spec,
             tenant_id=tenant_id,
             run_id=run_id,
             ingested_at=now,
-            versions=[item.version for item, _ in by_day[day]],
-            raws=[raw for _, raw in by_day[day]],
+            versions=[item.version for item, _ in by_month[month]],
+            raws=[raw for _, raw in by_month[month]],
         )
         distinct = len({tuple(r.get(k) for k in spec.primary_key) for r in records})
         existing = _read_file(path)
         before = existing.num_rows if existing is not None else 0
         if existing is None and distinct == new.num_rows:
-            merged = new  # a new day with no repeated key: nothing to merge
+            merged = new  # a new month with no repeated key: nothing to merge
         else:
             merged = keep_latest(concat_drifting([existing, new]), spec.primary_key)
         result.bytes_written += write_partition(merged, path)
         result.rows_loaded += distinct
         result.rows_added += merged.num_rows - before
-        result.partitions.append(day.isoformat())
+        result.partitions.append(month)
 
     if rejected:
         result.rows_quarantined = len(rejected)
@@ -400,7 +416,7 @@ def land_batch(
                 spec.source,
                 spec.name,
                 tenant=tenant_id,
-                date=now.date().isoformat(),
+                month=month_of(now.date()),
             )
             / "part.parquet"
         )
@@ -417,13 +433,40 @@ def land_batch(
 
 
 def _read_file(path: Path) -> pa.Table | None:
-    # ParquetFile reads one known file without the dataset machinery: a merge reads
-    # hundreds of small day partitions, and that overhead was a good part of the time.
+    # ParquetFile reads one known file without the dataset machinery, which costs
+    # more than the read for a small partition.
     return pq.ParquetFile(path).read() if path.exists() else None
 
 
+def fold_day_partitions(settings: Settings, spec: TableSpec, tenant_id: str) -> int:
+    """Merge a tenant's day partitions (an older layout) into month partitions.
+
+    Each month is written (merged with what it holds, newest version per key)
+    before its days are removed, so a crash in between leaves rows twice, which
+    the next fold and every reader's latest-version rule absorb, never none.
+    Returns how many day partitions were folded."""
+    folded = 0
+    for folder, key in (
+        (table_dir(settings, spec.source, spec.name, tenant_id), spec.primary_key),
+        (quarantine_dir(settings, spec.source, spec.name, tenant_id), ["reason", "raw_record"]),
+    ):
+        days = sorted(folder.glob(f"{LEGACY_DAY_KEY}=*/part.parquet")) if folder.is_dir() else []
+        by_month: dict[str, list[Path]] = defaultdict(list)
+        for file in days:
+            day = date.fromisoformat(file.parent.name.removeprefix(f"{LEGACY_DAY_KEY}="))
+            by_month[month_of(day)].append(file)
+        for month, files in sorted(by_month.items()):
+            target = folder / f"{PARTITION_KEY}={month}" / "part.parquet"
+            parts = [_read_file(target), *(pq.ParquetFile(f).read() for f in files)]
+            write_partition(keep_latest(concat_drifting(parts), list(key)), target)
+            for file in files:
+                shutil.rmtree(file.parent)
+            folded += len(files)
+    return folded
+
+
 def _read_dir(folder: Path) -> pa.Table | None:
-    files = sorted(folder.glob("date=*/part.parquet")) if folder.exists() else []
+    files = sorted(folder.glob("*=*/part.parquet")) if folder.exists() else []
     if not files:
         return None
     return concat_drifting(pq.ParquetFile(f).read() for f in files)

@@ -9,7 +9,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -139,7 +139,7 @@ def test_full_then_incremental_load_equals_ground_truth(settings, sandbox, sourc
     for table, spec in SOURCES[source].tables.items():
         folder = table_dir(settings, spec.source, spec.name, "acme")
         (count,) = duckdb.sql(
-            f"SELECT count(DISTINCT id) FROM read_parquet('{folder}/date=*/part.parquet',"
+            f"SELECT count(DISTINCT id) FROM read_parquet('{folder}/month=*/part.parquet',"
             " union_by_name=true, hive_partitioning=true)"
         ).fetchone() or (0,)
         assert count == sandbox.ground_truth.table("acme", f"{source}.{table}").count
@@ -171,9 +171,10 @@ def test_incremental_picks_up_only_records_after_the_cursor(settings, sandbox, s
     removed: dict[str, int] = {}
     for table, spec in SOURCES[source].tables.items():
         before = len(lake_ids(settings, source, table))
-        for day_dir in table_dir(settings, spec.source, spec.name, "acme").glob("date=*"):
-            if date.fromisoformat(day_dir.name.removeprefix("date=")) >= cut.date():
-                shutil.rmtree(day_dir)
+        # The cut is a month's first day: whole month partitions go.
+        for month_dir in table_dir(settings, spec.source, spec.name, "acme").glob("month=*"):
+            if month_dir.name.removeprefix("month=") >= cut.strftime("%Y-%m"):
+                shutil.rmtree(month_dir)
         store.put_cursor(
             tenant_id="acme",
             source=source,

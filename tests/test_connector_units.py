@@ -22,8 +22,10 @@ from connectors.landing import (
     concat_drifting,
     keep_latest,
     land_batch,
+    quarantine_dir,
     read_quarantine,
     read_table,
+    table_dir,
     version_of,
 )
 from connectors.sources import ai_usage, cms_forms, crm_api, ga4, saleor, stripe
@@ -33,6 +35,7 @@ from connectors.state import (
     connector_state,
     read_load_log,
 )
+from lake.files import write_partition
 
 NOW = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
 
@@ -170,13 +173,13 @@ def test_land_batch_merges_keeps_drift_and_quarantines(settings):
         tenant_id="t1",
         batch=batch(
             {"id": "a", "created": DAY1, "amount": 1},
-            {"id": "b", "created": DAY1 + 86_400, "amount": 2, "meta": {"k": [1]}},
+            {"id": "b", "created": DAY1 + 30 * 86_400, "amount": 2, "meta": {"k": [1]}},
             {"id": "c", "created": DAY1},
         ),
         run_id="r1",
     )
     assert (first.rows_loaded, first.rows_added, first.rows_quarantined) == (2, 2, 1)
-    assert sorted(first.partitions) == ["2026-09-01", "2026-09-02"]
+    assert sorted(first.partitions) == ["2026-09", "2026-10"]
     again = land_batch(
         settings,
         SPEC,
@@ -198,6 +201,34 @@ def test_land_batch_merges_keeps_drift_and_quarantines(settings):
     assert bad["reason"] == "missing required field(s): amount"
     assert bad["source"] == "demo" and bad["source_file"] == "GET /things"
     assert bad["source_line"] == 3 and '"id":"c"' in bad["raw_record"]
+
+
+def test_a_lake_landed_in_day_partitions_is_folded_into_months_losing_nothing(settings):
+    """Lakes written before month partitions hold a folder per day: the next landing
+    of the table folds them into months, the newest version of each record wins,
+    and quarantined records move with them."""
+    folder = table_dir(settings, "demo", "things", "t1")
+    old = [
+        ("2026-09-01", [{"id": "a", "amount": 1, "_version": 1}]),
+        ("2026-09-02", [{"id": "b", "amount": 2, "_version": 1}]),
+        ("2026-10-05", [{"id": "d", "amount": 4, "_version": 1}]),
+    ]
+    for day, rows in old:
+        table = pa.Table.from_pylist([{**r, "tenant_id": "t1"} for r in rows])
+        write_partition(table, folder / f"date={day}" / "part.parquet")
+    quarantined = pa.Table.from_pylist([{"tenant_id": "t1", "reason": "bad", "raw_record": "{}"}])
+    q_folder = quarantine_dir(settings, "demo", "things", "t1")
+    write_partition(quarantined, q_folder / "date=2026-09-03" / "part.parquet")
+
+    newer = [Fetched({"id": "a", "created": DAY1, "amount": 10}, "GET /things", 1, version=5)]
+    landed = land_batch(settings, SPEC, tenant_id="t1", batch=newer, run_id="r2")
+
+    assert landed.partitions == ["2026-09"]
+    assert sorted(p.name for p in folder.iterdir()) == ["month=2026-09", "month=2026-10"]
+    rows = {r["id"]: r["amount"] for r in read_table(settings, "demo", "things", "t1").to_pylist()}
+    assert rows == {"a": 10, "b": 2, "d": 4}
+    assert [p.name for p in q_folder.iterdir()] == ["month=2026-09"]
+    assert read_quarantine(settings, "demo", "things", "t1").num_rows == 1
 
 
 def test_a_record_holding_nul_is_quarantined_naming_the_field(settings):

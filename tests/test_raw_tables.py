@@ -161,7 +161,7 @@ def test_a_row_of_another_tenant_is_refused(
 ) -> None:
     land(settings, "globex", [customer(1)])
     # a file copied into the wrong tenant's folder
-    wrong = settings.lake_dir / "stripe" / "customers" / "tenant=acme" / "date=2024-04-25"
+    wrong = settings.lake_dir / "stripe" / "customers" / "tenant=acme" / "month=2024-04"
     wrong.mkdir(parents=True)
     source = next((settings.lake_dir / "stripe" / "customers" / "tenant=globex").rglob("*.parquet"))
     (wrong / "part.parquet").write_bytes(source.read_bytes())
