@@ -10,6 +10,7 @@ skipped, never guessed at.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import time
@@ -108,3 +109,24 @@ def _list_supplier(
             continue
         listed = ExportFile(entry.name, st.st_size, st.st_dev, st.st_ino)
         found.documents.append(ListedDocument(supplier_id, listed))
+
+
+def inbox_fingerprint(settings: Settings, tenant_id: str, *, now: float | None = None) -> str:
+    """A digest of the tenant's readable supplier documents (path, size, mtime).
+
+    Changes when a settled document arrives, changes or goes; a file still
+    uploading is not listed, so it changes the digest only once it settles.
+    Empty when the tenant has no documents.
+    """
+    listing = supplier_documents(settings, tenant_id, now=now)
+    if not listing.documents:
+        return ""
+    digest = hashlib.sha256()
+    root = settings.tenant_inbox(tenant_id)
+    for listed in listing.documents:
+        try:
+            mtime = os.stat(root / listed.path, follow_symlinks=False).st_mtime_ns
+        except FileNotFoundError:
+            continue
+        digest.update(f"{listed.path}\0{listed.file.size}\0{mtime}\n".encode())
+    return digest.hexdigest()[:16]

@@ -21,7 +21,9 @@ from typing import Any
 
 import httpx
 
+import credentials
 from core.contracts.supplier_docs import DOC_TYPES, FIELDS
+from core.settings import Settings
 from supplier_docs.extraction import Extraction
 from supplier_docs.fields import FieldValue, validate
 from supplier_docs.reading import ReadDocument
@@ -164,3 +166,23 @@ def checked_fields(document: ReadDocument, proposed: object) -> list[FieldValue]
         if held is None or candidate.confidence > held.confidence:
             best[candidate.field] = candidate
     return [best[name] for name in FIELDS if name in best]
+
+
+def tenant_extractor(settings: Settings, tenant_id: str, *, actor: str) -> LlmExtractor | None:
+    """The LLM extractor for a tenant that stored a key under ``llm``, else None.
+
+    The default is None: extraction stays offline unless the tenant opted in.
+    Reading the key is audited like every credential read.
+    """
+    listed = credentials.list_credentials(settings, tenant_id)
+    if not any(c.source == CREDENTIAL_SOURCE for c in listed):
+        return None
+    key = credentials.get_secret(
+        settings, tenant_id=tenant_id, source=CREDENTIAL_SOURCE, actor=actor
+    )
+    return LlmExtractor(
+        base_url=settings.llm_base_url,
+        api_key=key,
+        model=settings.llm_model,
+        timeout_s=settings.llm_timeout_s,
+    )
