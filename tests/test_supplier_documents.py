@@ -24,6 +24,7 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import duckdb
+import psycopg
 import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
@@ -54,6 +55,8 @@ from supplier_docs.llm import LlmError, LlmExtractor, tenant_extractor
 from supplier_docs.reading import Rejected, read_document
 from supplier_docs.samples import DateStyle, SampleDocument, Variant, render, render_bytes
 from tests.test_dbt_project import dbt_build
+from warehouse.lake_tables import lake_tables
+from warehouse.raw_tables import load_tenant
 
 TENANT = "acme"
 LATER = time.time() + 3600
@@ -337,13 +340,20 @@ def test_a_pdf_over_the_page_limit_is_quarantined_unread() -> None:
     assert "4 pages, over the limit of 3" in str(refused.value)
 
 
-def test_staging_models_build_on_duckdb_from_the_lake(batch: Batch) -> None:
+@pytest.fixture(scope="module")
+def duckdb_staged(batch: Batch) -> Batch:
+    """The batch's lake built into DuckDB's staging models (with their dbt tests)."""
     dbt_build(
         batch.settings,
         batch.settings.home / "dbt-run",
         "--select",
         "path:models/staging/supplier_docs",
     )
+    return batch
+
+
+def test_staging_models_build_on_duckdb_from_the_lake(duckdb_staged: Batch) -> None:
+    batch = duckdb_staged
     with duckdb.connect(str(batch.settings.warehouse_path), read_only=True) as conn:
         documents = conn.execute(
             "select path, doc_type from staging.stg_supplier_docs__documents order by path"
@@ -355,6 +365,41 @@ def test_staging_models_build_on_duckdb_from_the_lake(batch: Batch) -> None:
         ).fetchall()
     assert documents == sorted((path, doc.kind) for path, (doc, _) in GOOD.items())
     assert expiry == [("suppliers/SUP-A/coi.pdf", "2027-03-31", 1)]
+
+
+STAGED_DOCUMENTS = (
+    "select tenant_id, document_id, supplier_id, path, doc_type, extraction_method, pages,"
+    " size_bytes from staging.stg_supplier_docs__documents"
+)
+STAGED_FIELDS = (
+    "select document_id, field, value, round(confidence::numeric, 3), page, location, method"
+    " from staging.stg_supplier_docs__document_fields"
+)
+
+
+@pytest.mark.postgres
+def test_staging_on_postgres_equals_duckdb(duckdb_staged: Batch, pg_url: str) -> None:
+    """The raw copies load from the same lake files and staging gives the same rows."""
+    batch = duckdb_staged
+    settings = batch.settings.model_copy(update={"database_url": SecretStr(pg_url)})
+    for table in lake_tables():
+        if table.source == "supplier_docs":
+            load_tenant(pg_url, table, lake_dir=settings.lake_dir, tenant_id=TENANT)
+    dbt_build(settings, settings.home / "dbt-pg", "--select", "path:models/staging/supplier_docs")
+    with psycopg.connect(pg_url) as conn:
+        pg_documents = sorted(conn.execute(STAGED_DOCUMENTS).fetchall())
+        pg_fields = sorted(conn.execute(STAGED_FIELDS).fetchall())
+    duck_settings = batch.settings
+    with duckdb.connect(str(duck_settings.warehouse_path), read_only=True) as conn:
+        duck_documents = sorted(conn.execute(STAGED_DOCUMENTS).fetchall())
+        duck_fields = sorted(
+            tuple(Decimal(str(v)) if isinstance(v, float) else v for v in row)
+            for row in conn.execute(STAGED_FIELDS.replace("::numeric", "")).fetchall()
+        )
+    assert len(pg_documents) == len(GOOD)
+    assert pg_documents == duck_documents
+    assert [r[:3] + r[4:] for r in pg_fields] == [r[:3] + r[4:] for r in duck_fields]
+    assert [float(r[3]) for r in pg_fields] == pytest.approx([float(r[3]) for r in duck_fields])
 
 
 # -- Dagster -------------------------------------------------------------------------
@@ -549,4 +594,15 @@ def test_the_llm_is_used_only_for_a_tenant_that_stored_a_key(
         "llm",
     )
     assert chat.requests[-1][1]["model"] == "m-2"
+
+    # The LLM refuses the next document: the rules read it, the batch goes on.
+    drop(settings, "t3", "suppliers/S9/w9.txt", W9, Variant.TEXT)
+    chat.status = 400
+    with tenant_extractor(settings, "t3", actor="test") as extractor:
+        load = read_supplier_documents(settings, "t3", run_id="r2", extractor=extractor, now=LATER)
+    assert load.read == ["suppliers/S9/w9.txt"] and load.llm_fallbacks == 1
+    w9 = [
+        d for d in pq.read_table(documents_path(settings, "t3")).to_pylist() if d["_run_id"] == "r2"
+    ]
+    assert [(d["doc_type"], d["extraction_method"]) for d in w9] == [("tax_form", "text")]
     assert LLM_KEY not in caplog.text
