@@ -62,6 +62,11 @@ def _content_box(gray: Image.Image, pad: int = 16) -> tuple[int, int, int, int] 
 
 def read_image(image: Image.Image) -> list[OcrLine]:
     """The lines of text in ``image``, top to bottom then left to right."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        # A transparent background is black once the alpha is dropped: paper is white.
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(paper, rgba)
     gray = image.convert("L")
     box = _content_box(gray)
     if box is None:

@@ -232,7 +232,9 @@ def _read_image(data: bytes, kind: str, *, max_pages: int) -> ReadDocument:
             document.pages.append(Page(frame + 1, "ocr", _ocr_lines(image)))
     except Rejected:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise Rejected("oversized", str(exc)) from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise Rejected("corrupt", f"not a readable image ({exc})") from None
     return document
 

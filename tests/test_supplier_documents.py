@@ -54,6 +54,7 @@ from supplier_docs.landing import (
 from supplier_docs.llm import LlmError, LlmExtractor, tenant_extractor
 from supplier_docs.reading import Rejected, read_document
 from supplier_docs.samples import DateStyle, SampleDocument, Variant, render, render_bytes
+from supplier_docs.values import find_date, find_money
 from tests.test_dbt_project import dbt_build
 from warehouse.lake_tables import lake_tables
 from warehouse.raw_tables import load_tenant
@@ -278,6 +279,47 @@ def test_a_document_that_is_none_of_the_kinds_is_other() -> None:
     )
     document = read_document(render_bytes(notice, Variant.TEXT_PDF), "notice.pdf", max_pages=5)
     assert RulesExtractor().extract(document).doc_type == "other"
+
+
+@pytest.mark.parametrize(
+    ("text", "iso", "sure"),
+    [
+        ("Valid Until: 2027-03-31", "2027-03-31", True),
+        ("Expiry Date: 31.03.2027", "2027-03-31", True),
+        ("Expires 31/03/2027", "2027-03-31", True),  # 31 cannot be a month
+        ("Expires 03/04/2027", "2027-03-04", False),  # March 4 or 3 April: doubt
+        ("Issued on 4 May 2026", "2026-05-04", True),
+        ("Issued on Sept. 1, 2026", "2026-09-01", True),
+        ("Date: 1st Jan 2027", "2027-01-01", True),
+    ],
+)
+def test_dates_in_the_forms_documents_write_them(text: str, iso: str, sure: bool) -> None:
+    found = find_date(text)
+    assert found is not None and found.value == iso
+    assert (found.confidence == 1.0) is sure
+    assert iso == find_date(text[found.start : found.end]).value  # the span is the date
+
+
+@pytest.mark.parametrize(
+    ("text", "amount", "currency"),
+    [
+        ("General Aggregate Limit: USD 2,000,000.00", "2000000.00", "USD"),
+        ("Limit: EUR 1.000.000,00", "1000000.00", "EUR"),
+        ("Each Occurrence $1,000,000 / Aggregate $2,000,000", "2000000.00", "USD"),
+        ("Sum insured 750,000 GBP", "750000.00", "GBP"),
+        ("Limit: UsD 2,0oo,000.00", "2000000.00", "USD"),  # OCR read zeros as o
+        ("Policy Number: GL-2024-88123", None, None),  # numbers without a currency
+    ],
+)
+def test_amounts_are_read_with_their_currency(
+    text: str, amount: str | None, currency: str | None
+) -> None:
+    money = find_money(text)
+    if amount is None:
+        assert money is None
+        return
+    assert money is not None and money.currency is not None
+    assert (money.amount.value, money.currency.value) == (amount, currency)
 
 
 # -- the batch: bad files, duplicates, re-runs --------------------------------------
