@@ -27,7 +27,7 @@ import duckdb
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 from fpdf import FPDF
 from pydantic import SecretStr
 
@@ -43,6 +43,7 @@ from assets.supplier_docs import (
 from core.contracts.supplier_docs import DOCUMENT_FIELDS_SCHEMA, DOCUMENTS_SCHEMA
 from core.settings import Settings, get_settings
 from credentials import generate_master_key
+from pipelines.definitions import build_definitions
 from supplier_docs.extraction import RulesExtractor
 from supplier_docs.landing import (
     DocumentsLoad,
@@ -490,6 +491,24 @@ def test_the_asset_materializes_a_tenant_and_the_sensor_asks_for_a_run(
             instance=instance, resources=resources, cursor=requested.cursor
         )
         assert [r.partition_key for r in supplier_document_arrivals(later).run_requests] == ["t2"]
+
+
+def test_a_tenants_run_reads_its_documents_before_dbt(settings: Settings) -> None:
+    """`bizos run --tenant T`, the daily schedule and the sensor all run materialize_all:
+    it holds both tables, and dbt's staging models come after their raw copies."""
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("materialize_all")
+    assert {DOCUMENTS_KEY, FIELDS_KEY} <= set(job.asset_layer.executable_asset_keys)
+    graph = defs.resolve_asset_graph()
+    for key, model in (
+        (DOCUMENTS_KEY, "stg_supplier_docs__documents"),
+        (FIELDS_KEY, "stg_supplier_docs__document_fields"),
+    ):
+        raw = AssetKey(["raw", f"supplier_docs__{key.path[-1]}"])
+        assert graph.get(raw).parent_keys == {key}
+        assert graph.get(AssetKey([model])).parent_keys == {raw}
+    sensor = defs.resolve_sensor_def("supplier_document_arrivals")
+    assert sensor.job_name == "materialize_all"
 
 
 # -- the LLM extractor ---------------------------------------------------------------
