@@ -55,8 +55,12 @@ DATE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("slash", re.compile(r"(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<y>\d{4})")),
     ("dot", re.compile(r"(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})")),
     ("dash", re.compile(r"(?P<d>\d{1,2})-(?P<m>\d{1,2})-(?P<y>\d{4})")),
-    ("day_month", re.compile(rf"(?P<d>\d{{1,2}})(?:st|nd|rd|th)?[ -]{_MONTH}[ -,]*(?P<y>\d{{4}})")),
-    ("month_day", re.compile(rf"{_MONTH} (?P<d>\d{{1,2}})(?:st|nd|rd|th)?,? (?P<y>\d{{4}})")),
+    # OCR may drop the spaces: "20May2026", "May20,2026".
+    (
+        "day_month",
+        re.compile(rf"(?P<d>\d{{1,2}})(?:st|nd|rd|th)?[ -]?{_MONTH}[ ,-]*(?P<y>\d{{4}})"),
+    ),
+    ("month_day", re.compile(rf"{_MONTH} ?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,? ?(?P<y>\d{{4}})")),
 )
 
 

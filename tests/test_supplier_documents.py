@@ -292,6 +292,8 @@ def test_a_document_that_is_none_of_the_kinds_is_other() -> None:
         ("Issued on 4 May 2026", "2026-05-04", True),
         ("Issued on Sept. 1, 2026", "2026-09-01", True),
         ("Date: 1st Jan 2027", "2027-01-01", True),
+        ("Date:May20,2026", "2026-05-20", True),  # OCR dropped the spaces
+        ("Valid until 20May2026", "2026-05-20", True),
     ],
 )
 def test_dates_in_the_forms_documents_write_them(text: str, iso: str, sure: bool) -> None:
