@@ -167,7 +167,7 @@ def file_problem(
     if not stat.S_ISREG(st.st_mode):
         return "not a regular file"
     if st.st_nlink > 1:
-        return f"has {st.st_nlink} hard links; an export must be a file of its own"
+        return f"has {st.st_nlink} hard links; an inbox file must be a file of its own"
     if st.st_size == 0 and empty_is_skipped:
         return "empty (an upload in progress?); read at a later run"
     age = now - st.st_mtime
