@@ -36,6 +36,7 @@ from core.contracts.supplier_docs import (
     SOURCE,
 )
 from core.settings import Settings
+from core.tenancy import check_tenant_id
 from exports.inbox import InboxChanged, open_inbox_file
 from lake.files import partition_dir, read_partition, write_partition
 from lake.quarantine import QUARANTINE_SCHEMA
@@ -114,7 +115,12 @@ def read_supplier_documents(
     extractor: Extractor | None = None,
     now: float | None = None,
 ) -> DocumentsLoad:
-    """Read the tenant's new supplier documents into the lake; see the module doc."""
+    """Read the tenant's new supplier documents into the lake; see the module doc.
+
+    Runs of one tenant take turns (a file lock under ``state/locks``): two at once
+    would each append the same new documents.
+    """
+    check_tenant_id(tenant_id)
     lock_path = settings.state_dir / "locks" / f"supplier_docs-{tenant_id}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(lock_path):
