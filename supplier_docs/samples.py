@@ -6,7 +6,8 @@ real paper is (an ACORD-style certificate of insurance, an ISO 9001
 registration certificate, a city business licence, a W-9, a bank reference
 letter), and each can be rendered as a text PDF (fpdf2), a scanned PDF (the page
 drawn into an image with Pillow and embedded as the only content, so there is no
-text layer and OCR must read it), a PNG image, plain text, a corrupt PDF (cut
+text layer and OCR must read it), the same scan behind a typed cover letter
+(a text page, then the image page), a PNG image, plain text, a corrupt PDF (cut
 short) or an encrypted PDF (pypdf, with a user password).
 """
 
@@ -29,6 +30,8 @@ class Variant(StrEnum):
 
     TEXT_PDF = "text_pdf"
     SCANNED_PDF = "scanned_pdf"
+    SCANNED_WITH_COVER = "scanned_with_cover"
+    """A broker's typed cover letter (text layer) and then the scanned document."""
     PNG = "png"
     TEXT = "text"
     CORRUPT = "corrupt"
@@ -38,6 +41,7 @@ class Variant(StrEnum):
 SUFFIX = {
     Variant.TEXT_PDF: ".pdf",
     Variant.SCANNED_PDF: ".pdf",
+    Variant.SCANNED_WITH_COVER: ".pdf",
     Variant.PNG: ".png",
     Variant.TEXT: ".txt",
     Variant.CORRUPT: ".pdf",
@@ -202,13 +206,31 @@ def page_image(lines: list[str], *, dpi: int = 150) -> Image.Image:
     return image
 
 
-def image_pdf(image: Image.Image) -> bytes:
-    """A PDF whose only content is ``image`` filling an A4 page: no text layer."""
+def image_pdf(image: Image.Image, *, cover: list[str] | None = None) -> bytes:
+    """A PDF whose page is ``image`` filling an A4 page, with no text layer; after a
+    typed cover page of ``cover`` lines when given."""
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(auto=False)
+    if cover:
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=11)
+        pdf.set_xy(20, 20)
+        for line in cover:
+            pdf.cell(170, 8, line, new_x="LMARGIN", new_y="NEXT")
+            pdf.set_x(20)
     pdf.add_page()
     pdf.image(image, x=0, y=0, w=210, h=297)
     return bytes(pdf.output())
+
+
+def cover_letter(doc: SampleDocument) -> list[str]:
+    return [
+        f"{doc.issuer}",
+        f"Re: documents for {doc.legal_name}",
+        "Dear Sir or Madam,",
+        "please find the signed document attached on the following page.",
+        "Kind regards, Client Services",
+    ]
 
 
 def png(image: Image.Image) -> bytes:
@@ -232,6 +254,8 @@ def render_bytes(doc: SampleDocument, variant: Variant) -> bytes:
         return text_pdf(lines)
     if variant is Variant.SCANNED_PDF:
         return image_pdf(page_image(lines))
+    if variant is Variant.SCANNED_WITH_COVER:
+        return image_pdf(page_image(lines), cover=cover_letter(doc))
     if variant is Variant.PNG:
         return png(page_image(lines))
     if variant is Variant.TEXT:

@@ -127,7 +127,8 @@ GOOD = {
     "suppliers/SUP-B/iso9001.png": (ISO_CERT, Variant.PNG),
     "suppliers/SUP-B/licence.pdf": (LICENCE, Variant.TEXT_PDF),
     "suppliers/SUP-C/bank.txt": (BANK, Variant.TEXT),
-    "suppliers/SUP-C/coi-scan.pdf": (SCANNED_COI, Variant.SCANNED_PDF),
+    # a broker's typed cover letter, then the scanned certificate on page 2
+    "suppliers/SUP-C/coi-scan.pdf": (SCANNED_COI, Variant.SCANNED_WITH_COVER),
 }
 BAD = {
     "suppliers/SUP-D/truncated.pdf": "corrupt",
@@ -219,7 +220,9 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Batch:
 # -- reading and extraction ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [p for p, (_, v) in GOOD.items() if v is not Variant.SCANNED_PDF])
+@pytest.mark.parametrize(
+    "path", [p for p, (_, v) in GOOD.items() if v is not Variant.SCANNED_WITH_COVER]
+)
 def test_fields_come_out_as_the_document_states_them(batch: Batch, path: str) -> None:
     doc, variant = GOOD[path]
     found = batch.fields_of(path)
@@ -246,11 +249,11 @@ def test_a_text_pdf_field_says_which_line_and_characters_it_came_from(batch: Bat
     assert found["currency"]["location"] == "line 11, chars 26-28"
 
 
-def test_a_scanned_pdf_is_read_by_ocr_with_boxes_on_the_page(batch: Batch) -> None:
+def test_a_scan_behind_a_typed_cover_page_is_read_by_ocr_on_its_page(batch: Batch) -> None:
     path = "suppliers/SUP-C/coi-scan.pdf"
     document = batch.document(path)
     assert document["extraction_method"] == "ocr"
-    assert document["media_type"] == "application/pdf"
+    assert document["media_type"] == "application/pdf" and document["pages"] == 2
     assert document["doc_type"] == "certificate_of_insurance"
     found = batch.fields_of(path)
     want = expected(SCANNED_COI)
@@ -259,7 +262,7 @@ def test_a_scanned_pdf_is_read_by_ocr_with_boxes_on_the_page(batch: Batch) -> No
     for name in ("legal_name", "issuer"):
         assert squeezed(found[name]["value"]) == squeezed(want[name]), name
     for row in found.values():
-        assert row["method"] == "ocr" and row["page"] == 1
+        assert row["method"] == "ocr" and row["page"] == 2
         assert re.fullmatch(r"line \d+, box \d+,\d+,\d+,\d+", row["location"]), row
     # The scan has no text layer at all: without OCR nothing would be found.
     data = (batch.settings.tenant_inbox(TENANT) / path).read_bytes()
