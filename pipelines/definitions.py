@@ -21,6 +21,7 @@ from assets.raw_tables import raw_tables
 from assets.resources import BizosSettings
 from assets.serving_tables import serving_table_assets
 from assets.sources import source_assets
+from assets.supplier_docs import supplier_docs_read, supplier_document_arrivals
 from assets.warehouse import bizos_dbt_models, dbt_resource
 from core.settings import Settings
 from exports.inbox import scan_inbox
@@ -86,6 +87,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             crm_export_leads,
             raw_tables,
             *source_assets,
+            supplier_docs_read,
             bizos_dbt_models,
             lead_model,
             *serving_table_assets,
@@ -93,7 +95,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         asset_checks=[crm_export_leads_expectations],
         jobs=[materialize_all],
         schedules=[daily_refresh],
-        sensors=[tenant_inboxes],
+        sensors=[tenant_inboxes, supplier_document_arrivals],
         resources={"bizos": bizos, "dbt": dbt_resource(settings)},
     )
 
