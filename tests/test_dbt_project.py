@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -225,6 +226,9 @@ def load_raw(pg_url: str, settings: Settings, tenant_ids: list[str]) -> None:
             load_tenant(pg_url, table, lake_dir=settings.lake_dir, tenant_id=tenant_id)
 
 
+_LAST_PARSE: dict[tuple[Path, str], Path] = {}
+
+
 def dbt_build(
     settings: Settings, run_dir: Path, *extra: str, tenant: str | None = None, ok: bool = True
 ) -> str:
@@ -240,6 +244,13 @@ def dbt_build(
         "DBT_USE_COLORS": "false",
     }
     project = str(settings.dbt_project_dir)
+    # A later build of the same home and target starts from the last one's parse,
+    # as the pipeline's builds do: only the first parses the whole project.
+    parsed = run_dir / "target" / "partial_parse.msgpack"
+    last = _LAST_PARSE.get((settings.home, settings.target.value))
+    if last is not None and last.exists() and not parsed.exists():
+        parsed.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(last, parsed)
     result = subprocess.run(
         [str(DBT), "build", "--project-dir", project, "--profiles-dir", project, *extra],
         env=env,
@@ -247,6 +258,8 @@ def dbt_build(
         text=True,
         check=False,
     )
+    if parsed.exists():
+        _LAST_PARSE[(settings.home, settings.target.value)] = parsed
     output = f"{result.stdout}\n{result.stderr}"
     assert (result.returncode == 0) == ok, f"dbt build ended {result.returncode}:\n{output}"
     return output
