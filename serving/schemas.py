@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from core.contracts.lead_scores import parse_reasons
+from core.contracts.score_shape import parse_reasons_json
 from serving.store import Row
 
 
@@ -22,14 +22,38 @@ class Grade(StrEnum):
 
 
 class ScoreReasonPublic(BaseModel):
-    """One factor of a score and the points it added (or took away)."""
+    """One reason of a score: what, in words, the points it added (or took away), the proof."""
 
-    factor: str = Field(description="Scoring factor", examples=["title_seniority"])
-    points: int = Field(description="Points this factor contributed", examples=[25])
+    code: str = Field(description="Reason code (a feature or rule)", examples=["title_seniority"])
+    label: str = Field(description="The reason in words", examples=["title seniority"])
+    points: int = Field(description="Points this reason contributed (signed)", examples=[25])
+    evidence: str | None = Field(
+        default=None,
+        description="The record that produced it: `<source>.<table>:<id>[#column]`",
+        examples=["crm_export.leads:lead-0042#title"],
+    )
+    factor: str = Field(
+        description="Same as `code` (the v0 name, kept for existing clients)",
+        examples=["title_seniority"],
+        deprecated=True,
+    )
+
+
+def reasons_of(row: Row) -> list[ScoreReasonPublic]:
+    """Structured reasons from ``reasons_json`` (validated at publish)."""
+    return [
+        ScoreReasonPublic(
+            code=r.code, label=r.label, points=r.points, evidence=r.evidence, factor=r.code
+        )
+        for r in parse_reasons_json(row.get("reasons_json"))
+    ]
+
+
+ScoreStatus = Literal["scored", "unknown"]
 
 
 class LeadScorePublic(BaseModel):
-    """A lead's current score as last published, with the reasons behind it."""
+    """A lead's current score as last published: its components, reasons and model."""
 
     tenant_id: str = Field(description="Tenant owning the lead (always the caller's tenant)")
     lead_id: str = Field(description="Lead id, unique within the tenant")
@@ -38,25 +62,39 @@ class LeadScorePublic(BaseModel):
     last_name: str | None = None
     company: str | None = None
     title: str | None = None
-    score: int = Field(ge=0, le=100, description="Lead score, 0-100")
-    grade: Grade = Field(description="Score band, A best")
-    reasons: list[ScoreReasonPublic] = Field(
-        description="Top factors behind the score, highest first",
-        examples=[[{"factor": "title_seniority", "points": 25}]],
+    score_status: ScoreStatus = Field(
+        description="`unknown`: too little is known about the lead to score it (no guess)"
     )
-    score_model: str = Field(description="Model that produced the score", examples=["rules_v0"])
+    score: int | None = Field(ge=0, le=100, description="Lead score, 0-100; null when unknown")
+    grade: Grade | None = Field(description="Score band, A best; null when unknown")
+    probability: float | None = Field(
+        description="Modelled conversion probability (null for rules scores and unknown)"
+    )
+    fit_score: int | None = Field(description="The score from fit features alone (model only)")
+    engagement_score: int | None = Field(
+        description="The score from engagement features alone (model only)"
+    )
+    mql: bool | None = Field(
+        description="Marketing-qualified: at or above the tenant's MQL threshold"
+    )
+    reasons: list[ScoreReasonPublic] = Field(
+        description="Top reasons: the biggest positive ones first, then the biggest negative"
+    )
+    score_model: str = Field(
+        description="What scored it: `tenant_logreg`, `pooled_logreg` or `rules_v0`",
+        examples=["tenant_logreg"],
+    )
+    model_version: str = Field(description="Version of that model (see /v1/leads/model)")
+    config_version: str | None = Field(description="The tenant's scoring configuration version")
+    scored_at: datetime = Field(description="When the score was computed")
     created_at: datetime = Field(description="When the lead was created in the CRM")
     published_at: datetime = Field(description="When this score was published to serving")
 
     @classmethod
     def from_row(cls, row: Row) -> LeadScorePublic:
-        """Build from a store row; ``reasons`` text becomes structured factors."""
-        fields = {name: row[name] for name in cls.model_fields if name != "reasons"}
-        reasons = [
-            ScoreReasonPublic(factor=r.factor, points=r.points)
-            for r in parse_reasons(row.get("reasons"))
-        ]
-        return cls(**fields, reasons=reasons)
+        """Build from a store row; ``reasons_json`` becomes structured reasons."""
+        fields = {name: row[name] for name in cls.model_fields if name not in {"reasons", "mql"}}
+        return cls(**fields, mql=row["is_mql"], reasons=reasons_of(row))
 
 
 class LeadScorePagePublic(BaseModel):

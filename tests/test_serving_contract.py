@@ -45,8 +45,11 @@ def lead_score_rows(
     """``n`` mart rows; scores repeat every 101 leads so the ordering has ties."""
     rows = []
     for i in range(start, start + n):
-        score = (i * 37 + seed * 11) % 101
-        seniority = score // 2
+        score: int | None = (i * 37 + seed * 11) % 101
+        seniority = (score or 0) // 2
+        unknown = i % 17 == 16
+        if unknown:
+            score = None
         rows.append(
             {
                 "tenant_id": tenant_id,
@@ -63,10 +66,38 @@ def lead_score_rows(
                 "status": "new",
                 "created_at": BASE_TIME + timedelta(minutes=i),
                 "score": score,
-                "grade": grade_of(score),
-                "reasons": f"title_seniority:+{seniority}|company_size:+{score - seniority + 3}"
+                "grade": None if score is None else grade_of(score),
+                "reasons": ""
+                if score is None
+                else f"title_seniority:+{seniority}|company_size:+{score - seniority + 3}"
                 "|cold_outbound:-3",
                 "score_model": score_model,
+                "score_status": "unknown" if score is None else "scored",
+                "probability": None if score is None else score / 100,
+                "fit_score": None if score is None else score - i % 5,
+                "engagement_score": None if score is None else i % 5,
+                "is_mql": None if score is None else score >= 50,
+                "reasons_json": "[]"
+                if score is None
+                else json.dumps(
+                    [
+                        {
+                            "code": "title_seniority",
+                            "label": "title seniority",
+                            "points": seniority,
+                            "evidence": f"crm_export.leads:lead-{i:04d}#title",
+                        },
+                        {
+                            "code": "cold_outbound",
+                            "label": "cold outbound",
+                            "points": -3,
+                            "evidence": None,
+                        },
+                    ]
+                ),
+                "model_version": f"{score_model}-1",
+                "config_version": None if score_model.startswith("rules") else "v1-abc",
+                "scored_at": BASE_TIME + timedelta(days=i % 9),
             }
         )
     return rows
@@ -105,7 +136,8 @@ def widgets_table(tenant_id: str, n: int) -> pa.Table:
 
 
 def in_api_order(rows: list[dict[str, Any]]) -> list[str]:
-    return [r["lead_id"] for r in sorted(rows, key=lambda r: (-r["score"], r["lead_id"]))]
+    """Best first, unknown scores last, then by lead id."""
+    return [r["lead_id"] for r in sorted(rows, key=lambda r: (-(r["score"] or -1), r["lead_id"]))]
 
 
 # -- the contract --------------------------------------------------------------------
@@ -141,6 +173,10 @@ def test_conform_casts_what_the_warehouses_return() -> None:
         (lambda r: r.update(grade="E"), "grade must be one of"),
         (lambda r: r.update(reasons="title_seniority=25"), "reasons must look like"),
         (lambda r: r.update(email=None), "'email' has nulls"),
+        (lambda r: r.update(score=None), "null exactly when score_status is 'unknown'"),
+        (lambda r: r.update(score_status="guessed"), "score_status must be one of"),
+        (lambda r: r.update(reasons_json='[{"code": "x"}]'), "lead 'lead-0001': reasons_json"),
+        (lambda r: r.update(reasons_json="not json"), "reasons_json is not JSON"),
     ],
 )
 def test_conform_rejects_rows_that_break_the_contract(change: Any, message: str) -> None:
@@ -293,15 +329,49 @@ class ServingApiChecks:
         expected = [r for r in world.acme_rows if r["grade"] == "B"]
         assert [i["lead_id"] for i in b_grades] == in_api_order(expected)
         high = page_through(world, world.acme_key, min_score=60, limit=10)
-        expected = [r for r in world.acme_rows if r["score"] >= 60]
+        expected = [r for r in world.acme_rows if (r["score"] or -1) >= 60]
         assert [i["lead_id"] for i in high] == in_api_order(expected)
         both = page_through(world, world.acme_key, grade="A", min_score=90)
-        expected = [r for r in world.acme_rows if r["grade"] == "A" and r["score"] >= 90]
+        expected = [r for r in world.acme_rows if r["grade"] == "A" and (r["score"] or -1) >= 90]
         assert [i["lead_id"] for i in both] == in_api_order(expected) and both
+
+    def test_filters_by_mql_and_scoring_time_page_exactly(self, world: World) -> None:
+        """Filters and keyset paging together: every matching lead once, in API order."""
+        mql = page_through(world, world.acme_key, mql="true", limit=6)
+        assert [i["lead_id"] for i in mql] == in_api_order(
+            [r for r in world.acme_rows if r["is_mql"] is True]
+        )
+        assert {i["mql"] for i in mql} == {True}
+        not_mql = page_through(world, world.acme_key, mql="false", limit=6)
+        assert [i["lead_id"] for i in not_mql] == in_api_order(
+            [r for r in world.acme_rows if r["is_mql"] is False]
+        )
+        since = BASE_TIME + timedelta(days=6)
+        recent = page_through(world, world.acme_key, updated_since=since.isoformat(), limit=5)
+        expected = [r for r in world.acme_rows if r["scored_at"] >= since]
+        assert [i["lead_id"] for i in recent] == in_api_order(expected) and recent
+        # Without an offset a time is UTC; with one it is converted.
+        naive = page_through(world, world.acme_key, updated_since="2025-01-12T09:00:00", limit=50)
+        offset = page_through(
+            world, world.acme_key, updated_since="2025-01-12T10:00:00+01:00", limit=50
+        )
+        assert naive == offset == recent
+        combined = page_through(
+            world, world.acme_key, mql="true", grade="B", updated_since=since.isoformat(), limit=2
+        )
+        expected = [r for r in expected if r["is_mql"] and r["grade"] == "B"]
+        assert [i["lead_id"] for i in combined] == in_api_order(expected) and combined
+        # Unknown leads page last, after every score, and a cursor crosses into them.
+        everything = page_through(world, world.acme_key, limit=4)
+        statuses = [i["score_status"] for i in everything]
+        assert statuses.index("unknown") == statuses.count("scored") > 0
 
     @pytest.mark.parametrize(
         "params",
         [
+            {"mql": "maybe"},
+            {"updated_since": "yesterday"},
+            {"updated_since": "2025-13-01T00:00:00Z"},
             {"grade": "E"},
             {"grade": "a"},
             {"limit": 0},
@@ -317,6 +387,10 @@ class ServingApiChecks:
         assert is_problem(response, 422, "invalid input in query.")
         assert response.json()["errors"][0]["loc"][0] == "query"
 
+    def test_a_time_out_of_range_in_utc_is_400(self, world: World) -> None:
+        response = world.get(SCORES_URL, world.acme_key, updated_since="9999-12-31T23:00:00-05:00")
+        assert is_problem(response, 400, "updated_since is out of range")
+
     def test_one_lead_with_parsed_reasons(self, world: World) -> None:
         row = world.acme_rows[4]
         response = world.get(f"/v1/leads/{row['lead_id']}/score", world.acme_key)
@@ -324,9 +398,29 @@ class ServingApiChecks:
         item = response.json()
         assert item["tenant_id"] == "acme" and item["score"] == row["score"]
         assert item["reasons"] == [
-            {"factor": factor, "points": int(points)}
-            for factor, points in (p.split(":") for p in row["reasons"].split("|"))
+            {**reason, "factor": reason["code"]} for reason in json.loads(row["reasons_json"])
         ]
+        assert item["reasons"][0]["evidence"] == f"crm_export.leads:{row['lead_id']}#title"
+        assert (item["score_status"], item["grade"], item["mql"]) == (
+            "scored",
+            row["grade"],
+            row["is_mql"],
+        )
+        assert (item["probability"], item["fit_score"], item["engagement_score"]) == (
+            row["probability"],
+            row["fit_score"],
+            row["engagement_score"],
+        )
+        assert (item["score_model"], item["model_version"], item["config_version"]) == (
+            row["score_model"],
+            row["model_version"],
+            row["config_version"],
+        )
+        assert datetime.fromisoformat(item["scored_at"]) == row["scored_at"]
+        unknown = world.acme_rows[16]
+        other = world.get(f"/v1/leads/{unknown['lead_id']}/score", world.acme_key).json()
+        assert other["score_status"] == "unknown" and other["reasons"] == []
+        assert other["score"] is None and other["grade"] is None and other["mql"] is None
         assert datetime.fromisoformat(item["created_at"]) == row["created_at"]
         assert datetime.fromisoformat(item["published_at"]) == world.acme_publish.published_at
         missing = world.get("/v1/leads/lead-9999/score", world.acme_key)
