@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from core.contracts.lead_scores import parse_reasons
 from core.contracts.score_shape import parse_reasons_json
 from serving.store import Row
 
@@ -95,6 +96,47 @@ class LeadScorePublic(BaseModel):
         """Build from a store row; ``reasons_json`` becomes structured reasons."""
         fields = {name: row[name] for name in cls.model_fields if name not in {"reasons", "mql"}}
         return cls(**fields, mql=row["is_mql"], reasons=reasons_of(row))
+
+
+class ShortReasonPublic(BaseModel):
+    """One reason of a past score: its code and points (the history keeps the short form)."""
+
+    code: str = Field(examples=["title_seniority"])
+    points: int = Field(examples=[25])
+
+
+class LeadScoreHistoryPublic(BaseModel):
+    """One past scoring of a lead."""
+
+    scored_at: datetime = Field(description="When it was scored")
+    score_status: ScoreStatus
+    score: int | None = Field(ge=0, le=100)
+    grade: Grade | None
+    probability: float | None
+    fit_score: int | None
+    engagement_score: int | None
+    mql: bool | None
+    score_model: str
+    model_version: str
+    config_version: str | None
+    reasons: list[ShortReasonPublic] = Field(description="Top reasons, as scored then")
+
+    @classmethod
+    def from_row(cls, row: Row) -> LeadScoreHistoryPublic:
+        fields = {name: row[name] for name in cls.model_fields if name not in {"reasons", "mql"}}
+        reasons = [
+            ShortReasonPublic(code=r.factor, points=r.points)
+            for r in parse_reasons(row.get("reasons"))
+        ]
+        return cls(**fields, mql=row["is_mql"], reasons=reasons)
+
+
+class LeadScoreDetailPublic(LeadScorePublic):
+    """A lead's current score and its history."""
+
+    history: list[LeadScoreHistoryPublic] = Field(
+        description="The lead's scorings, newest first (at most the latest 50)"
+    )
 
 
 class LeadScorePagePublic(BaseModel):

@@ -21,13 +21,14 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
+from core.contracts.lead_score_history import LEAD_SCORE_HISTORY
 from core.contracts.lead_scores import ContractError, conform_lead_scores, parse_reasons
 from core.contracts.table import TableContract
 from core.settings import Settings
 from serving.keys import PREFIX_LENGTH, create_key, list_keys, resolve_key, revoke_key
 from serving.main import create_app
 from serving.observability import JsonFormatter
-from serving.publish import publish_lead_scores
+from serving.publish import publish_lead_scores, publish_table
 from serving.queries import top_lead_scores
 from serving.store import PublishResult, ScoreCursor
 
@@ -106,6 +107,32 @@ def lead_score_rows(
 def lead_scores_table(tenant_id: str, n: int, **kwargs: Any) -> pa.Table:
     """Rows as ``pa.Table.from_pylist`` gives them (int64 scores), like read_mart on Postgres."""
     return pa.Table.from_pylist(lead_score_rows(tenant_id, n, **kwargs))
+
+
+def history_rows(tenant_id: str, lead_id: str, n: int, *, offset: int = 0) -> list[dict[str, Any]]:
+    """``n`` scorings of one lead, a day apart; the last one is unknown when n > 2."""
+    rows = []
+    for day in range(n):
+        score = None if n > 2 and day == n - 1 else (day * 7 + offset) % 101
+        rows.append(
+            {
+                "tenant_id": tenant_id,
+                "lead_id": lead_id,
+                "scored_at": BASE_TIME + timedelta(days=day),
+                "score": score,
+                "score_status": "unknown" if score is None else "scored",
+                "grade": None if score is None else grade_of(score),
+                "probability": None if score is None else score / 100,
+                "fit_score": score,
+                "engagement_score": None if score is None else 0,
+                "is_mql": None if score is None else score >= 50,
+                "score_model": "tenant_logreg",
+                "model_version": f"tenant_logreg-{day}",
+                "config_version": "v1-abc",
+                "reasons": "" if score is None else f"title_seniority:+{score}",
+            }
+        )
+    return rows
 
 
 # A second serving table, as the next marts (supplier risk, sourcing) will be: the
@@ -426,6 +453,40 @@ class ServingApiChecks:
         missing = world.get("/v1/leads/lead-9999/score", world.acme_key)
         assert is_problem(missing, 404, "lead not found")
 
+    def test_a_lead_shows_its_own_history_newest_first(self, world: World) -> None:
+        acme = history_rows("acme", "lead-0125", 55) + history_rows("acme", "lead-0004", 3)
+        globex = history_rows("globex", "lead-0125", 2, offset=50)
+        publish_table(world.settings, LEAD_SCORE_HISTORY, "acme", pa.Table.from_pylist(acme))
+        publish_table(world.settings, LEAD_SCORE_HISTORY, "globex", pa.Table.from_pylist(globex))
+        lead = world.get("/v1/leads/lead-0125/score", world.acme_key)
+        assert lead.status_code == 200
+        history = lead.json()["history"]
+        # Newest first, bounded to the latest 50, only the caller's own rows.
+        times = [datetime.fromisoformat(h["scored_at"]) for h in history]
+        assert times == [BASE_TIME + timedelta(days=d) for d in range(54, 4, -1)]
+        assert history[0]["score_status"] == "unknown" and history[0]["score"] is None
+        assert history[1]["score"] == 53 * 7 % 101
+        assert history[1]["reasons"] == [{"code": "title_seniority", "points": 53 * 7 % 101}]
+        assert history[1]["mql"] == (53 * 7 % 101 >= 50)
+        small = world.get("/v1/leads/lead-0004/score", world.acme_key).json()["history"]
+        assert [h["model_version"] for h in small] == [f"tenant_logreg-{d}" for d in (2, 1, 0)]
+        theirs = world.get("/v1/leads/lead-0125/score", world.globex_key).json()["history"]
+        assert [h["score"] for h in theirs] == [57, 50]
+        assert world.get("/v1/leads/lead-0007/score", world.acme_key).json()["history"] == []
+        # The ETag covers the history: republishing it alone ends a 304.
+        etag = lead.headers["ETag"]
+        again = world.client.get(
+            "/v1/leads/lead-0125/score",
+            headers={"X-API-Key": world.acme_key, "If-None-Match": etag},
+        )
+        assert again.status_code == 304
+        publish_table(world.settings, LEAD_SCORE_HISTORY, "acme", pa.Table.from_pylist(acme[:3]))
+        moved = world.client.get(
+            "/v1/leads/lead-0125/score",
+            headers={"X-API-Key": world.acme_key, "If-None-Match": etag},
+        )
+        assert moved.status_code == 200 and len(moved.json()["history"]) == 3
+
     def test_no_key_or_a_wrong_key_is_401(self, world: World) -> None:
         for headers in [
             {},
@@ -690,9 +751,10 @@ class ServingApiChecks:
             headers={"X-API-Key": world.acme_key, "If-None-Match": etag},
         )
         assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == etag
+        one_etag = world.get("/v1/leads/lead-0001/score", world.acme_key).headers["ETag"]
         one = world.client.get(
             "/v1/leads/lead-0001/score",
-            headers={"X-API-Key": world.acme_key, "If-None-Match": etag},
+            headers={"X-API-Key": world.acme_key, "If-None-Match": one_etag},
         )
         assert one.status_code == 304
         # Another tenant's ETag is another publish: never a 304 for this tenant.

@@ -90,20 +90,20 @@ _REASON = r"[^:|]+:[+-]?\d+"
 _REASONS_RE = re.compile(rf"^(?:{_REASON}(?:\|{_REASON})*)?$")
 
 
-def _score_in_range(table: pa.Table) -> None:
+def score_in_range(table: pa.Table) -> None:
     score = table["score"]
     if pc.any(pc.or_(pc.less(score, 0), pc.greater(score, 100))).as_py():
         raise ContractError("score must be between 0 and 100")
 
 
-def _grade_is_a_band(table: pa.Table) -> None:
+def grade_is_a_band(table: pa.Table) -> None:
     grade = pc.drop_null(table["grade"])
     bad = pc.unique(pc.filter(grade, pc.invert(pc.is_in(grade, pa.array(GRADES)))))
     if len(bad):
         raise ContractError(f"grade must be one of {GRADES}, got {bad.to_pylist()[:5]}")
 
 
-def _reasons_well_formed(table: pa.Table) -> None:
+def reasons_well_formed(table: pa.Table) -> None:
     reasons = pc.drop_null(table["reasons"])
     malformed = pc.filter(
         reasons, pc.invert(pc.match_substring_regex(reasons, _REASONS_RE.pattern))
@@ -114,7 +114,7 @@ def _reasons_well_formed(table: pa.Table) -> None:
         )
 
 
-def _unknown_means_no_score(table: pa.Table) -> None:
+def unknown_means_no_score(table: pa.Table) -> None:
     """``score_status`` is scored or unknown, and only an unknown lead lacks a score:
     the API tells "no guess" from "scored" by it."""
     status = table["score_status"]
@@ -149,10 +149,10 @@ LEAD_SCORES = TableContract(
     primary_key=("tenant_id", "lead_id"),
     order_by=("-score", "lead_id"),
     row_rules=(
-        _score_in_range,
-        _grade_is_a_band,
-        _reasons_well_formed,
-        _unknown_means_no_score,
+        score_in_range,
+        grade_is_a_band,
+        reasons_well_formed,
+        unknown_means_no_score,
         _reasons_json_parse,
     ),
     description="Scores, components, reasons and model of a tenant's leads",

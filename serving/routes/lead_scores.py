@@ -1,4 +1,4 @@
-"""Lead scores of the caller's tenant: a paged list and single-lead lookup."""
+"""Lead scores of the caller's tenant: a paged list and single-lead lookup with history."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
 from pydantic import BeforeValidator
 
+from core.contracts.lead_score_history import LEAD_SCORE_HISTORY
 from core.contracts.lead_scores import LEAD_SCORES
 from serving.deps import ReaderDep, ScoresReader
-from serving.readers import Encoder
+from serving.readers import Encoder, Versioned
 from serving.routes.responses import (
     DATA_ERRORS,
     encoder,
@@ -21,8 +22,15 @@ from serving.routes.responses import (
     page_body,
     wanted_versions,
 )
-from serving.schemas import Grade, LeadScorePagePublic, LeadScorePublic, ProblemPublic
-from serving.store import MAX_CURSOR_LENGTH, MAX_ID_LENGTH, ScoreCursor
+from serving.schemas import (
+    Grade,
+    LeadScoreDetailPublic,
+    LeadScoreHistoryPublic,
+    LeadScorePagePublic,
+    LeadScorePublic,
+    ProblemPublic,
+)
+from serving.store import MAX_CURSOR_LENGTH, MAX_ID_LENGTH, NothingPublished, ScoreCursor
 
 # ISO 8601 date-times only: no epoch numbers (which pydantic's datetime would take).
 _ISO_TIME = re.compile(
@@ -56,6 +64,9 @@ router = APIRouter(prefix="/v1/leads", tags=["lead scores"], responses=DATA_ERRO
 
 MAX_PAGE = 500
 encode_lead_score: Encoder = encoder(LeadScorePublic)
+encode_history: Encoder = encoder(LeadScoreHistoryPublic)
+# Scorings shown with one lead (newest first); a run a day is seven weeks.
+MAX_HISTORY = 50
 # Printable text: no NUL or other control characters (Postgres refuses NUL in text).
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 
@@ -139,8 +150,8 @@ async def list_lead_scores(
 
 @router.get(
     "/{lead_id}/score",
-    summary="One lead's score",
-    response_model=LeadScorePublic,
+    summary="One lead's score and its history",
+    response_model=LeadScoreDetailPublic,
     responses={404: {"model": ProblemPublic, "description": "No such lead for this tenant"}},
 )
 async def get_lead_score(
@@ -156,20 +167,41 @@ async def get_lead_score(
         ),
     ],
 ) -> Response:
-    """The score of one of the caller's leads.
+    """The score of one of the caller's leads, with its scorings newest first.
 
     Another tenant's lead answers 404 exactly like a missing one, so ids cannot be
-    probed across tenants.
+    probed across tenants. The ETag covers both the score and the history publish.
     """
+    try:
+        history = await reader.list_rows(
+            LEAD_SCORE_HISTORY,
+            encode_history,
+            tenant_id=key.tenant_id,
+            equals={"lead_id": lead_id},
+            at_least=None,
+            after=None,
+            limit=MAX_HISTORY,
+            unless_version=frozenset(),
+        )
+    except NothingPublished:  # a store upgraded but not yet republished: no history yet
+        history = Versioned("0", [])
+    # The ETag is "<scores version>+<history version>": a 304 only if neither moved.
+    suffix = f"+{history.version}"
+    held = {
+        v.removesuffix(suffix) for v in wanted_versions(request, LEAD_SCORES) if v.endswith(suffix)
+    }
     result = await reader.get_row(
         LEAD_SCORES,
         encode_lead_score,
         tenant_id=key.tenant_id,
         key={"lead_id": lead_id},
-        unless_version=wanted_versions(request, LEAD_SCORES),
+        unless_version=held,
     )
+    version = result.version + suffix
     if result.rows is None:
-        return not_modified(LEAD_SCORES, result.version)
+        return not_modified(LEAD_SCORES, version)
     if not result.rows:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "lead not found")
-    return json_body(LEAD_SCORES, result.version, result.rows[0].body)
+    body = result.rows[0].body
+    history_json = b",".join(r.body for r in history.rows or [])
+    return json_body(LEAD_SCORES, version, body[:-1] + b',"history":[' + history_json + b"]}")
