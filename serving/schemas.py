@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from core.contracts.lead_model_cards import parse_card_json
 from core.contracts.lead_scores import parse_reasons
 from core.contracts.score_shape import parse_reasons_json
 from serving.store import Row
@@ -137,6 +138,152 @@ class LeadScoreDetailPublic(LeadScorePublic):
     history: list[LeadScoreHistoryPublic] = Field(
         description="The lead's scorings, newest first (at most the latest 50)"
     )
+
+
+class ModelFeaturePublic(BaseModel):
+    """One feature of the model: its weight on the standardised value, and the scaling."""
+
+    feature: str = Field(examples=["custom:employees"])
+    kind: str = Field(description="fit, custom or engagement", examples=["custom"])
+    source_column: str | None = Field(
+        default=None, description="The export column it comes from (custom attributes)"
+    )
+    coefficient: float = Field(description="Weight on (value - mean) / scale, in log-odds")
+    mean: float
+    scale: float
+
+
+class ModelMetricsPublic(BaseModel):
+    """How a scorer did on the held-out period (the newest labelled leads)."""
+
+    auc: float | None = Field(description="Area under the ROC curve (0.5: chance)")
+    log_loss: float | None
+    calibration_error: float | None = Field(
+        description="Lead-weighted mean |predicted - observed| over the deciles"
+    )
+
+
+class CalibrationBinPublic(BaseModel):
+    decile: int
+    leads: int
+    mean_predicted: float | None
+    observed_rate: float | None
+
+
+class CustomAttributePublic(BaseModel):
+    """What became of one extra export column, and why."""
+
+    attribute: str
+    decision: str = Field(examples=["numeric", "categorical", "excluded"])
+    reason: str | None
+
+
+class LabelCountsPublic(BaseModel):
+    positive: int | None
+    negative: int | None
+    open: int | None
+    used: int | None = Field(description="Labelled leads the scoring model was fitted on")
+
+
+class ModelThresholdsPublic(BaseModel):
+    grade_a: int | None
+    grade_b: int | None
+    grade_c: int | None
+    mql: int | None
+
+
+class LeadModelCardPublic(BaseModel):
+    """The model that scores the tenant's leads, what it learned and how well it does."""
+
+    tenant_id: str
+    score_model: str = Field(
+        description="`tenant_logreg` (its own), `pooled_logreg` or `rules_v0`",
+        examples=["tenant_logreg"],
+    )
+    model_version: str
+    config_version: str | None
+    trained_at: datetime | None
+    reason: str | None = Field(description="Why this model (e.g. too few labels: the rules)")
+    labels: LabelCountsPublic
+    train_rows: int | None
+    holdout_rows: int | None
+    holdout_positives: int | None
+    metrics: dict[Literal["model", "rules"], ModelMetricsPublic] = Field(
+        description="The model and the rules on the same held-out period"
+    )
+    calibration: dict[Literal["model", "rules"], list[CalibrationBinPublic]] = Field(
+        description="Predicted against observed conversion by decile"
+    )
+    intercept: float | None
+    base_score: int | None = Field(description="The score of the average lead")
+    features: list[ModelFeaturePublic] = Field(description="Biggest weight first")
+    custom_attributes: list[CustomAttributePublic]
+    thresholds: ModelThresholdsPublic
+    published_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row) -> LeadModelCardPublic:
+        """Build from a store row; the JSON columns (checked at publish) become lists."""
+        calibration: dict[Literal["model", "rules"], list[CalibrationBinPublic]] = {
+            "model": [],
+            "rules": [],
+        }
+        for item in parse_card_json("calibration_json", row["calibration_json"]):
+            for scorer in calibration:
+                if item["scorer"] == scorer:
+                    calibration[scorer].append(CalibrationBinPublic.model_validate(item))
+        return cls(
+            **{k: row[k] for k in _CARD_FIELDS},
+            labels=LabelCountsPublic(
+                positive=row["labels_positive"],
+                negative=row["labels_negative"],
+                open=row["labels_open"],
+                used=row["labels_used"],
+            ),
+            metrics={
+                "model": ModelMetricsPublic(
+                    auc=row["auc"],
+                    log_loss=row["log_loss"],
+                    calibration_error=row["calibration_error"],
+                ),
+                "rules": ModelMetricsPublic(
+                    auc=row["rules_auc"],
+                    log_loss=row["rules_log_loss"],
+                    calibration_error=row["rules_calibration_error"],
+                ),
+            },
+            calibration=calibration,
+            features=[
+                ModelFeaturePublic.model_validate(f)
+                for f in parse_card_json("features_json", row["features_json"])
+            ],
+            custom_attributes=[
+                CustomAttributePublic.model_validate(a)
+                for a in parse_card_json("custom_attributes_json", row["custom_attributes_json"])
+            ],
+            thresholds=ModelThresholdsPublic(
+                grade_a=row["grade_a"],
+                grade_b=row["grade_b"],
+                grade_c=row["grade_c"],
+                mql=row["mql_threshold"],
+            ),
+        )
+
+
+_CARD_FIELDS = (
+    "tenant_id",
+    "score_model",
+    "model_version",
+    "config_version",
+    "trained_at",
+    "reason",
+    "train_rows",
+    "holdout_rows",
+    "holdout_positives",
+    "intercept",
+    "base_score",
+    "published_at",
+)
 
 
 class LeadScorePagePublic(BaseModel):

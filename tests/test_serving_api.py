@@ -112,6 +112,7 @@ def test_publishes_keep_rls_grants_and_log(two_tenants: Settings, pg_url: str) -
         ).fetchall()
         assert tables == [
             ("alembic_version_serving", False, False),
+            ("lead_model_cards", True, True),
             ("lead_score_history", True, True),
             ("lead_scores", True, True),
             ("publish_log", False, False),

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
+from core.contracts.lead_model_cards import LEAD_MODEL_CARDS
 from core.contracts.lead_score_history import LEAD_SCORE_HISTORY
 from core.contracts.lead_scores import ContractError, conform_lead_scores, parse_reasons
 from core.contracts.table import TableContract
@@ -34,6 +35,7 @@ from serving.store import PublishResult, ScoreCursor
 
 BASE_TIME = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 SCORES_URL = "/v1/leads/scores"
+MODEL_URL = "/v1/leads/model"
 
 
 def grade_of(score: int) -> str:
@@ -133,6 +135,75 @@ def history_rows(tenant_id: str, lead_id: str, n: int, *, offset: int = 0) -> li
             }
         )
     return rows
+
+
+def model_card_row(tenant_id: str, *, custom: bool = True) -> dict[str, Any]:
+    """A tenant's model card as mart_lead_model_cards has it (JSON numbers, 6 decimals)."""
+    features = [
+        {
+            "feature": "icp.industry",
+            "kind": "fit",
+            "source_column": None,
+            "coefficient": 0.8,
+            "mean": 0.4,
+            "scale": 0.49,
+        },
+    ]
+    attributes = [{"attribute": "crm_ref", "decision": "excluded", "reason": "an id"}]
+    if custom:
+        features.insert(
+            0,
+            {
+                "feature": "custom.employees",
+                "kind": "custom",
+                "source_column": "employees",
+                "coefficient": 1.25,
+                "mean": 480.0,
+                "scale": 250.5,
+            },
+        )
+        attributes.append({"attribute": "employees", "decision": "numeric", "reason": "numbers"})
+    calibration = [
+        {
+            "scorer": scorer,
+            "decile": d,
+            "leads": 12,
+            "mean_predicted": d / 10,
+            "observed_rate": d / 11,
+        }
+        for scorer in ("model", "rules")
+        for d in range(1, 4)
+    ]
+    return {
+        "tenant_id": tenant_id,
+        "score_model": "tenant_logreg",
+        "model_version": f"{tenant_id}-m1",
+        "config_version": "v2-abc",
+        "trained_at": BASE_TIME,
+        "reason": "600 labels",
+        "intercept": -0.4,
+        "base_score": 40,
+        "labels_positive": 120,
+        "labels_negative": 300,
+        "labels_open": 180,
+        "labels_used": 420,
+        "train_rows": 336,
+        "holdout_rows": 84,
+        "holdout_positives": 20,
+        "auc": 0.81,
+        "log_loss": 0.45,
+        "calibration_error": 0.03,
+        "rules_auc": 0.64,
+        "rules_log_loss": 0.58,
+        "rules_calibration_error": 0.09,
+        "grade_a": 60,
+        "grade_b": 35,
+        "grade_c": 15,
+        "mql_threshold": 35,
+        "features_json": json.dumps(features),
+        "calibration_json": json.dumps(calibration),
+        "custom_attributes_json": json.dumps(attributes),
+    }
 
 
 # A second serving table, as the next marts (supplier risk, sourcing) will be: the
@@ -486,6 +557,50 @@ class ServingApiChecks:
             headers={"X-API-Key": world.acme_key, "If-None-Match": etag},
         )
         assert moved.status_code == 200 and len(moved.json()["history"]) == 3
+
+    def test_the_model_card_is_the_callers_own(self, world: World) -> None:
+        assert is_problem(world.get(MODEL_URL, world.acme_key), 404, "no lead model card")
+        for tenant, custom in (("acme", True), ("globex", False)):
+            card = pa.Table.from_pylist([model_card_row(tenant, custom=custom)])
+            publish_table(world.settings, LEAD_MODEL_CARDS, tenant, card)
+        card = world.get(MODEL_URL, world.acme_key)
+        assert card.status_code == 200 and card.headers["ETag"].startswith('"lead_model_cards.')
+        body = card.json()
+        assert (body["tenant_id"], body["score_model"], body["model_version"]) == (
+            "acme",
+            "tenant_logreg",
+            "acme-m1",
+        )
+        assert body["metrics"] == {
+            "model": {"auc": 0.81, "log_loss": 0.45, "calibration_error": 0.03},
+            "rules": {"auc": 0.64, "log_loss": 0.58, "calibration_error": 0.09},
+        }
+        assert body["labels"] == {"positive": 120, "negative": 300, "open": 180, "used": 420}
+        assert body["features"][0] == {
+            "feature": "custom.employees",
+            "kind": "custom",
+            "source_column": "employees",
+            "coefficient": 1.25,
+            "mean": 480.0,
+            "scale": 250.5,
+        }
+        assert [b["decile"] for b in body["calibration"]["rules"]] == [1, 2, 3]
+        assert body["thresholds"] == {"grade_a": 60, "grade_b": 35, "grade_c": 15, "mql": 35}
+        assert {a["attribute"] for a in body["custom_attributes"]} == {"crm_ref", "employees"}
+        theirs = world.get(MODEL_URL, world.globex_key).json()
+        assert theirs["tenant_id"] == "globex" and theirs["model_version"] == "globex-m1"
+        assert [f["feature"] for f in theirs["features"]] == ["icp.industry"]
+        # A republish without the attribute (excluded in the tenant's config) drops it.
+        publish_table(
+            world.settings,
+            LEAD_MODEL_CARDS,
+            "acme",
+            pa.Table.from_pylist([model_card_row("acme", custom=False)]),
+        )
+        again = world.client.get(
+            MODEL_URL, headers={"X-API-Key": world.acme_key, "If-None-Match": card.headers["ETag"]}
+        ).json()
+        assert [f["feature"] for f in again["features"]] == ["icp.industry"]
 
     def test_no_key_or_a_wrong_key_is_401(self, world: World) -> None:
         for headers in [
