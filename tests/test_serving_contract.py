@@ -31,7 +31,7 @@ from serving.main import create_app
 from serving.observability import JsonFormatter
 from serving.publish import publish_lead_scores, publish_table
 from serving.queries import top_lead_scores
-from serving.store import PublishResult, ScoreCursor
+from serving.store import PublishResult, ScoreCursor, order_clause
 
 BASE_TIME = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 SCORES_URL = "/v1/leads/scores"
@@ -919,3 +919,32 @@ class ServingApiChecks:
         assert ok["route"] == "/v1/leads/scores" and ok["request_id"]
         assert world.acme_key not in "\n".join(lines)
         assert world.acme_key[PREFIX_LENGTH:] not in "\n".join(lines)
+
+
+def test_a_nullable_order_column_needs_the_value_its_nulls_sort_as() -> None:
+    """Keyset paging needs a total order: a null in an order column would break it."""
+    schema = pa.schema(
+        [
+            pa.field("tenant_id", pa.string(), nullable=False),
+            pa.field("item_id", pa.string(), nullable=False),
+            pa.field("rank", pa.int32()),
+        ]
+    )
+    with pytest.raises(ValueError, match=r"order columns \['rank'\] may be null"):
+        TableContract(
+            name="t",
+            mart="m",
+            schema=schema,
+            primary_key=("tenant_id", "item_id"),
+            order_by=("-rank", "item_id"),
+        )
+    contract = TableContract(
+        name="t",
+        mart="m",
+        schema=schema,
+        primary_key=("tenant_id", "item_id"),
+        order_by=("-rank", "item_id"),
+        nulls_sort_as=(("rank", -1),),
+    )
+    assert contract.order_values({"rank": None, "item_id": "a"}) == (-1, "a")
+    assert order_clause(contract) == 'COALESCE("rank", -1) DESC, "item_id"'
