@@ -249,38 +249,57 @@ def serve(
 
 
 def print_top_leads(settings: Settings, tenant_id: str, n: int = 5) -> None:
+    """The tenant's best leads as its API key reads them: score, probability, grade,
+    MQL, fit and engagement, the model, and the top reasons."""
     from serving.queries import top_lead_scores
 
-    table = Table(title=f"{tenant_id}: top {n} leads", title_justify="left")
-    for col in ("lead", "name", "company", "title", "score", "grade", "reasons"):
-        table.add_column(col, justify="right" if col == "score" else "left")
+    table = Table(
+        title=f"{tenant_id}: top {n} leads (as the API serves them)", title_justify="left"
+    )
+    for col in ("lead", "name", "score", "prob.", "grade", "MQL", "fit", "engag.", "reasons"):
+        table.add_column(col, justify="left" if col in {"lead", "name", "reasons"} else "right")
     for row in top_lead_scores(settings, tenant_id, n):
-        reasons = ", ".join(f"{r['factor']} {r['points']:+d}" for r in row["reasons"])
+        reasons = ", ".join(f"{r['label']} {r['points']:+d}" for r in row["reasons"][:4])
+        probability = row["probability"]
         table.add_row(
             str(row["lead_id"]),
-            f"{row['first_name']} {row['last_name']}",
-            str(row["company"]),
-            str(row["title"] or ""),
-            str(row["score"]),
-            str(row["grade"]),
+            f"{row['first_name'] or ''} {row['last_name'] or ''}".strip(),
+            _text(row["score"]),
+            "" if probability is None else f"{probability:.2f}",
+            _text(row["grade"]),
+            "yes" if row["mql"] else "no",
+            _text(row["fit_score"]),
+            _text(row["engagement_score"]),
             reasons,
         )
     console.print(table)
 
 
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
 def print_lead_models(settings: Settings, tenant_ids: list[str]) -> None:
-    """Each tenant's lead model against the rules, and its top leads with probability,
-    grade and reasons (cli/scores.py)."""
-    from cli.scores import print_evaluation, print_top_scored_leads
+    """Each tenant's lead model against the rules on the held-out period (cli/scores.py)."""
+    from cli.scores import print_evaluation
 
     print_evaluation(settings, None, calibration=False)
-    for tenant_id in tenant_ids:
-        print_top_scored_leads(settings, tenant_id)
+
+
+# Per demo tenant: about 45% of the leads end up labelled (converted, lost, or open
+# for 90 days), so 400 leads give each tenant ~180 labels, well over min_labels (40).
+DEMO_LEADS = 400
+ACTIVITIES_PER_LEAD = 6
 
 
 @app.command()
 def demo(
-    leads: Annotated[int, typer.Option(help="leads per demo tenant", min=1)] = 60,
+    leads: Annotated[
+        int,
+        typer.Option(
+            help="leads per demo tenant (enough labelled ones for a model of its own)", min=1
+        ),
+    ] = DEMO_LEADS,
     scale: Annotated[float, typer.Option(help="size of the sandbox data per tenant")] = 0.3,
 ) -> None:
     """Generate data for 3 tenants, serve it from the sandbox, run everything, show results."""
@@ -295,7 +314,14 @@ def demo(
     for export in exports:
         console.print(f"generated {export.leads} CRM export leads for {export.tenant_id}")
     with console.status("generating integration data for every source …"):
-        generate_sources(settings.sandbox_dir, tenants=list(DEMO_TENANTS), scale=scale)
+        # The CRM holds the export's leads, each with its activities (the engagement
+        # signal); the other sources keep their size.
+        generate_sources(
+            settings.sandbox_dir,
+            tenants=list(DEMO_TENANTS),
+            scale=scale,
+            counts={"crm_api.leads": leads, "crm_api.activities": leads * ACTIVITIES_PER_LEAD},
+        )
     if settings.master_key is None:
         key_file = demo_master_key(settings)
         os.environ["BIZOS_MASTER_KEY"] = key_file.read_text().strip()

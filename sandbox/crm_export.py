@@ -3,13 +3,15 @@
 Same seed, same files, byte for byte: the demo, the tests and the benchmarks
 can all name what they expect. Leads carry a hidden propensity (seniority,
 company size, fit, channel) so a score that reads the right signals ranks the
-leads that convert first; the ground truth is written beside the exports.
+leads that convert first; the ground truth is written beside the exports. A
+custom column (``budget_k``) carries signal the rules cannot read.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import random
 import time
@@ -21,6 +23,8 @@ from pathlib import Path
 from core.contracts.crm_export import REQUIRED_COLUMNS
 
 DEMO_TENANTS: tuple[str, ...] = ("acme-robotics", "bluebird-retail", "cedar-health")
+CUSTOM_COLUMNS: tuple[str, ...] = ("owner", "utm_campaign", "budget_k")
+"""The export's extra columns (custom attributes): two with no signal, one planted."""
 
 FIRST_NAMES = (
     "Ava Liam Mia Noah Zoe Ethan Chloe Lucas Priya Arjun Sofia Mateo Hana Kenji Amara Kofi "
@@ -118,6 +122,7 @@ class ExportLead:
     status: str
     owner: str
     utm_campaign: str
+    budget_k: int
     free_mail: bool
     factors: dict[str, float]
     propensity: float
@@ -141,6 +146,8 @@ def iter_export_leads(
     ways into the CRM agree lead for lead.
     """
     rng = random.Random(f"{seed}:{tenant_id}")
+    # Custom columns draw from their own stream, so adding one never moves the leads.
+    custom_rng = random.Random(f"{seed}:{tenant_id}:custom")
     for n in range(1, leads + 1):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         company_name = f"{rng.choice(COMPANY_WORDS)} {rng.choice(COMPANY_SUFFIX)}"
@@ -162,6 +169,9 @@ def iter_export_leads(
             else rng.choice(("new", "new", "contacted", "qualified", "unqualified"))
         )
         email = f"{local}@{domain}"
+        # The planted custom signal: buyers state bigger budgets (log-normal, in k$),
+        # something the rules cannot see; only a model that reads custom columns can.
+        budget_k = max(1, round(math.exp(custom_rng.gauss(3.0 + (0.9 if converts else 0), 0.7))))
         yield ExportLead(
             n=n,
             lead_id=f"{tenant_id[:3].upper()}-{n:05d}",
@@ -180,6 +190,7 @@ def iter_export_leads(
             status=status,
             owner=rng.choice(("alex", "sam", "jordan")),
             utm_campaign=rng.choice(("", "q4-webinar", "spring")),
+            budget_k=budget_k,
             free_mail=free_mail,
             factors={
                 "title": p_title,
@@ -208,7 +219,7 @@ def generate_crm_export(
     truth: dict[str, dict[str, object]] = {}
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow([*REQUIRED_COLUMNS, "owner", "utm_campaign"])
+        writer.writerow([*REQUIRED_COLUMNS, *CUSTOM_COLUMNS])
         for lead in iter_export_leads(tenant_id, leads=leads, seed=seed, as_of=as_of):
             writer.writerow(
                 [
@@ -226,6 +237,7 @@ def generate_crm_export(
                     lead.status,
                     lead.owner,
                     lead.utm_campaign,
+                    lead.budget_k,
                 ]
             )
             truth[lead.lead_id] = {

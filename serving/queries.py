@@ -15,8 +15,9 @@ def top_lead_scores(settings: Settings, tenant_id: str, n: int = 10) -> list[dic
 
     Reads through the same tenant-scoped path as the API (RLS on Postgres), so the
     demo printout shows exactly what the tenant's key would see. Values are
-    JSON-ready (ISO timestamps, reasons as ``{"factor", "points"}`` dicts), so they
-    print and serialise as they are. Raises store.NothingPublished before any publish.
+    JSON-ready (ISO timestamps, reasons as ``{"code", "label", "points", "evidence"}``
+    dicts), so they print and serialise as they are. Raises store.NothingPublished
+    before any publish.
     """
     rows = serving_store(settings).list_rows(LEAD_SCORES, tenant_id=tenant_id, limit=n)
     return [LeadScorePublic.from_row(row).model_dump(mode="json") for row in rows]

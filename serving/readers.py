@@ -461,10 +461,13 @@ class _Desc:
 
 
 def _sort_key(contract: TableContract, values: Sequence[object]) -> tuple[Any, ...]:
-    return tuple(
-        _Desc(v) if contract.descending(c) else v
-        for c, v in zip(contract.order_columns, values, strict=True)
-    )
+    """Python sort key of a position; a prefix of the order columns gives a prefix key."""
+    key = []
+    for c, v in zip(contract.order_columns, values, strict=False):
+        if v is None:
+            v = contract.null_sorts_as(c)
+        key.append(_Desc(v) if contract.descending(c) else v)
+    return tuple(key)
 
 
 @dataclass
@@ -537,6 +540,18 @@ class _Snapshot:
         if found is None:
             found = self.bodies[memo] = encode(self.row(index))
         return found
+
+
+def _equal_prefix(
+    contract: TableContract, equals: Mapping[str, object] | None
+) -> tuple[object, ...]:
+    """The values ``equals`` fixes for the leading order columns, in order (maybe none)."""
+    prefix: list[object] = []
+    for column in contract.order_columns:
+        if not equals or column not in equals or equals[column] is None:
+            break
+        prefix.append(equals[column])
+    return tuple(prefix)
 
 
 def _snapshot_of(version: str, contract: TableContract, table: pa.Table) -> _Snapshot:
@@ -669,6 +684,13 @@ class EmbeddedReader:
         except (OSError, pa.ArrowException) as exc:
             raise StoreUnavailable(f"cannot read {contract.name}/{path.name}: {exc}") from exc
         version = f"{st.st_ino:x}.{st.st_mtime_ns:x}.{st.st_size:x}"
+        missing = [c for c in contract.served_columns if c not in table.column_names]
+        if missing:
+            # Written by an older release, before a column was added: the next publish
+            # of the tenant rewrites it (the embedded store's "migration").
+            raise StoreUnavailable(
+                f"{contract.name}/{path.name} predates columns {missing[:3]}: republish the tenant"
+            )
         return _snapshot_of(version, contract, table.select(list(contract.served_columns)))
 
     def _evict(self) -> None:
@@ -699,6 +721,16 @@ class EmbeddedReader:
             if len(after) != len(contract.order_columns):
                 raise ValueError(f"a position in {contract.name} has the wrong length")
             start = bisect.bisect_right(order_keys, _sort_key(contract, after))
+        # Equality on the leading order columns (one lead's history) is a range of the
+        # snapshot: start at it and stop after it, instead of scanning the tenant.
+        prefix = _equal_prefix(contract, equals)
+        end = len(snap)
+        if prefix:
+            prefix_key = _sort_key(contract, prefix)
+            start = max(start, bisect.bisect_left(order_keys, prefix_key))
+            end = bisect.bisect_right(
+                order_keys, prefix_key, lo=start, key=lambda k: k[: len(prefix)]
+            )
         checks = [(c, v, False) for c, v in (equals or {}).items()]
         checks += [(c, v, True) for c, v in (at_least or {}).items()]
         for column, _, _ in checks:
@@ -706,7 +738,7 @@ class EmbeddedReader:
                 raise ValueError(f"unknown column {column!r}")
         tests = [(snap.column(c), v, ge) for c, v, ge in checks]
         picked: list[ServedRow] = []
-        for index in range(start, len(snap)):
+        for index in range(start, end):
             if all(
                 (col[index] is not None and col[index] >= v) if ge else col[index] == v
                 for col, v, ge in tests

@@ -77,6 +77,9 @@ def is_clean_text(value: object, max_length: int = MAX_ID_LENGTH) -> bool:
 class ScoreCursor:
     """Keyset position after the last item of a page: (score desc, lead_id asc).
 
+    An unknown score (null) sorts as ``UNKNOWN_SCORE_SORTS_AS`` (-1), after every
+    score, so a cursor's score is -1..100.
+
     Keyset rather than offset paging so a page costs the same at any depth and a
     republish between two pages neither repeats nor skips the rows already seen.
     """
@@ -103,7 +106,7 @@ class ScoreCursor:
             score, lead_id = json.loads(raw.decode("utf-8"))
         except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, RecursionError) as exc:
             raise ValueError("invalid cursor") from exc
-        if type(score) is not int or not 0 <= score <= 100 or not is_clean_text(lead_id):
+        if type(score) is not int or not -1 <= score <= 100 or not is_clean_text(lead_id):
             raise ValueError("invalid cursor")
         return cls(score=score, lead_id=lead_id)
 
@@ -182,9 +185,31 @@ def select_list(contract: TableContract) -> str:
     return ", ".join(quote(c) for c in contract.served_columns)
 
 
+def order_expression(contract: TableContract, column: str) -> str:
+    """An order column as SQL sorts it: ``COALESCE`` with its null value when it has one.
+
+    The null value is a contract constant (an int or a str), written as a literal so
+    that the ORDER BY, the keyset condition and the Postgres index expression agree.
+    """
+    null_value = contract.null_sorts_as(column)
+    if null_value is None:
+        return quote(column)
+    if isinstance(null_value, bool) or not isinstance(null_value, int | str):
+        raise TypeError(f"{contract.name}.{column}: nulls sort as an int or a str")
+    literal = str(null_value) if isinstance(null_value, int) else _sql_text(null_value)
+    return f"COALESCE({quote(column)}, {literal})"
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def order_clause(contract: TableContract) -> str:
     return ", ".join(
-        f"{quote(c)} DESC" if contract.descending(c) else quote(c) for c in contract.order_columns
+        f"{order_expression(contract, c)} DESC"
+        if contract.descending(c)
+        else order_expression(contract, c)
+        for c in contract.order_columns
     )
 
 
@@ -220,9 +245,12 @@ def row_filter(
             raise ValueError(f"a position in {contract.name} has {len(order)} values")
         branches = []
         for i, column in enumerate(order):
-            terms = [f"{quote(c)} = {placeholder(f'k{j}')}" for j, c in enumerate(order[:i])]
+            terms = [
+                f"{order_expression(contract, c)} = {placeholder(f'k{j}')}"
+                for j, c in enumerate(order[:i])
+            ]
             op = "<" if contract.descending(column) else ">"
-            terms.append(f"{quote(column)} {op} {placeholder(f'k{i}')}")
+            terms.append(f"{order_expression(contract, column)} {op} {placeholder(f'k{i}')}")
             branches.append("(" + " AND ".join(terms) + ")")
         conditions.append("(" + " OR ".join(branches) + ")")
         params.update({f"k{i}": v for i, v in enumerate(after)})

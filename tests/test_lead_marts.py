@@ -100,6 +100,7 @@ def marts(settings: Settings) -> dict[str, list[tuple]]:
             key=lambda r: (r[0], r[1]),
         ),
         "funnel": sorted(query(settings, "select * from analytics.mart_lead_funnel")),
+        "cards": sorted(query(settings, "select * from analytics.mart_lead_model_cards")),
         "history": sorted(
             query(
                 settings,
@@ -166,6 +167,49 @@ def test_the_custom_number_is_a_feature_and_the_id_is_not(duckdb_built):
     assert "icp.industry" in features
 
 
+def test_the_model_card_reaches_the_api_with_its_custom_attribute(duckdb_built, duckdb_marts):
+    """The mart's card, published as the serving asset does, is what each tenant's key
+    reads: its own model, the custom number among the features, the metrics of the
+    model and of the rules on the same held-out period."""
+    from fastapi.testclient import TestClient
+
+    from core.contracts.lead_model_cards import LEAD_MODEL_CARDS
+    from serving.keys import create_key
+    from serving.main import create_app
+    from serving.publish import publish_table
+    from warehouse.marts import read_mart
+
+    assert [r[0] for r in duckdb_marts["cards"]] == ["big-co", "small-co"]
+    for tenant_id in TENANTS:
+        publish_table(
+            duckdb_built,
+            LEAD_MODEL_CARDS,
+            tenant_id,
+            read_mart(duckdb_built, LEAD_MODEL_CARDS, tenant_id=tenant_id),
+        )
+    with TestClient(create_app(duckdb_built)) as client:
+        big = client.get(
+            "/v1/leads/model", headers={"X-API-Key": create_key(duckdb_built, "big-co")}
+        ).json()
+        small = client.get(
+            "/v1/leads/model", headers={"X-API-Key": create_key(duckdb_built, "small-co")}
+        ).json()
+    assert big["tenant_id"] == "big-co" and big["score_model"] == "tenant_logreg"
+    assert big["config_version"] == CONFIGS["big-co"].config_version
+    features = {f["feature"]: f for f in big["features"]}
+    assert features["custom.employees"]["source_column"].endswith("employees")
+    assert features["custom.employees"]["scale"] > 0
+    assert not any(f.startswith("custom.crm_ref") for f in features)
+    decisions = {a["attribute"]: a["decision"] for a in big["custom_attributes"]}
+    assert decisions["employees"] == "numeric" and decisions["crm_ref"] == "excluded"
+    assert 0 < big["metrics"]["model"]["auc"] <= 1 and 0 < big["metrics"]["rules"]["auc"] <= 1
+    assert big["holdout_rows"] > 0 and big["trained_at"]
+    assert len(big["calibration"]["model"]) >= 1 and len(big["calibration"]["rules"]) >= 1
+    assert big["labels"]["used"] == big["labels"]["positive"] + big["labels"]["negative"]
+    assert small["tenant_id"] == "small-co" and small["score_model"] == "rules_v0"
+    assert small["features"] == [] and small["reason"]
+
+
 def test_reasons_add_up_to_the_score(duckdb_built):
     rows = query(
         duckdb_built,
@@ -205,4 +249,8 @@ def test_postgres_gives_the_same_scores_reasons_and_funnel(
     on_postgres = marts(settings)
     assert on_postgres["scores"] == duckdb_marts["scores"]
     assert on_postgres["funnel"] == duckdb_marts["funnel"]
+    # The model card's JSON holds numbers: the same bytes on both engines.
+    assert [r[:1] + r[2:] for r in on_postgres["cards"]] == [
+        r[:1] + r[2:] for r in duckdb_marts["cards"]
+    ]
     assert len(on_postgres["history"]) == len(duckdb_marts["history"])

@@ -220,3 +220,30 @@ def test_cli_generate_writes_sources_and_crm_exports(tmp_path):
     missing = runner.invoke(sandbox_app, ["serve", "--data", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "run generate first" in " ".join(missing.output.split())
     assert tenant_names(14)[-2:] == ["tenant-013", "tenant-014"]
+
+
+def test_the_export_plants_a_custom_signal_the_rules_cannot_see(tmp_path):
+    """budget_k (a custom column) is higher for leads that convert; owner and
+    utm_campaign carry nothing. Drawn from its own stream: the leads stay the same."""
+    from statistics import median
+
+    from sandbox.crm_export import CUSTOM_COLUMNS, iter_export_leads
+
+    export = generate_crm_export(tmp_path, TENANTS[0], leads=400, seed=7)
+    with export.path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert reader.fieldnames is not None and reader.fieldnames[-3:] == list(CUSTOM_COLUMNS)
+    truth = json.loads((tmp_path / TENANTS[0] / ".ground_truth.json").read_text())
+    budgets = {True: [], False: []}
+    for row in rows:
+        budgets[truth[row["lead_id"]]["converts"]].append(int(row["budget_k"]))
+    assert len(budgets[True]) > 30 and median(budgets[True]) > 1.8 * median(budgets[False])
+    # The first leads of a longer export are the leads of a shorter one, field for field.
+    short = [
+        (x.lead_id, x.email, x.title, x.status) for x in iter_export_leads(TENANTS[0], leads=5)
+    ]
+    long = [
+        (x.lead_id, x.email, x.title, x.status) for x in iter_export_leads(TENANTS[0], leads=400)
+    ]
+    assert long[:5] == short

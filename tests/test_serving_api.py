@@ -112,6 +112,8 @@ def test_publishes_keep_rls_grants_and_log(two_tenants: Settings, pg_url: str) -
         ).fetchall()
         assert tables == [
             ("alembic_version_serving", False, False),
+            ("lead_model_cards", True, True),
+            ("lead_score_history", True, True),
             ("lead_scores", True, True),
             ("publish_log", False, False),
         ]
@@ -376,3 +378,36 @@ def test_ready_checks_the_readers_select_and_the_key_schema(
         data = client.get("/v1/leads/scores", headers={"X-API-Key": key})
         assert data.status_code == 503, data.text
         assert client.get("/ready").status_code == 503
+
+
+@pytest.mark.postgres
+def test_history_and_model_cards_are_behind_row_level_security(
+    pg_settings: Settings, pg_url: str
+) -> None:
+    """Like lead_scores: a reader with no tenant filter sees only its tenant's rows."""
+    import pyarrow as pa
+
+    from core.contracts.lead_model_cards import LEAD_MODEL_CARDS
+    from core.contracts.lead_score_history import LEAD_SCORE_HISTORY
+    from tests.test_serving_contract import history_rows, model_card_row
+
+    for tenant, n in (("acme", 4), ("globex", 2)):
+        history = pa.Table.from_pylist(history_rows(tenant, "lead-1", n))
+        publish_table(pg_settings, LEAD_SCORE_HISTORY, tenant, history)
+        card = pa.Table.from_pylist([model_card_row(tenant)])
+        publish_table(pg_settings, LEAD_MODEL_CARDS, tenant, card)
+    with psycopg.connect(pg_url) as conn:
+        for table, expected in (
+            ("lead_score_history", {"acme": [("acme", 4)], "globex": [("globex", 2)]}),
+            ("lead_model_cards", {"acme": [("acme", 1)], "globex": [("globex", 1)]}),
+        ):
+            for tenant_id in ("acme", "globex", None):
+                with conn.transaction():
+                    as_reader(conn, tenant_id)
+                    rows = conn.execute(
+                        f"SELECT tenant_id, count(*) FROM serving.{table} GROUP BY 1"
+                    ).fetchall()
+                assert rows == expected.get(tenant_id or "", []), (table, tenant_id)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                as_reader(conn, "acme")
+                conn.execute(f"DELETE FROM serving.{table}")

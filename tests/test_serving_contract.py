@@ -21,18 +21,21 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
+from core.contracts.lead_model_cards import LEAD_MODEL_CARDS
+from core.contracts.lead_score_history import LEAD_SCORE_HISTORY
 from core.contracts.lead_scores import ContractError, conform_lead_scores, parse_reasons
 from core.contracts.table import TableContract
 from core.settings import Settings
 from serving.keys import PREFIX_LENGTH, create_key, list_keys, resolve_key, revoke_key
 from serving.main import create_app
 from serving.observability import JsonFormatter
-from serving.publish import publish_lead_scores
+from serving.publish import publish_lead_scores, publish_table
 from serving.queries import top_lead_scores
-from serving.store import PublishResult, ScoreCursor
+from serving.store import PublishResult, ScoreCursor, order_clause
 
 BASE_TIME = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 SCORES_URL = "/v1/leads/scores"
+MODEL_URL = "/v1/leads/model"
 
 
 def grade_of(score: int) -> str:
@@ -45,8 +48,11 @@ def lead_score_rows(
     """``n`` mart rows; scores repeat every 101 leads so the ordering has ties."""
     rows = []
     for i in range(start, start + n):
-        score = (i * 37 + seed * 11) % 101
-        seniority = score // 2
+        score: int | None = (i * 37 + seed * 11) % 101
+        seniority = (score or 0) // 2
+        unknown = i % 17 == 16
+        if unknown:
+            score = None
         rows.append(
             {
                 "tenant_id": tenant_id,
@@ -63,10 +69,38 @@ def lead_score_rows(
                 "status": "new",
                 "created_at": BASE_TIME + timedelta(minutes=i),
                 "score": score,
-                "grade": grade_of(score),
-                "reasons": f"title_seniority:+{seniority}|company_size:+{score - seniority + 3}"
+                "grade": None if score is None else grade_of(score),
+                "reasons": ""
+                if score is None
+                else f"title_seniority:+{seniority}|company_size:+{score - seniority + 3}"
                 "|cold_outbound:-3",
                 "score_model": score_model,
+                "score_status": "unknown" if score is None else "scored",
+                "probability": None if score is None else score / 100,
+                "fit_score": None if score is None else score - i % 5,
+                "engagement_score": None if score is None else i % 5,
+                "is_mql": None if score is None else score >= 50,
+                "reasons_json": "[]"
+                if score is None
+                else json.dumps(
+                    [
+                        {
+                            "code": "title_seniority",
+                            "label": "title seniority",
+                            "points": seniority,
+                            "evidence": f"crm_export.leads:lead-{i:04d}#title",
+                        },
+                        {
+                            "code": "cold_outbound",
+                            "label": "cold outbound",
+                            "points": -3,
+                            "evidence": None,
+                        },
+                    ]
+                ),
+                "model_version": f"{score_model}-1",
+                "config_version": None if score_model.startswith("rules") else "v1-abc",
+                "scored_at": BASE_TIME + timedelta(days=i % 9),
             }
         )
     return rows
@@ -75,6 +109,101 @@ def lead_score_rows(
 def lead_scores_table(tenant_id: str, n: int, **kwargs: Any) -> pa.Table:
     """Rows as ``pa.Table.from_pylist`` gives them (int64 scores), like read_mart on Postgres."""
     return pa.Table.from_pylist(lead_score_rows(tenant_id, n, **kwargs))
+
+
+def history_rows(tenant_id: str, lead_id: str, n: int, *, offset: int = 0) -> list[dict[str, Any]]:
+    """``n`` scorings of one lead, a day apart; the last one is unknown when n > 2."""
+    rows = []
+    for day in range(n):
+        score = None if n > 2 and day == n - 1 else (day * 7 + offset) % 101
+        rows.append(
+            {
+                "tenant_id": tenant_id,
+                "lead_id": lead_id,
+                "scored_at": BASE_TIME + timedelta(days=day),
+                "score": score,
+                "score_status": "unknown" if score is None else "scored",
+                "grade": None if score is None else grade_of(score),
+                "probability": None if score is None else score / 100,
+                "fit_score": score,
+                "engagement_score": None if score is None else 0,
+                "is_mql": None if score is None else score >= 50,
+                "score_model": "tenant_logreg",
+                "model_version": f"tenant_logreg-{day}",
+                "config_version": "v1-abc",
+                "reasons": "" if score is None else f"title_seniority:+{score}",
+            }
+        )
+    return rows
+
+
+def model_card_row(tenant_id: str, *, custom: bool = True) -> dict[str, Any]:
+    """A tenant's model card as mart_lead_model_cards has it (JSON numbers, 6 decimals)."""
+    features = [
+        {
+            "feature": "icp.industry",
+            "kind": "fit",
+            "source_column": None,
+            "coefficient": 0.8,
+            "mean": 0.4,
+            "scale": 0.49,
+        },
+    ]
+    attributes = [{"attribute": "crm_ref", "decision": "excluded", "reason": "an id"}]
+    if custom:
+        features.insert(
+            0,
+            {
+                "feature": "custom.employees",
+                "kind": "custom",
+                "source_column": "employees",
+                "coefficient": 1.25,
+                "mean": 480.0,
+                "scale": 250.5,
+            },
+        )
+        attributes.append({"attribute": "employees", "decision": "numeric", "reason": "numbers"})
+    calibration = [
+        {
+            "scorer": scorer,
+            "decile": d,
+            "leads": 12,
+            "mean_predicted": d / 10,
+            "observed_rate": d / 11,
+        }
+        for scorer in ("model", "rules")
+        for d in range(1, 4)
+    ]
+    return {
+        "tenant_id": tenant_id,
+        "score_model": "tenant_logreg",
+        "model_version": f"{tenant_id}-m1",
+        "config_version": "v2-abc",
+        "trained_at": BASE_TIME,
+        "reason": "600 labels",
+        "intercept": -0.4,
+        "base_score": 40,
+        "labels_positive": 120,
+        "labels_negative": 300,
+        "labels_open": 180,
+        "labels_used": 420,
+        "train_rows": 336,
+        "holdout_rows": 84,
+        "holdout_positives": 20,
+        "auc": 0.81,
+        "log_loss": 0.45,
+        "calibration_error": 0.03,
+        "rules_auc": 0.64,
+        "rules_log_loss": 0.58,
+        "rules_calibration_error": 0.09,
+        "grade_a": 60,
+        "grade_b": 35,
+        "grade_c": 15,
+        "mql_threshold": 35,
+        "features_json": json.dumps(features),
+        "calibration_json": json.dumps(calibration),
+        "custom_attributes_json": json.dumps(attributes),
+    }
 
 
 # A second serving table, as the next marts (supplier risk, sourcing) will be: the
@@ -105,7 +234,8 @@ def widgets_table(tenant_id: str, n: int) -> pa.Table:
 
 
 def in_api_order(rows: list[dict[str, Any]]) -> list[str]:
-    return [r["lead_id"] for r in sorted(rows, key=lambda r: (-r["score"], r["lead_id"]))]
+    """Best first, unknown scores last, then by lead id."""
+    return [r["lead_id"] for r in sorted(rows, key=lambda r: (-(r["score"] or -1), r["lead_id"]))]
 
 
 # -- the contract --------------------------------------------------------------------
@@ -141,6 +271,10 @@ def test_conform_casts_what_the_warehouses_return() -> None:
         (lambda r: r.update(grade="E"), "grade must be one of"),
         (lambda r: r.update(reasons="title_seniority=25"), "reasons must look like"),
         (lambda r: r.update(email=None), "'email' has nulls"),
+        (lambda r: r.update(score=None), "null exactly when score_status is 'unknown'"),
+        (lambda r: r.update(score_status="guessed"), "score_status must be one of"),
+        (lambda r: r.update(reasons_json='[{"code": "x"}]'), "lead 'lead-0001': reasons_json"),
+        (lambda r: r.update(reasons_json="not json"), "reasons_json is not JSON"),
     ],
 )
 def test_conform_rejects_rows_that_break_the_contract(change: Any, message: str) -> None:
@@ -293,15 +427,49 @@ class ServingApiChecks:
         expected = [r for r in world.acme_rows if r["grade"] == "B"]
         assert [i["lead_id"] for i in b_grades] == in_api_order(expected)
         high = page_through(world, world.acme_key, min_score=60, limit=10)
-        expected = [r for r in world.acme_rows if r["score"] >= 60]
+        expected = [r for r in world.acme_rows if (r["score"] or -1) >= 60]
         assert [i["lead_id"] for i in high] == in_api_order(expected)
         both = page_through(world, world.acme_key, grade="A", min_score=90)
-        expected = [r for r in world.acme_rows if r["grade"] == "A" and r["score"] >= 90]
+        expected = [r for r in world.acme_rows if r["grade"] == "A" and (r["score"] or -1) >= 90]
         assert [i["lead_id"] for i in both] == in_api_order(expected) and both
+
+    def test_filters_by_mql_and_scoring_time_page_exactly(self, world: World) -> None:
+        """Filters and keyset paging together: every matching lead once, in API order."""
+        mql = page_through(world, world.acme_key, mql="true", limit=6)
+        assert [i["lead_id"] for i in mql] == in_api_order(
+            [r for r in world.acme_rows if r["is_mql"] is True]
+        )
+        assert {i["mql"] for i in mql} == {True}
+        not_mql = page_through(world, world.acme_key, mql="false", limit=6)
+        assert [i["lead_id"] for i in not_mql] == in_api_order(
+            [r for r in world.acme_rows if r["is_mql"] is False]
+        )
+        since = BASE_TIME + timedelta(days=6)
+        recent = page_through(world, world.acme_key, updated_since=since.isoformat(), limit=5)
+        expected = [r for r in world.acme_rows if r["scored_at"] >= since]
+        assert [i["lead_id"] for i in recent] == in_api_order(expected) and recent
+        # Without an offset a time is UTC; with one it is converted.
+        naive = page_through(world, world.acme_key, updated_since="2025-01-12T09:00:00", limit=50)
+        offset = page_through(
+            world, world.acme_key, updated_since="2025-01-12T10:00:00+01:00", limit=50
+        )
+        assert naive == offset == recent
+        combined = page_through(
+            world, world.acme_key, mql="true", grade="B", updated_since=since.isoformat(), limit=2
+        )
+        expected = [r for r in expected if r["is_mql"] and r["grade"] == "B"]
+        assert [i["lead_id"] for i in combined] == in_api_order(expected) and combined
+        # Unknown leads page last, after every score, and a cursor crosses into them.
+        everything = page_through(world, world.acme_key, limit=4)
+        statuses = [i["score_status"] for i in everything]
+        assert statuses.index("unknown") == statuses.count("scored") > 0
 
     @pytest.mark.parametrize(
         "params",
         [
+            {"mql": "maybe"},
+            {"updated_since": "yesterday"},
+            {"updated_since": "2025-13-01T00:00:00Z"},
             {"grade": "E"},
             {"grade": "a"},
             {"limit": 0},
@@ -317,6 +485,10 @@ class ServingApiChecks:
         assert is_problem(response, 422, "invalid input in query.")
         assert response.json()["errors"][0]["loc"][0] == "query"
 
+    def test_a_time_out_of_range_in_utc_is_400(self, world: World) -> None:
+        response = world.get(SCORES_URL, world.acme_key, updated_since="9999-12-31T23:00:00-05:00")
+        assert is_problem(response, 400, "updated_since is out of range")
+
     def test_one_lead_with_parsed_reasons(self, world: World) -> None:
         row = world.acme_rows[4]
         response = world.get(f"/v1/leads/{row['lead_id']}/score", world.acme_key)
@@ -324,13 +496,111 @@ class ServingApiChecks:
         item = response.json()
         assert item["tenant_id"] == "acme" and item["score"] == row["score"]
         assert item["reasons"] == [
-            {"factor": factor, "points": int(points)}
-            for factor, points in (p.split(":") for p in row["reasons"].split("|"))
+            {**reason, "factor": reason["code"]} for reason in json.loads(row["reasons_json"])
         ]
+        assert item["reasons"][0]["evidence"] == f"crm_export.leads:{row['lead_id']}#title"
+        assert (item["score_status"], item["grade"], item["mql"]) == (
+            "scored",
+            row["grade"],
+            row["is_mql"],
+        )
+        assert (item["probability"], item["fit_score"], item["engagement_score"]) == (
+            row["probability"],
+            row["fit_score"],
+            row["engagement_score"],
+        )
+        assert (item["score_model"], item["model_version"], item["config_version"]) == (
+            row["score_model"],
+            row["model_version"],
+            row["config_version"],
+        )
+        assert datetime.fromisoformat(item["scored_at"]) == row["scored_at"]
+        unknown = world.acme_rows[16]
+        other = world.get(f"/v1/leads/{unknown['lead_id']}/score", world.acme_key).json()
+        assert other["score_status"] == "unknown" and other["reasons"] == []
+        assert other["score"] is None and other["grade"] is None and other["mql"] is None
         assert datetime.fromisoformat(item["created_at"]) == row["created_at"]
         assert datetime.fromisoformat(item["published_at"]) == world.acme_publish.published_at
         missing = world.get("/v1/leads/lead-9999/score", world.acme_key)
         assert is_problem(missing, 404, "lead not found")
+
+    def test_a_lead_shows_its_own_history_newest_first(self, world: World) -> None:
+        acme = history_rows("acme", "lead-0125", 55) + history_rows("acme", "lead-0004", 3)
+        globex = history_rows("globex", "lead-0125", 2, offset=50)
+        publish_table(world.settings, LEAD_SCORE_HISTORY, "acme", pa.Table.from_pylist(acme))
+        publish_table(world.settings, LEAD_SCORE_HISTORY, "globex", pa.Table.from_pylist(globex))
+        lead = world.get("/v1/leads/lead-0125/score", world.acme_key)
+        assert lead.status_code == 200
+        history = lead.json()["history"]
+        # Newest first, bounded to the latest 50, only the caller's own rows.
+        times = [datetime.fromisoformat(h["scored_at"]) for h in history]
+        assert times == [BASE_TIME + timedelta(days=d) for d in range(54, 4, -1)]
+        assert history[0]["score_status"] == "unknown" and history[0]["score"] is None
+        assert history[1]["score"] == 53 * 7 % 101
+        assert history[1]["reasons"] == [{"code": "title_seniority", "points": 53 * 7 % 101}]
+        assert history[1]["mql"] == (53 * 7 % 101 >= 50)
+        small = world.get("/v1/leads/lead-0004/score", world.acme_key).json()["history"]
+        assert [h["model_version"] for h in small] == [f"tenant_logreg-{d}" for d in (2, 1, 0)]
+        theirs = world.get("/v1/leads/lead-0125/score", world.globex_key).json()["history"]
+        assert [h["score"] for h in theirs] == [57, 50]
+        assert world.get("/v1/leads/lead-0007/score", world.acme_key).json()["history"] == []
+        # The ETag covers the history: republishing it alone ends a 304.
+        etag = lead.headers["ETag"]
+        again = world.client.get(
+            "/v1/leads/lead-0125/score",
+            headers={"X-API-Key": world.acme_key, "If-None-Match": etag},
+        )
+        assert again.status_code == 304
+        publish_table(world.settings, LEAD_SCORE_HISTORY, "acme", pa.Table.from_pylist(acme[:3]))
+        moved = world.client.get(
+            "/v1/leads/lead-0125/score",
+            headers={"X-API-Key": world.acme_key, "If-None-Match": etag},
+        )
+        assert moved.status_code == 200 and len(moved.json()["history"]) == 3
+
+    def test_the_model_card_is_the_callers_own(self, world: World) -> None:
+        assert is_problem(world.get(MODEL_URL, world.acme_key), 404, "no lead model card")
+        for tenant, custom in (("acme", True), ("globex", False)):
+            card = pa.Table.from_pylist([model_card_row(tenant, custom=custom)])
+            publish_table(world.settings, LEAD_MODEL_CARDS, tenant, card)
+        card = world.get(MODEL_URL, world.acme_key)
+        assert card.status_code == 200 and card.headers["ETag"].startswith('"lead_model_cards.')
+        body = card.json()
+        assert (body["tenant_id"], body["score_model"], body["model_version"]) == (
+            "acme",
+            "tenant_logreg",
+            "acme-m1",
+        )
+        assert body["metrics"] == {
+            "model": {"auc": 0.81, "log_loss": 0.45, "calibration_error": 0.03},
+            "rules": {"auc": 0.64, "log_loss": 0.58, "calibration_error": 0.09},
+        }
+        assert body["labels"] == {"positive": 120, "negative": 300, "open": 180, "used": 420}
+        assert body["features"][0] == {
+            "feature": "custom.employees",
+            "kind": "custom",
+            "source_column": "employees",
+            "coefficient": 1.25,
+            "mean": 480.0,
+            "scale": 250.5,
+        }
+        assert [b["decile"] for b in body["calibration"]["rules"]] == [1, 2, 3]
+        assert body["thresholds"] == {"grade_a": 60, "grade_b": 35, "grade_c": 15, "mql": 35}
+        assert {a["attribute"] for a in body["custom_attributes"]} == {"crm_ref", "employees"}
+        theirs = world.get(MODEL_URL, world.globex_key).json()
+        assert theirs["tenant_id"] == "globex" and theirs["model_version"] == "globex-m1"
+        assert [f["feature"] for f in theirs["features"]] == ["icp.industry"]
+        # A republish without the attribute (excluded in the tenant's config) drops it.
+        publish_table(
+            world.settings,
+            LEAD_MODEL_CARDS,
+            "acme",
+            pa.Table.from_pylist([model_card_row("acme", custom=False)]),
+        )
+        again = world.client.get(
+            MODEL_URL, headers={"X-API-Key": world.acme_key, "If-None-Match": card.headers["ETag"]}
+        ).json()
+        assert [f["feature"] for f in again["features"]] == ["icp.industry"]
 
     def test_no_key_or_a_wrong_key_is_401(self, world: World) -> None:
         for headers in [
@@ -596,9 +866,10 @@ class ServingApiChecks:
             headers={"X-API-Key": world.acme_key, "If-None-Match": etag},
         )
         assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == etag
+        one_etag = world.get("/v1/leads/lead-0001/score", world.acme_key).headers["ETag"]
         one = world.client.get(
             "/v1/leads/lead-0001/score",
-            headers={"X-API-Key": world.acme_key, "If-None-Match": etag},
+            headers={"X-API-Key": world.acme_key, "If-None-Match": one_etag},
         )
         assert one.status_code == 304
         # Another tenant's ETag is another publish: never a 304 for this tenant.
@@ -648,3 +919,32 @@ class ServingApiChecks:
         assert ok["route"] == "/v1/leads/scores" and ok["request_id"]
         assert world.acme_key not in "\n".join(lines)
         assert world.acme_key[PREFIX_LENGTH:] not in "\n".join(lines)
+
+
+def test_a_nullable_order_column_needs_the_value_its_nulls_sort_as() -> None:
+    """Keyset paging needs a total order: a null in an order column would break it."""
+    schema = pa.schema(
+        [
+            pa.field("tenant_id", pa.string(), nullable=False),
+            pa.field("item_id", pa.string(), nullable=False),
+            pa.field("rank", pa.int32()),
+        ]
+    )
+    with pytest.raises(ValueError, match=r"order columns \['rank'\] may be null"):
+        TableContract(
+            name="t",
+            mart="m",
+            schema=schema,
+            primary_key=("tenant_id", "item_id"),
+            order_by=("-rank", "item_id"),
+        )
+    contract = TableContract(
+        name="t",
+        mart="m",
+        schema=schema,
+        primary_key=("tenant_id", "item_id"),
+        order_by=("-rank", "item_id"),
+        nulls_sort_as=(("rank", -1),),
+    )
+    assert contract.order_values({"rank": None, "item_id": "a"}) == (-1, "a")
+    assert order_clause(contract) == 'COALESCE("rank", -1) DESC, "item_id"'

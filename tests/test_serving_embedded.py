@@ -206,4 +206,6 @@ def test_a_file_out_of_api_order_is_still_paged_in_order(settings: Settings) -> 
             seen += [(i["score"], i["lead_id"]) for i in page.json()["items"]]
             if not (cursor := page.json()["next_cursor"]):
                 break
-    assert seen == sorted(seen, key=lambda s: (-s[0], s[1])) and len(seen) == 30
+    # Unknown scores (null) come last.
+    assert seen == sorted(seen, key=lambda s: (-(s[0] if s[0] is not None else -1), s[1]))
+    assert len(seen) == 30 and seen[-1][0] is None

@@ -91,3 +91,52 @@ def test_the_api_role_sees_a_schema_ahead_as_not_ready(pg_settings: Settings, pg
     with TestClient(create_app(api)) as client:
         ready = client.get("/ready")
         assert ready.status_code == 503 and "serving_9999" in ready.json()["detail"]
+
+
+def test_serving_0002_upgrades_with_its_published_scores(
+    pg_settings: Settings, pg_url: str
+) -> None:
+    """A database published by the v0 release upgrades in place: its rows stay served,
+    as rules scores scored when they were published, and the next publish brings the
+    whole score shape (unknown leads included) through the API role."""
+    from tests.test_serving_api import with_api_role
+
+    upgrade(pg_settings, "serving", revision="serving_0002")
+    published = "2026-11-01 10:00:00+00"
+    with psycopg.connect(pg_url) as conn:
+        for tenant, lead, score, grade in [
+            ("acme", "lead-1", 80, "A"),
+            ("acme", "lead-2", 20, "C"),
+            ("globex", "lead-1", 55, "B"),
+        ]:
+            conn.execute(
+                "INSERT INTO serving.lead_scores (tenant_id, lead_id, email, created_at, score,"
+                " grade, reasons, score_model, published_at) VALUES"
+                " (%s, %s, %s, %s, %s, %s, 'title_seniority:+25', 'rules_v0', %s)",
+                [tenant, lead, f"{lead}@{tenant}.example", published, score, grade, published],
+            )
+        conn.execute(
+            "INSERT INTO serving.publish_log (table_name, tenant_id, rows, rows_replaced,"
+            " published_at) VALUES ('lead_scores', 'acme', 2, 0, %s),"
+            " ('lead_scores', 'globex', 1, 0, %s)",
+            [published, published],
+        )
+    assert upgrade(pg_settings, "serving") == head("serving")
+    api = with_api_role(pg_settings)
+    acme, globex = create_key(pg_settings, "acme"), create_key(pg_settings, "globex")
+    with TestClient(create_app(api)) as client:
+        items = client.get("/v1/leads/scores", headers={"X-API-Key": acme}).json()["items"]
+        assert [(i["lead_id"], i["score"], i["grade"], i["mql"]) for i in items] == [
+            ("lead-1", 80, "A", True),
+            ("lead-2", 20, "C", False),
+        ]
+        assert {(i["score_status"], i["model_version"], i["scored_at"]) for i in items} == {
+            ("scored", "rules_v0", "2026-11-01T10:00:00Z")
+        }
+        publish_lead_scores(pg_settings, "acme", lead_scores_table("acme", 20))
+        items = client.get(
+            "/v1/leads/scores", params={"limit": 100}, headers={"X-API-Key": acme}
+        ).json()["items"]
+        assert len(items) == 20 and items[-1]["score_status"] == "unknown"
+        other = client.get("/v1/leads/scores", headers={"X-API-Key": globex}).json()["items"]
+        assert [(i["tenant_id"], i["lead_id"]) for i in other] == [("globex", "lead-1")]

@@ -15,15 +15,18 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from core.contracts.lead_model_cards import LEAD_MODEL_CARDS
+from core.contracts.lead_score_history import LEAD_SCORE_HISTORY
 from core.settings import get_settings
 from serving.keys import create_key
 from serving.main import create_app
-from serving.publish import publish_lead_scores
-from tests.test_serving_contract import lead_scores_table
+from serving.publish import publish_lead_scores, publish_table
+from tests.test_serving_contract import history_rows, lead_scores_table, model_card_row
 
 # The app is built at import, as schemathesis needs its schema to make the tests; that
 # opens nothing. Its home is filled (and removed) by the fixture below, before any call.
@@ -38,6 +41,10 @@ def api_key() -> Iterator[str]:
     try:
         publish_lead_scores(SETTINGS, "acme", lead_scores_table("acme", 60))
         publish_lead_scores(SETTINGS, "globex", lead_scores_table("globex", 20))
+        card = pa.Table.from_pylist([model_card_row("acme")])
+        publish_table(SETTINGS, LEAD_MODEL_CARDS, "acme", card)
+        history = pa.Table.from_pylist(history_rows("acme", "lead-0003", 4))
+        publish_table(SETTINGS, LEAD_SCORE_HISTORY, "acme", history)
         yield create_key(SETTINGS, "acme")
     finally:
         shutil.rmtree(HOME, ignore_errors=True)
@@ -70,6 +77,7 @@ def test_the_document_names_every_route_and_error_shape() -> None:
         "/metrics",
         "/v1/leads/scores",
         "/v1/leads/{lead_id}/score",
+        "/v1/leads/model",
     }
     scores = document["paths"]["/v1/leads/scores"]["get"]
     for status in ("400", "401", "403", "422", "429", "503"):

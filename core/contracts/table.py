@@ -46,6 +46,10 @@ class TableContract:
     order_by: tuple[str, ...]
     row_rules: tuple[RowRule, ...] = field(default=())
     description: str = ""
+    nulls_sort_as: tuple[tuple[str, object], ...] = ()
+    """For a nullable order column, the value its nulls sort as, e.g. ``(("score", -1),)``:
+    the order (and so keyset paging) stays total, the same in SQL (``COALESCE``) and in
+    the embedded reader's Python sort keys."""
 
     def __post_init__(self) -> None:
         names = set(self.schema.names)
@@ -54,6 +58,17 @@ class TableContract:
         unknown = {c for c in (*self.primary_key, *self.order_columns) if c not in names}
         if unknown:
             raise ValueError(f"{self.name}: unknown columns {sorted(unknown)}")
+        null_columns = {c for c, _ in self.nulls_sort_as}
+        if not null_columns <= set(self.order_columns):
+            raise ValueError(f"{self.name}: nulls_sort_as names a column it does not order by")
+        nullable_order = {
+            c for c in self.order_columns if self.schema.field(c).nullable
+        } - null_columns
+        if nullable_order:
+            raise ValueError(
+                f"{self.name}: order columns {sorted(nullable_order)} may be null;"
+                " give them a nulls_sort_as value"
+            )
         if PUBLISHED_AT in names:
             raise ValueError(f"{self.name}: {PUBLISHED_AT} is added by serving, not the mart")
 
@@ -83,6 +98,16 @@ class TableContract:
 
     def descending(self, column: str) -> bool:
         return f"-{column}" in self.order_by
+
+    def null_sorts_as(self, column: str) -> object:
+        """The value a null of order column ``column`` sorts as (None: never null)."""
+        return dict(self.nulls_sort_as).get(column)
+
+    def order_values(self, row: dict[str, object]) -> tuple[object, ...]:
+        """A row's position in ``order_by``, nulls replaced: what a cursor encodes."""
+        return tuple(
+            self.null_sorts_as(c) if row[c] is None else row[c] for c in self.order_columns
+        )
 
     def conform(self, tenant_id: str, table: pa.Table | pa.RecordBatchReader) -> pa.Table:
         """Return ``table`` cast to ``schema`` after checking every rule; ContractError otherwise.

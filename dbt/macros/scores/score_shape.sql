@@ -60,3 +60,12 @@
     from {{ relation }}
     group by {{ keys | join(', ') }}
 {%- endmacro %}
+
+{#- A JSON number of a numeric expression, the same bytes on every engine: six
+    decimals through numeric(38, 6) (the engines print doubles differently);
+    `null` for null. -#}
+{% macro score_json_number(expr) -%}
+    case when {{ expr }} is null then 'null' else
+        cast(cast({{ expr }} as numeric(38, 6)) as {{ dbt.type_string() }})
+    end
+{%- endmacro %}
