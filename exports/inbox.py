@@ -15,7 +15,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,30 +115,42 @@ def _folder_problem(path: Path, shown: str) -> InboxNotice | None:
     return None
 
 
+def _shown(tenant_id: str, folder: str, name: str = "") -> str:
+    return "/".join(p for p in (tenant_id, folder, name) if p)
+
+
 def tenant_exports(
-    settings: Settings, tenant_id: str, *, now: float | None = None
+    settings: Settings,
+    tenant_id: str,
+    *,
+    now: float | None = None,
+    folder: str = EXPORT_FOLDER,
+    names: Callable[[str], bool] = lambda name: name.endswith(".csv"),
 ) -> TenantExports:
-    """List ``<inbox>/<tenant>/crm/*.csv`` without following any link."""
+    """List ``<inbox>/<tenant>/<folder>/`` files whose name ``names`` accepts (the CRM
+    exports by default; ``folder=""`` is the tenant's own folder) without following
+    any link."""
     now = time.time() if now is None else now
     found = TenantExports()
     tenant_dir = settings.tenant_inbox(tenant_id)
-    folder = tenant_dir / EXPORT_FOLDER
-    for path, shown in ((tenant_dir, tenant_id), (folder, f"{tenant_id}/{EXPORT_FOLDER}")):
-        problem = _folder_problem(path, shown)
+    path = tenant_dir / folder if folder else tenant_dir
+    checks = [(tenant_dir, tenant_id)] + ([(path, _shown(tenant_id, folder))] if folder else [])
+    for checked, shown in checks:
+        problem = _folder_problem(checked, shown)
         if problem:
             found.skipped.append(problem)
             return found
-    if not folder.is_dir():
+    if not path.is_dir():
         return found
     # Belt and braces: no component above was a link, so the real path must be
     # the tenant's own folder under the real inbox.
-    if folder.resolve() != settings.inbox_dir.resolve() / tenant_id / EXPORT_FOLDER:
+    if path.resolve() != (settings.inbox_dir.resolve() / tenant_id / folder).resolve():
         found.skipped.append(InboxNotice(tenant_id, "resolves outside the tenant's inbox"))
         return found
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if not entry.name.endswith(".csv"):
+    for entry in sorted(os.scandir(path), key=lambda e: e.name):
+        if not names(entry.name):
             continue
-        shown = f"{tenant_id}/{EXPORT_FOLDER}/{entry.name}"
+        shown = _shown(tenant_id, folder, entry.name)
         st = entry.stat(follow_symlinks=False)
         reason = _file_problem(st, settings, now)
         if entry.name.startswith("."):
@@ -170,8 +182,11 @@ def _file_problem(st: os.stat_result, settings: Settings, now: float) -> str | N
 
 
 @contextmanager
-def open_export(settings: Settings, tenant_id: str, listed: ExportFile) -> Iterator[BinaryIO]:
-    """Open a listed export for reading, following no link on the way.
+def open_export(
+    settings: Settings, tenant_id: str, listed: ExportFile, *, folder: str = EXPORT_FOLDER
+) -> Iterator[BinaryIO]:
+    """Open a listed export (of ``tenant_exports(..., folder=folder)``) for reading,
+    following no link on the way.
 
     Raises InboxChanged if any component is now a link or the file is another one.
     """
@@ -179,12 +194,12 @@ def open_export(settings: Settings, tenant_id: str, listed: ExportFile) -> Itera
     fds: list[int] = []
     try:
         fds.append(os.open(settings.inbox_dir, os.O_RDONLY | os.O_DIRECTORY))
-        for part in (tenant_id, EXPORT_FOLDER):
+        for part in (tenant_id, *([folder] if folder else [])):
             fds.append(os.open(part, flags | os.O_DIRECTORY, dir_fd=fds[-1]))
         fd = os.open(listed.name, flags, dir_fd=fds[-1])
     except OSError as exc:
         raise InboxChanged(
-            f"{tenant_id}/{EXPORT_FOLDER}/{listed.name}: cannot be opened without "
+            f"{_shown(tenant_id, folder, listed.name)}: cannot be opened without "
             f"following a link ({exc.strerror})"
         ) from None
     finally:
@@ -193,6 +208,6 @@ def open_export(settings: Settings, tenant_id: str, listed: ExportFile) -> Itera
     st = os.fstat(fd)
     if (st.st_dev, st.st_ino) != (listed.device, listed.inode) or not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise InboxChanged(f"{tenant_id}/{EXPORT_FOLDER}/{listed.name}: changed while listed")
+        raise InboxChanged(f"{_shown(tenant_id, folder, listed.name)}: changed while listed")
     with os.fdopen(fd, "rb", buffering=1 << 20) as fh:
         yield fh

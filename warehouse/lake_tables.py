@@ -1,5 +1,5 @@
-"""The lake tables that reach dbt: every table of the six API sources and the CRM
-export, each with the columns every one of its lake files has.
+"""The lake tables that reach dbt: every table of the six API sources, the CRM
+export and the supplier inputs, each with the columns every one of its lake files has.
 
 dbt has one source per entry (``dbt/models/staging/<source>/_<source>__sources.yml``,
 tests/test_dbt_project.py checks they agree) and, on Postgres, one raw table
@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from connectors.landing import INGESTED_AT_TYPE, VERSION_COLUMN, TableSpec
 from connectors.sources import SOURCES
+from core.contracts import suppliers
 from exports.crm_leads import LEADS_SCHEMA
 from warehouse.raw_tables import RawTable
 
@@ -37,4 +38,6 @@ def lake_tables() -> list[RawTable]:
     for source in SOURCES.values():
         for spec in source.tables.values():
             tables.append(RawTable(spec.source, spec.name, landed_schema(spec)))
+    for name, schema in suppliers.LAKE_TABLES.items():
+        tables.append(RawTable(suppliers.SOURCE, name, schema))
     return tables
