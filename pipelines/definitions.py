@@ -23,6 +23,7 @@ from assets.raw_tables import raw_tables
 from assets.resources import BizosSettings
 from assets.serving_tables import serving_table_assets
 from assets.sources import source_assets
+from assets.supplier_docs import supplier_docs_read
 from assets.suppliers import screening_matches, supplier_inputs
 from assets.warehouse import bizos_dbt_models, dbt_resource
 from core.settings import Settings
@@ -117,6 +118,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             crm_export_leads,
             raw_tables,
             *source_assets,
+            supplier_docs_read,
             bizos_dbt_models,
             lead_model,
             supplier_inputs,

@@ -7,9 +7,10 @@ consonant *skeleton* (``mueller`` and ``muller`` -> ``mlr``, ``mohammed`` and
 ``muhammad`` -> ``mhmd``), and an inverted index maps skeletons to list names. A
 supplier name is compared only with the names sharing one of its rarest skeletons
 (the rarest, and the next while the candidates stay few; skeletons held by more
-than ``MAX_POSTING`` names are too common to block on unless nothing else is), and a pair is scored with
-rapidfuzz's token-sort ratio (word order does not matter) plus a small bonus when
-the countries agree, or a malus when both sides name countries and none agree.
+than ``MAX_POSTING`` names are too common to block on unless nothing else is),
+and a pair is scored with rapidfuzz's token-sort ratio (word order does not
+matter) plus a small bonus when the countries agree, or a malus when both sides
+name countries and none agree.
 
 A reviewer's "not the same" judgement for a (supplier, list, entry) is passed in
 as ``suppressed`` and that pair is never returned again.
