@@ -95,7 +95,7 @@ def _land_files(
     now: datetime,
 ) -> TableLoad:
     load = TableLoad(table)
-    listing = tenant_exports(settings, tenant_id, folder=folder, names=names, now=now.timestamp())
+    listing = tenant_exports(settings, tenant_id, folder=folder, names=names)
     shown = (lambda n: f"{folder}/{n}") if folder else (lambda n: n)
     rows: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
