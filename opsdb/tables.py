@@ -166,8 +166,8 @@ supplier_review_decisions = sa.Table(
         "decision IN ('approve', 'reject', 'request_info')",
         name="supplier_review_decisions_decision_check",
     ),
-    sa.UniqueConstraint(
-        "tenant_id", "idempotency_key", name="supplier_review_decisions_idempotency_key"
+    sa.Index(
+        "supplier_review_decisions_idempotency_idx", "tenant_id", "idempotency_key", unique=True
     ),
     sa.Index("supplier_review_decisions_tenant_idx", "tenant_id", "supplier_id", "decision_id"),
 )

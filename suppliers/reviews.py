@@ -34,10 +34,6 @@ class ReviewRequestError(ValueError):
     """A decision that cannot be recorded as asked (bad decision, bad verdict)."""
 
 
-class IdempotencyConflict(ValueError):
-    """The idempotency key was already used for a different request."""
-
-
 @dataclass(frozen=True)
 class MatchVerdict:
     list_name: str
@@ -47,12 +43,16 @@ class MatchVerdict:
 
 @dataclass(frozen=True)
 class RecordedDecision:
-    decision_id: int
+    """What became of a decision request: ``recorded`` (new), ``replayed`` (an earlier
+    request with the same idempotency key recorded it), ``stale`` (the reviewer saw
+    an older risk version) or ``conflict`` (the idempotency key was used for another
+    body). Only the first two carry a decision."""
+
+    outcome: str
+    decision_id: int | None
     tenant_id: str
     reviewer: str
-    decided_at: datetime
-    created: bool
-    """False when an earlier request with the same idempotency key recorded it."""
+    decided_at: datetime | None
 
 
 def request_hash(body: dict[str, Any]) -> str:
@@ -74,7 +74,7 @@ def check_decision(decision: str, verdicts: list[MatchVerdict]) -> None:
 
 def verdicts_json(verdicts: list[MatchVerdict]) -> list[dict[str, str]]:
     return [
-        {"list_name": v.list_name, "entry_id": v.entry_id, "verdict": v.verdict} for v in verdicts
+        {"entry_id": v.entry_id, "list_name": v.list_name, "verdict": v.verdict} for v in verdicts
     ]
 
 
@@ -87,19 +87,19 @@ def record_decision(
     decision: str,
     comment: str,
     risk_version: str,
+    current_version: str | None,
     reasons_seen: list[dict[str, Any]],
     match_verdicts: list[MatchVerdict],
     idempotency_key: str,
     body_hash: str,
-    at: datetime | None = None,
 ) -> RecordedDecision:
-    """Append a decision, or return the one recorded earlier under the same key.
+    """Append a decision unless the key replays an earlier one or the version is stale.
 
-    IdempotencyConflict when the key was used with another body. The tenant and
-    reviewer come from the caller's API key (the route resolves it).
+    The same rules as ``ops.supplier_review_record`` (migration ops_0003), which the
+    API's role calls on Postgres; every outcome is audited.
     """
     check_decision(decision, match_verdicts)
-    at = at or datetime.now(UTC)
+    at = datetime.now(UTC)
     d = supplier_review_decisions.c
     with transaction(settings, write=True) as conn:
         earlier = conn.execute(
@@ -107,41 +107,42 @@ def record_decision(
                 d.tenant_id == tenant_id, d.idempotency_key == idempotency_key
             )
         ).first()
+        detail = None
         if earlier is not None:
-            if earlier.request_hash != body_hash:
-                _audit(conn, at, tenant_id, supplier_id, reviewer, idempotency_key, "conflict")
-                raise IdempotencyConflict(
-                    "this Idempotency-Key was already used for a different request"
+            outcome = "replayed" if earlier.request_hash == body_hash else "conflict"
+            result = RecordedDecision(
+                outcome, earlier.decision_id, tenant_id, earlier.reviewer, earlier.decided_at
+            )
+            if outcome == "conflict":
+                result = RecordedDecision(outcome, None, tenant_id, reviewer, None)
+        elif risk_version != current_version:
+            outcome, detail = "stale", f"saw {risk_version}, current {current_version or '-'}"
+            result = RecordedDecision(outcome, None, tenant_id, reviewer, None)
+        else:
+            outcome = "recorded"
+            decision_id: int = conn.execute(
+                supplier_review_decisions.insert()
+                .values(
+                    tenant_id=tenant_id,
+                    supplier_id=supplier_id,
+                    decision=decision,
+                    comment=comment,
+                    reviewer=reviewer,
+                    risk_version=risk_version,
+                    reasons_seen=reasons_seen,
+                    match_verdicts=verdicts_json(match_verdicts),
+                    idempotency_key=idempotency_key,
+                    request_hash=body_hash,
+                    decided_at=at,
                 )
-            _audit(
-                conn, at, tenant_id, supplier_id, reviewer, idempotency_key, "replayed",
-                decision_id=earlier.decision_id,
-            )  # fmt: skip
-            return RecordedDecision(
-                earlier.decision_id, tenant_id, earlier.reviewer, earlier.decided_at, False
-            )
-        decision_id: int = conn.execute(
-            supplier_review_decisions.insert()
-            .values(
-                tenant_id=tenant_id,
-                supplier_id=supplier_id,
-                decision=decision,
-                comment=comment,
-                reviewer=reviewer,
-                risk_version=risk_version,
-                reasons_seen=reasons_seen,
-                match_verdicts=verdicts_json(match_verdicts),
-                idempotency_key=idempotency_key,
-                request_hash=body_hash,
-                decided_at=at,
-            )
-            .returning(d.decision_id)
-        ).scalar_one()
+                .returning(d.decision_id)
+            ).scalar_one()
+            result = RecordedDecision(outcome, decision_id, tenant_id, reviewer, at)
         _audit(
-            conn, at, tenant_id, supplier_id, reviewer, idempotency_key, "recorded",
-            decision_id=decision_id,
+            conn, at, tenant_id, supplier_id, reviewer, idempotency_key, outcome,
+            decision_id=result.decision_id, detail=detail,
         )  # fmt: skip
-    return RecordedDecision(decision_id, tenant_id, reviewer, at, True)
+    return result
 
 
 def record_refusal(

@@ -311,3 +311,101 @@ def test_postgres_marts_equal_duckdb_marts(built, pg_url: str):
     assert len(on_duckdb) == 5
     # scored_at differs between the builds; every other column is the same
     assert on_postgres == on_duckdb
+
+
+def post(client, key: str, supplier: str, body: dict, idem: str):
+    return client.post(
+        f"/v1/suppliers/{supplier}/reviews",
+        json=body,
+        headers={"X-API-Key": key, "Idempotency-Key": idem},
+    )
+
+
+def test_the_review_loop_end_to_end(built):
+    """Last in the module: it changes the built warehouse. A risky supplier is in the
+    queue; a decision over the API is checked (open match, stale version), recorded
+    once (replays change nothing), audited, seen by the sensor, and after the
+    refresh the supplier is approved and the ruled-out match is gone for good."""
+    from dagster import DagsterInstance, build_sensor_context
+    from fastapi.testclient import TestClient
+
+    from assets.partitions import tenants
+    from core.contracts.supplier_risk import SUPPLIER_RISK
+    from pipelines.definitions import supplier_reviews
+    from serving.keys import create_key
+    from serving.main import create_app
+    from serving.publish import publish_table
+    from suppliers.reviews import audit_trail, decisions_for
+    from warehouse.marts import read_mart
+
+    settings, _ = built
+    publish_table(
+        settings, SUPPLIER_RISK, TENANT, read_mart(settings, SUPPLIER_RISK, tenant_id=TENANT)
+    )
+    key = create_key(settings, TENANT, scopes=["scores:read", "reviews:write"])
+    reader_only = create_key(settings, TENANT, scopes=["scores:read"])
+    with TestClient(create_app(settings)) as client:
+        queue = client.get("/v1/suppliers/reviews?status=pending", headers={"X-API-Key": key})
+        assert queue.status_code == 200
+        assert "S-SANCTION" in {i["supplier_id"] for i in queue.json()["items"]}
+        risk = client.get("/v1/suppliers/S-SANCTION/risk", headers={"X-API-Key": key}).json()
+        version = risk["risk_version"]
+        assert risk["tier"] == "critical" and risk["review_status"] == "pending"
+        assert {"doc_type": "tax_form", "status": "missing"}.items() <= risk["documents"][1].items()
+
+        approve = {
+            "decision": "approve",
+            "comment": "checked the registry",
+            "risk_version": version,
+        }
+        verdict = {"list_name": "ofac_sdn", "entry_id": "ofac-romashka", "verdict": "not_same"}
+        # the reader-only key may not decide
+        assert post(client, reader_only, "S-SANCTION", approve, "idem-0000").status_code == 403
+        # approval over an open sanctions match is refused
+        assert post(client, key, "S-SANCTION", approve, "idem-0001").status_code == 409
+        # a decision on a risk version that is no longer current is refused
+        stale = {**approve, "risk_version": "0123456789abcdef", "match_verdicts": [verdict]}
+        assert post(client, key, "S-SANCTION", stale, "idem-0002").status_code == 409
+        good = {**approve, "match_verdicts": [verdict]}
+        first = post(client, key, "S-SANCTION", good, "idem-0003")
+        assert first.status_code == 201, first.text
+        again = post(client, key, "S-SANCTION", good, "idem-0003")
+        assert again.status_code == 200
+        assert again.json()["decision_id"] == first.json()["decision_id"]
+        assert again.json()["replayed"] is True
+        other = post(client, key, "S-SANCTION", {**good, "comment": "changed"}, "idem-0003")
+        assert other.status_code == 422
+        assert first.json()["reviewer"] == key[: len(first.json()["reviewer"])]
+
+    decisions = decisions_for(settings, TENANT)
+    assert [(d["supplier_id"], d["decision"]) for d in decisions] == [("S-SANCTION", "approve")]
+    trail = [(a["idempotency_key"], a["outcome"]) for a in audit_trail(settings, TENANT)]
+    assert trail == [
+        ("idem-0001", "refused"),
+        ("idem-0002", "stale"),
+        ("idem-0003", "recorded"),
+        ("idem-0003", "replayed"),
+        ("idem-0003", "conflict"),
+    ]
+
+    # the sensor sees the new decision and asks for the tenant's supplier refresh
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(tenants.name or "tenants", [TENANT])
+    from assets.resources import BizosSettings
+
+    context = build_sensor_context(
+        instance=instance,
+        resources={"bizos": BizosSettings(home=str(settings.home), database_url="")},
+    )
+    result = supplier_reviews(context)
+    assert [r.partition_key for r in result.run_requests] == [TENANT]
+
+    # what that run does: decisions landed, screening, dbt
+    land_review_decisions(settings, TENANT, decisions, now=NOW)
+    screen_tenant(settings, TENANT, run_id="refresh", now=NOW)
+    assert read_table(settings, "screening_matches", TENANT).num_rows == 0  # never again
+    dbt_build(settings, Path(settings.home) / "dbt-refresh", *SELECT)
+    after = risk_by_supplier(settings)["S-SANCTION"]
+    assert after["review_status"] == "approved"
+    assert after["sanctions_hit"] is False
+    assert "sanctions_match" not in after["reasons"]

@@ -4,9 +4,10 @@ the Dagster publish assets and the migration test iterate."""
 from __future__ import annotations
 
 from core.contracts.lead_scores import LEAD_SCORES
+from core.contracts.supplier_risk import SUPPLIER_RISK
 from core.contracts.table import TableContract
 
-SERVING_TABLES: dict[str, TableContract] = {c.name: c for c in (LEAD_SCORES,)}
+SERVING_TABLES: dict[str, TableContract] = {c.name: c for c in (LEAD_SCORES, SUPPLIER_RISK)}
 
 
 def contract_for_mart(mart: str) -> TableContract | None:

@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
-from serving.routes import health, lead_scores
+from serving.routes import health, lead_scores, suppliers
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(lead_scores.router)
+api_router.include_router(suppliers.router)

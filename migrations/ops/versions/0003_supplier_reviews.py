@@ -42,23 +42,24 @@ $$
 """
 
 # The key is checked here, not by the caller: the tenant and the reviewer come from
-# the key the request carried. Returns the decision (new, or the one an earlier
-# request with the same idempotency key recorded) and whether it is new; raises
-# when the key is unknown or lacks the scope, or the idempotency key was used
-# with another request body.
+# the key the request carried. In this order: an idempotency key seen before
+# replays its decision (or is a conflict, when the body differs); a risk version
+# that is not the current one is stale; else the decision is appended. Every
+# outcome is audited and returned (`outcome`), so nothing is rolled back.
 RECORD = """
 CREATE FUNCTION ops.supplier_review_record(
     p_key_hash text, p_supplier_id text, p_decision text, p_comment text,
-    p_risk_version text, p_reasons_seen jsonb, p_match_verdicts jsonb,
-    p_idempotency_key text, p_request_hash text
+    p_risk_version text, p_current_version text, p_reasons_seen jsonb,
+    p_match_verdicts jsonb, p_idempotency_key text, p_request_hash text
 )
-RETURNS TABLE (decision_id bigint, tenant_id text, reviewer text, decided_at timestamptz,
-               created boolean)
+RETURNS TABLE (outcome text, decision_id bigint, tenant_id text, reviewer text,
+               decided_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     k record;
     d record;
+    v_outcome text;
 BEGIN
     SELECT a.tenant_id, a.key_prefix, a.scopes, a.expires_at INTO k
     FROM ops.api_keys a WHERE a.key_hash = p_key_hash AND a.revoked_at IS NULL;
@@ -72,28 +73,32 @@ BEGIN
     SELECT r.* INTO d FROM ops.supplier_review_decisions r
     WHERE r.tenant_id = k.tenant_id AND r.idempotency_key = p_idempotency_key;
     IF FOUND THEN
-        IF d.request_hash <> p_request_hash THEN
-            RAISE EXCEPTION 'idempotency key reused with another request'
-                USING ERRCODE = '23505';
-        END IF;
-        INSERT INTO ops.supplier_review_audit
-            (at, tenant_id, supplier_id, reviewer, idempotency_key, outcome, decision_id)
-        VALUES (now(), k.tenant_id, p_supplier_id, k.key_prefix, p_idempotency_key,
-                'replayed', d.decision_id);
-        RETURN QUERY SELECT d.decision_id, d.tenant_id, d.reviewer, d.decided_at, false;
-        RETURN;
+        v_outcome := CASE WHEN d.request_hash = p_request_hash THEN 'replayed'
+                          ELSE 'conflict' END;
+    ELSIF p_risk_version IS DISTINCT FROM p_current_version THEN
+        v_outcome := 'stale';
+    ELSE
+        INSERT INTO ops.supplier_review_decisions
+            (tenant_id, supplier_id, decision, comment, reviewer, risk_version, reasons_seen,
+             match_verdicts, idempotency_key, request_hash, decided_at)
+        VALUES (k.tenant_id, p_supplier_id, p_decision, p_comment, k.key_prefix,
+                p_risk_version, p_reasons_seen, p_match_verdicts, p_idempotency_key,
+                p_request_hash, now())
+        RETURNING * INTO d;
+        v_outcome := 'recorded';
     END IF;
-    INSERT INTO ops.supplier_review_decisions
-        (tenant_id, supplier_id, decision, comment, reviewer, risk_version, reasons_seen,
-         match_verdicts, idempotency_key, request_hash, decided_at)
-    VALUES (k.tenant_id, p_supplier_id, p_decision, p_comment, k.key_prefix, p_risk_version,
-            p_reasons_seen, p_match_verdicts, p_idempotency_key, p_request_hash, now())
-    RETURNING * INTO d;
     INSERT INTO ops.supplier_review_audit
-        (at, tenant_id, supplier_id, reviewer, idempotency_key, outcome, decision_id)
-    VALUES (d.decided_at, k.tenant_id, p_supplier_id, k.key_prefix, p_idempotency_key,
-            'recorded', d.decision_id);
-    RETURN QUERY SELECT d.decision_id, d.tenant_id, d.reviewer, d.decided_at, true;
+        (at, tenant_id, supplier_id, reviewer, idempotency_key, outcome, decision_id, detail)
+    VALUES (now(), k.tenant_id, p_supplier_id, k.key_prefix, p_idempotency_key, v_outcome,
+            CASE WHEN v_outcome IN ('recorded', 'replayed') THEN d.decision_id END,
+            CASE WHEN v_outcome = 'stale'
+                 THEN 'saw ' || p_risk_version || ', current ' || coalesce(p_current_version, '-')
+            END);
+    IF v_outcome IN ('recorded', 'replayed') THEN
+        RETURN QUERY SELECT v_outcome, d.decision_id, d.tenant_id, d.reviewer, d.decided_at;
+    ELSE
+        RETURN QUERY SELECT v_outcome, NULL::bigint, k.tenant_id, k.key_prefix, NULL::timestamptz;
+    END IF;
 END
 $$
 """
@@ -138,9 +143,13 @@ def upgrade() -> None:
             "decision IN ('approve', 'reject', 'request_info')",
             name="supplier_review_decisions_decision_check",
         ),
-        sa.UniqueConstraint(
-            "tenant_id", "idempotency_key", name="supplier_review_decisions_idempotency_key"
-        ),
+        schema=schema,
+    )
+    op.create_index(
+        "supplier_review_decisions_idempotency_idx",
+        "supplier_review_decisions",
+        ["tenant_id", "idempotency_key"],
+        unique=True,
         schema=schema,
     )
     op.create_index(
@@ -189,7 +198,7 @@ def upgrade() -> None:
     op.execute(RECORD)
     op.execute(AUDIT_ADD)
     for function in (
-        "ops.supplier_review_record(text, text, text, text, text, jsonb, jsonb, text, text)",
+        "ops.supplier_review_record(text, text, text, text, text, text, jsonb, jsonb, text, text)",
         "ops.supplier_review_audit_add(text, text, text, text, text)",
     ):
         op.execute(f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
@@ -202,7 +211,7 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION ops.supplier_review_audit_add(text, text, text, text, text)")
         op.execute(
             "DROP FUNCTION ops.supplier_review_record"
-            "(text, text, text, text, text, jsonb, jsonb, text, text)"
+            "(text, text, text, text, text, text, jsonb, jsonb, text, text)"
         )
     op.drop_table("supplier_review_audit", schema=schema)
     op.drop_table("supplier_review_decisions", schema=schema)

@@ -110,7 +110,7 @@ document_list as (
             delimiter_text="','",
             order_by_clause="order by doc_type"
         ) }} || ']' as documents_json,
-        max(case when status in ('expired', 'missing') then 1 else 0 end) as document_lapsed
+        max(case when status = 'expired' then expiry_date end) as last_expired_on
     from documents
     group by tenant_id, supplier_id
 
@@ -130,7 +130,7 @@ scored as (
         greatest(0, least(100, totals.total_points)) as risk_score,
         totals.sanctions_hit = 1 or totals.sanctions_confirmed = 1 as sanctions_hit,
         totals.sanctions_confirmed = 1 as sanctions_confirmed,
-        coalesce(document_list.document_lapsed, 0) = 1 as document_lapsed,
+        document_list.last_expired_on,
         coalesce(document_list.documents_json, '[]') as documents_json,
         coalesce(folded.reasons, '') as reasons,
         coalesce(folded.reasons_json, '[]') as reasons_json,
@@ -182,8 +182,12 @@ reviewed as (
         decisions.decided_at as last_decided_at,
         case
             when tiered.sanctions_confirmed then 'blocked'
-            when decisions.decision = 'approve' and (tiered.document_lapsed or tiered.sanctions_hit)
-                then 'lapsed'
+            -- an approval lapses when a required document expired since, or a new
+            -- sanctions match appeared
+            when decisions.decision = 'approve' and (
+                tiered.last_expired_on >= {{ utc_date('decisions.decided_at') }}
+                or tiered.sanctions_hit
+            ) then 'lapsed'
             when decisions.decision = 'approve' then 'approved'
             when decisions.decision = 'reject' then 'rejected'
             when decisions.decision = 'request_info' then 'info_requested'
