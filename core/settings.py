@@ -121,6 +121,26 @@ class Settings(BaseSettings):
         description="an export modified more recently than this is skipped as still uploading",
     )
 
+    # Supplier documents (docs/suppliers.md). A document over either limit is
+    # quarantined unread ("oversized"), so one huge scan cannot hold up a tenant's run.
+    max_document_bytes: int = Field(
+        default=25 * 1024**2, gt=0, description="largest supplier document read, in bytes"
+    )
+    max_document_pages: int = Field(
+        default=30, gt=0, description="most pages a supplier document may have to be read"
+    )
+    # The LLM extractor, used only for a tenant that stored its own key
+    # (`bizos credentials set --tenant T --source llm`): any OpenAI-compatible
+    # chat-completions endpoint.
+    llm_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        description="OpenAI-compatible API base URL for the LLM document extractor",
+    )
+    llm_model: str = Field(default="gpt-4o-mini", description="model the LLM extractor asks")
+    llm_timeout_s: float = Field(
+        default=60.0, gt=0, description="bound on one LLM extraction request, in seconds"
+    )
+
     @property
     def target(self) -> Target:
         return Target.POSTGRES if self.database_url else Target.DUCKDB

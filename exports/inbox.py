@@ -15,7 +15,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,7 +152,7 @@ def tenant_exports(
             continue
         shown = _shown(tenant_id, folder, entry.name)
         st = entry.stat(follow_symlinks=False)
-        reason = _file_problem(st, settings, now)
+        reason = file_problem(st, settings, now)
         if entry.name.startswith("."):
             reason = "a hidden file (an upload's temporary name?)"
         if reason:
@@ -166,14 +166,21 @@ def tenant_exports(
     return found
 
 
-def _file_problem(st: os.stat_result, settings: Settings, now: float) -> str | None:
+def file_problem(
+    st: os.stat_result, settings: Settings, now: float, *, empty_is_skipped: bool = True
+) -> str | None:
+    """Why a listed inbox entry is not read this run, or None when it may be.
+
+    An empty file is an upload in progress for an export; supplier documents pass
+    ``empty_is_skipped=False`` and quarantine it once it has settled.
+    """
     if stat.S_ISLNK(st.st_mode):
         return "a symlink, not followed"
     if not stat.S_ISREG(st.st_mode):
         return "not a regular file"
     if st.st_nlink > 1:
-        return f"has {st.st_nlink} hard links; an export must be a file of its own"
-    if st.st_size == 0:
+        return f"has {st.st_nlink} hard links; an inbox file must be a file of its own"
+    if st.st_size == 0 and empty_is_skipped:
         return "empty (an upload in progress?); read at a later run"
     age = now - st.st_mtime
     if age < settings.inbox_settle_seconds:
@@ -190,17 +197,29 @@ def open_export(
 
     Raises InboxChanged if any component is now a link or the file is another one.
     """
+    with open_inbox_file(settings, (tenant_id, *([folder] if folder else [])), listed) as fh:
+        yield fh
+
+
+@contextmanager
+def open_inbox_file(
+    settings: Settings, folders: Sequence[str], listed: ExportFile
+) -> Iterator[BinaryIO]:
+    """Open ``<inbox>/<folders...>/<listed.name>``, following no link on the way.
+
+    Raises InboxChanged if any component is now a link or the file is another one.
+    """
+    shown = "/".join((*folders, listed.name))
     flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     fds: list[int] = []
     try:
         fds.append(os.open(settings.inbox_dir, os.O_RDONLY | os.O_DIRECTORY))
-        for part in (tenant_id, *([folder] if folder else [])):
+        for part in folders:
             fds.append(os.open(part, flags | os.O_DIRECTORY, dir_fd=fds[-1]))
         fd = os.open(listed.name, flags, dir_fd=fds[-1])
     except OSError as exc:
         raise InboxChanged(
-            f"{_shown(tenant_id, folder, listed.name)}: cannot be opened without "
-            f"following a link ({exc.strerror})"
+            f"{shown}: cannot be opened without following a link ({exc.strerror})"
         ) from None
     finally:
         for opened in fds:
@@ -208,6 +227,6 @@ def open_export(
     st = os.fstat(fd)
     if (st.st_dev, st.st_ino) != (listed.device, listed.inode) or not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise InboxChanged(f"{_shown(tenant_id, folder, listed.name)}: changed while listed")
+        raise InboxChanged(f"{shown}: changed while listed")
     with os.fdopen(fd, "rb", buffering=1 << 20) as fh:
         yield fh

@@ -23,7 +23,7 @@ from assets.raw_tables import raw_tables
 from assets.resources import BizosSettings
 from assets.serving_tables import serving_table_assets
 from assets.sources import source_assets
-from assets.supplier_docs import supplier_docs_read
+from assets.supplier_docs import supplier_docs_read, supplier_document_arrivals
 from assets.suppliers import screening_matches, supplier_inputs
 from assets.warehouse import bizos_dbt_models, dbt_resource
 from core.settings import Settings
@@ -128,7 +128,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         asset_checks=[crm_export_leads_expectations],
         jobs=[materialize_all, refresh_suppliers],
         schedules=[daily_refresh],
-        sensors=[tenant_inboxes, supplier_reviews],
+        sensors=[tenant_inboxes, supplier_document_arrivals, supplier_reviews],
         resources={"bizos": bizos, "dbt": dbt_resource(settings)},
     )
 

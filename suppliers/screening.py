@@ -101,7 +101,9 @@ def skeleton(token: str) -> str:
 
 
 def block_keys(normalised: str) -> set[str]:
-    return {skeleton(t) for t in normalised.split()}
+    """A name's blocking keys: each token, and each token's skeleton (``~`` first)."""
+    tokens = normalised.split()
+    return {*tokens, *("~" + skeleton(t) for t in tokens)}
 
 
 @dataclass(frozen=True)
@@ -165,19 +167,36 @@ class ScreeningIndex:
                 for key in block_keys(norm):
                     postings[key].append(n)
         self.postings: dict[str, list[int]] = dict(postings)
+        # Each key's names too, so a posting is scored in rapidfuzz's C loop as is,
+        # without building a list of strings per query (pointers, not copies).
+        self.posting_names: dict[str, list[str]] = {
+            key: [self.sorted_names[n] for n in names] for key, names in self.postings.items()
+        }
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def candidates(self, normalised: str) -> set[int]:
-        """Indexes of list names sharing one of the name's rarest usable skeletons."""
+    def blocking_keys(self, normalised: str) -> list[str]:
+        """The keys whose postings hold a name's candidates (see :meth:`candidates`)."""
         keys = [k for k in block_keys(normalised) if k in self.postings]
         keys.sort(key=lambda k: (len(self.postings[k]), k))
         usable = [k for k in keys if len(self.postings[k]) <= MAX_POSTING] or keys[:1]
-        found: set[int] = set()
-        for i, key in enumerate(usable[:BLOCK_KEYS]):
-            if i and len(found) + len(self.postings[key]) > CANDIDATE_BUDGET:
+        chosen: list[str] = []
+        size = 0
+        for key in usable[:BLOCK_KEYS]:
+            if chosen and size + len(self.postings[key]) > CANDIDATE_BUDGET:
                 break
+            chosen.append(key)
+            size += len(self.postings[key])
+        return chosen
+
+    def candidates(self, normalised: str) -> set[int]:
+        """Indexes of list names sharing one of the name's rarest keys: an exact token
+        is always at least as rare as its skeleton, so a name is found through its own
+        words first, and through a skeleton (another spelling) when that stays cheap
+        or when the word itself is in no list name."""
+        found: set[int] = set()
+        for key in self.blocking_keys(normalised):
             found.update(self.postings[key])
         return found
 
@@ -211,20 +230,22 @@ def screen_supplier(
         norm = normalise(raw)
         if not norm:
             continue
-        candidates = sorted(index.candidates(norm))
-        if not candidates:
-            continue
-        # Scored in rapidfuzz's C loop: names within reach of the floor (a country
-        # bonus can lift a name by COUNTRY_BONUS), then adjusted one by one.
-        scored = process.extract(
-            sorted_tokens(norm),
-            [index.sorted_names[n] for n in candidates],
-            scorer=fuzz.ratio,
-            score_cutoff=(min_score - COUNTRY_BONUS) * 100,
-            limit=None,
-        )
-        for _, raw_score, position in scored:
-            n = candidates[position]
+        query = sorted_tokens(norm)
+        # Scored in rapidfuzz's C loop, key by key (a name in two postings is scored
+        # twice; the best pair per entry is kept): names within reach of the floor
+        # (a country bonus can lift a name by COUNTRY_BONUS), then adjusted one by one.
+        scored = [
+            (raw_score, index.postings[key][position])
+            for key in index.blocking_keys(norm)
+            for _, raw_score, position in process.extract(
+                query,
+                index.posting_names[key],
+                scorer=fuzz.ratio,
+                score_cutoff=(min_score - COUNTRY_BONUS) * 100,
+                limit=None,
+            )
+        ]
+        for raw_score, n in scored:
             e = index.owner[n]
             entry = index.entries[e]
             if (supplier.supplier_id, entry.list_name, entry.entry_id) in suppressed:

@@ -10,6 +10,8 @@ contract only grows: columns are added, never renamed or removed.
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 
 SOURCE = "supplier_docs"
@@ -20,6 +22,18 @@ FIELDS_TABLE = "document_fields"
 
 SUPPLIERS_FOLDER = "suppliers"
 """A tenant's supplier documents live in ``<inbox>/<tenant>/suppliers/<supplier>/``."""
+
+SUPPLIER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SUPPLIER_ID_RULE = (
+    "letters, digits, '.', '-' or '_', at most 64 characters, starting with a letter or digit"
+)
+"""A supplier folder's name is the supplier_id the documents belong to (the same
+id as in suppliers.csv); other folder names are reported and skipped."""
+
+
+def is_supplier_id(value: object) -> bool:
+    return isinstance(value, str) and SUPPLIER_ID_PATTERN.fullmatch(value) is not None
+
 
 DOC_TYPES: tuple[str, ...] = (
     "certificate_of_insurance",

@@ -1,0 +1,1 @@
+"""Supplier documents: read, classified and with their fields extracted (issue 9)."""
