@@ -115,7 +115,7 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"entries {len(entries):,} ({len(index.names):,} names), suppliers {len(suppliers):,}")
     print(f"generate (not timed)  {generated:6.1f} s")
-    print(f"index                 {indexed:6.1f} s  ({len(index.postings):,} skeletons)")
+    print(f"index                 {indexed:6.1f} s  ({len(index.postings):,} blocking keys)")
     print(f"screen                {screened:6.1f} s  ({len(matches):,} matches >= 0.75)")
     print(f"index + screen        {indexed + screened:6.1f} s")
     print(f"planted variants found at >= 0.88: {found}/{len(planted)}")

@@ -22,6 +22,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from anyascii import anyascii
 from rapidfuzz import fuzz, process
@@ -87,9 +88,11 @@ def normalise(name: str) -> str:
     return " ".join(kept or tokens)
 
 
+@cache
 def skeleton(token: str) -> str:
     """First letter, then the consonants with repeats collapsed: a blocking key
-    that survives vowel spellings and doubled letters of transliterations."""
+    that survives vowel spellings and doubled letters of transliterations.
+    Cached: a list's vocabulary is far smaller than its token count."""
     if len(token) <= 2 or token.isdigit():
         return token
     rest = token[1:].translate(_VOWELS)
@@ -100,10 +103,18 @@ def skeleton(token: str) -> str:
     return "".join(out)
 
 
+@cache
+def token_keys(token: str) -> tuple[str, str]:
+    """A token's blocking keys: itself, and its skeleton (``~`` first)."""
+    return (token, "~" + skeleton(token))
+
+
 def block_keys(normalised: str) -> set[str]:
-    """A name's blocking keys: each token, and each token's skeleton (``~`` first)."""
-    tokens = normalised.split()
-    return {*tokens, *("~" + skeleton(t) for t in tokens)}
+    """A name's blocking keys: each token, and each token's skeleton."""
+    keys: set[str] = set()
+    for token in normalised.split():
+        keys.update(token_keys(token))
+    return keys
 
 
 @dataclass(frozen=True)
@@ -164,23 +175,42 @@ class ScreeningIndex:
                 self.names.append(norm)
                 self.sorted_names.append(sorted_tokens(norm))
                 self.owner.append(e)
-                for key in block_keys(norm):
-                    postings[key].append(n)
+                for token in norm.split():
+                    for key in token_keys(token):
+                        postings[key].append(n)
         self.postings: dict[str, list[int]] = dict(postings)
-        # Each key's names too, so a posting is scored in rapidfuzz's C loop as is,
-        # without building a list of strings per query (pointers, not copies).
-        self.posting_names: dict[str, list[str]] = {
-            key: [self.sorted_names[n] for n in names] for key, names in self.postings.items()
-        }
+        self._posting_names: dict[str, list[str]] = {}
+
+    def posting_names(self, key: str) -> list[str]:
+        """A key's names (token-sorted), built on first use and kept: suppliers share
+        keys, and rapidfuzz scores a ready list in its C loop."""
+        names = self._posting_names.get(key)
+        if names is None:
+            sorted_names = self.sorted_names
+            names = self._posting_names[key] = [sorted_names[n] for n in self.postings[key]]
+        return names
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def blocking_keys(self, normalised: str) -> list[str]:
         """The keys whose postings hold a name's candidates (see :meth:`candidates`)."""
-        keys = [k for k in block_keys(normalised) if k in self.postings]
-        keys.sort(key=lambda k: (len(self.postings[k]), k))
-        usable = [k for k in keys if len(self.postings[k]) <= MAX_POSTING] or keys[:1]
+        postings = self.postings
+        per_token = [token_keys(t) for t in normalised.split()]
+        keys = sorted(
+            {k for pair in per_token for k in pair if k in postings},
+            key=lambda k: (len(postings[k]), k),
+        )
+        if not keys:
+            return []
+        if len(postings[keys[0]]) > CANDIDATE_BUDGET and any(
+            own[0] not in postings and own[1] not in postings for own in per_token
+        ):
+            # No rare key, and a word of the name is in no list name even by its
+            # skeleton: its own word has no counterpart, so the common words alone
+            # (trading, global) cannot make a match worth comparing thousands for.
+            return []
+        usable = [k for k in keys if len(postings[k]) <= MAX_POSTING] or keys[:1]
         chosen: list[str] = []
         size = 0
         for key in usable[:BLOCK_KEYS]:
@@ -239,7 +269,7 @@ def screen_supplier(
             for key in index.blocking_keys(norm)
             for _, raw_score, position in process.extract(
                 query,
-                index.posting_names[key],
+                index.posting_names(key),
                 scorer=fuzz.ratio,
                 score_cutoff=(min_score - COUNTRY_BONUS) * 100,
                 limit=None,

@@ -92,3 +92,13 @@ def test_normalise_drops_suffixes_but_never_empties_a_name():
     assert normalise("Acme Trading Co., Ltd.") == "acme trading"
     assert normalise("S.A.") == "sa"
     assert normalise("Ромашка ООО") == "romashka"
+
+
+def test_a_word_no_list_name_has_is_not_compared_through_common_words(index: ScreeningIndex):
+    # "trading" is in 300+ names, "qwzx" in none (not even by its skeleton): the
+    # supplier's own word has no counterpart, so no list name is compared at all
+    assert index.candidates(normalise("Qwzx Trading")) == set()
+    # while a misspelt word that keeps its skeleton is still found
+    assert screen_supplier(index, Supplier("s7", "Acmee Tradding Ltd", (), "CN"))[0].entry_id == (
+        "ofac-2"
+    )
