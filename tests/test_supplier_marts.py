@@ -257,7 +257,7 @@ def test_every_supplier_gets_a_tier_and_reasons_with_evidence(built):
 
     expiring = risk["S-EXPIRING"]
     assert "certificate_of_insurance_expiring_14d:+12" in expiring["reasons"]
-    assert "tax_form_missing:+25" in expiring["reasons"]
+    assert "tax_form_missing:+20" in expiring["reasons"]
     assert "late_deliveries:+40" in expiring["reasons"]
     assert "defects:+30" in expiring["reasons"]
     assert expiring["grade"] in ("high", "critical")

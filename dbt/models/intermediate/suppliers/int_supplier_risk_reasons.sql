@@ -142,7 +142,7 @@ reasons as (
             else replace(doc_type, '_', ' ') || ' on file and valid'
         end as label,
         case status
-            when 'missing' then 25
+            when 'missing' then 20
             when 'expired' then 30
             when 'expiring' then
                 case when expiring_within_days <= 1 then 20 when expiring_within_days <= 14 then 12 else 6 end
