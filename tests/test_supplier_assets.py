@@ -68,3 +68,28 @@ def test_a_broken_policy_names_the_file_and_key() -> None:
         SupplierPolicyError, match=r"required_documents\.0: .*doc_type .passport. not in"
     ):
         parse_policy("version: 1\nrequired_documents: [{doc_type: passport}]\n", where="test.yaml")
+
+
+def test_the_demo_supplier_inbox_lands_with_its_planted_match(settings: Settings) -> None:
+    """The sandbox's supplier files (for the demo) are read cleanly, the same bytes
+    every time, and its planted sanctions match is found."""
+    from sandbox.supplier_inbox import generate_supplier_inbox
+    from suppliers.landing import land_purchase_orders, land_screening_entries, land_suppliers
+    from suppliers.landing import utc_now as now
+    from suppliers.matches import screen_tenant
+
+    first = generate_supplier_inbox(settings.inbox_dir, "demo-t")
+    data = (settings.tenant_inbox("demo-t") / "purchase_orders.csv").read_bytes()
+    generate_supplier_inbox(settings.inbox_dir, "demo-t")
+    assert (settings.tenant_inbox("demo-t") / "purchase_orders.csv").read_bytes() == data
+    loads = [
+        land(settings, "demo-t", now=now())
+        for land in (land_suppliers, land_screening_entries, land_purchase_orders)
+    ]
+    assert [load.rows_quarantined for load in loads] == [0, 0, 0]
+    assert loads[2].rows == first.orders
+    screen_tenant(settings, "demo-t", run_id="test", now=now())
+    matches = read_table(settings, "screening_matches", "demo-t").to_pylist()
+    assert {(m["supplier_id"], m["entry_id"]) for m in matches if m["score"] >= 0.88} == {
+        (first.planted_match, "demo-1")
+    }
