@@ -363,6 +363,9 @@ def test_the_review_loop_end_to_end(built):
         assert post(client, reader_only, "S-SANCTION", approve, "idem-0000").status_code == 403
         # approval over an open sanctions match is refused
         assert post(client, key, "S-SANCTION", approve, "idem-0001").status_code == 409
+        # a confirmed match can never come with an approval
+        confirmed = {**approve, "match_verdicts": [{**verdict, "verdict": "confirmed"}]}
+        assert post(client, key, "S-SANCTION", confirmed, "idem-000c").status_code == 422
         # a decision on a risk version that is no longer current is refused
         stale = {**approve, "risk_version": "0123456789abcdef", "match_verdicts": [verdict]}
         assert post(client, key, "S-SANCTION", stale, "idem-0002").status_code == 409
@@ -400,12 +403,32 @@ def test_the_review_loop_end_to_end(built):
     result = supplier_reviews(context)
     assert [r.partition_key for r in result.run_requests] == [TENANT]
 
-    # what that run does: decisions landed, screening, dbt
-    land_review_decisions(settings, TENANT, decisions, now=NOW)
+    # what that run does: decisions landed, screening, dbt. Two earlier approvals
+    # (as the ops database would hold them) check the lapse rule on fixed dates:
+    # S-EXPIRED's insurance expired on 2026-05-01, after its approval on 04-01.
+    earlier = [
+        {
+            "decision_id": 900 + i,
+            "supplier_id": supplier,
+            "decision": "approve",
+            "comment": "reviewed in April",
+            "reviewer": "bz_test",
+            "risk_version": "earlier",
+            "match_verdicts": "[]",
+            "decided_at": datetime(2026, 4, 1, tzinfo=UTC),
+        }
+        for i, supplier in enumerate(["S-EXPIRED", "S-OK"])
+    ]
+    land_review_decisions(settings, TENANT, decisions + earlier, now=NOW)
     screen_tenant(settings, TENANT, run_id="refresh", now=NOW)
     assert read_table(settings, "screening_matches", TENANT).num_rows == 0  # never again
     dbt_build(settings, Path(settings.home) / "dbt-refresh", *SELECT)
-    after = risk_by_supplier(settings)["S-SANCTION"]
+    risk = risk_by_supplier(settings)
+    after = risk["S-SANCTION"]
     assert after["review_status"] == "approved"
     assert after["sanctions_hit"] is False
     assert "sanctions_match" not in after["reasons"]
+    # an approval lapses when a required document expired since; one that did not holds
+    assert risk["S-EXPIRED"]["review_status"] == "lapsed"
+    assert risk["S-OK"]["review_status"] == "approved"
+    assert risk["S-OK"]["review_due_date"] == date(2027, 4, 1)  # approval + 365 days

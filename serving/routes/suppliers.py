@@ -35,7 +35,7 @@ from serving.supplier_schemas import (
     SupplierRiskPublic,
     Tier,
 )
-from suppliers.reviews import MatchVerdict, ReviewRequestError, request_hash
+from suppliers.reviews import MatchVerdict, ReviewRequestError, check_decision, request_hash
 
 router = APIRouter(prefix="/v1/suppliers", tags=["supplier risk"], responses=DATA_ERRORS)
 
@@ -200,6 +200,10 @@ async def post_review(
     row = current.rows[0].row
     reasons = parse_reasons_json(row["reasons_json"])
     verdicts = [MatchVerdict(v.list_name, v.entry_id, v.verdict.value) for v in body.match_verdicts]
+    try:
+        check_decision(body.decision.value, verdicts)
+    except ReviewRequestError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     if body.decision.value == "approve" and body.risk_version == row["risk_version"]:
         ruled_out = {
             f"screening:{v.list_name}/{v.entry_id}" for v in verdicts if v.verdict == "not_same"
