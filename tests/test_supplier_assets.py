@@ -93,3 +93,17 @@ def test_the_demo_supplier_inbox_lands_with_its_planted_match(settings: Settings
     assert {(m["supplier_id"], m["entry_id"]) for m in matches if m["score"] >= 0.88} == {
         (first.planted_match, "demo-1")
     }
+
+
+def test_the_dbt_macro_knows_every_document_kind() -> None:
+    """supplier_record_number() reads `<doc_type>_number` per kind from a list in
+    the macro: it must name exactly the contract's kinds."""
+    import re
+    from pathlib import Path
+
+    from core.contracts.suppliers import DOC_TYPES
+
+    macro = Path(__file__).resolve().parent.parent / "dbt/macros/suppliers/supplier_checks.sql"
+    listed = re.search(r"supplier_doc_types\(\).*?return\(\[(.*?)\]\)", macro.read_text(), re.S)
+    assert listed is not None
+    assert tuple(re.findall(r"'([a-z_]+)'", listed.group(1))) == DOC_TYPES

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from core.contracts import supplier_docs
+
 SOURCE = "suppliers"
 """The lake source (folder), dbt source and asset-key prefix of these tables."""
 
@@ -150,12 +152,6 @@ DECISIONS: tuple[str, ...] = ("approve", "reject", "request_info")
 MATCH_VERDICTS: tuple[str, ...] = ("not_same", "confirmed")
 """What a reviewer may say about one screening match: ruled out, or the same party."""
 
-DOC_TYPES: tuple[str, ...] = (
-    "certificate_of_insurance",
-    "quality_certificate",
-    "business_licence",
-    "tax_form",
-    "bank_letter",
-    "other",
-)
-"""Document kinds (the supplier_docs contract's ``doc_type``)."""
+DOC_TYPES = supplier_docs.DOC_TYPES
+"""Document kinds a policy may require: the supplier_docs contract's ``doc_type`` values
+(dbt's ``supplier_doc_types()`` macro lists the same; a test holds them together)."""
