@@ -96,7 +96,10 @@ def supplier_reviews(context: SensorEvaluationContext, bizos: BizosSettings) -> 
         for tenant, newest in sorted(latest.items())
         if newest > seen.get(tenant, 0) and tenant in known
     ]
-    return SensorResult(run_requests=requests, cursor=json.dumps(latest, sort_keys=True))
+    # A tenant that is not a partition yet keeps its old position: its decisions are
+    # picked up once it is one.
+    cursor = {**seen, **{t: n for t, n in latest.items() if t in known}}
+    return SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:

@@ -107,3 +107,34 @@ def test_the_dbt_macro_knows_every_document_kind() -> None:
     listed = re.search(r"supplier_doc_types\(\).*?return\(\[(.*?)\]\)", macro.read_text(), re.S)
     assert listed is not None
     assert tuple(re.findall(r"'([a-z_]+)'", listed.group(1))) == DOC_TYPES
+
+
+def test_the_review_sensor_asks_once_per_new_decision(settings: Settings) -> None:
+    from dagster import build_sensor_context
+
+    from pipelines.definitions import supplier_reviews
+    from suppliers.reviews import record_decision
+
+    def decide(idem: str) -> None:
+        record_decision(
+            settings, tenant_id="t9", reviewer="bz_x", supplier_id="S1", decision="reject",
+            comment="no", risk_version="v", current_version="v", reasons_seen=[],
+            match_verdicts=[], idempotency_key=idem, body_hash=idem,
+        )  # fmt: skip
+
+    instance = DagsterInstance.ephemeral()
+    resources = {"bizos": BizosSettings(home=str(settings.home), database_url="")}
+
+    def tick(cursor: str | None):
+        context = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        return supplier_reviews(context)
+
+    decide("first-decision")
+    early = tick(None)  # t9 is not a partition yet: no run, and its decision is kept
+    assert early.run_requests == []
+    instance.add_dynamic_partitions(tenants.name or "tenants", ["t9"])
+    first = tick(early.cursor)
+    assert [r.partition_key for r in first.run_requests] == ["t9"]
+    assert tick(first.cursor).run_requests == []  # nothing new
+    decide("second-decision")
+    assert len(tick(first.cursor).run_requests) == 1
