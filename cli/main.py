@@ -108,6 +108,16 @@ def _run(settings: Settings, tenant: str | None) -> list[TenantRun]:
                     console.print(f"  [yellow]![/] {notice['path']}: {notice['reason']}")
             if leads.get("rows_quarantined") or leads.get("files_quarantined"):
                 console.print(f"  quarantined rows and reasons: {leads.get('quarantine_path')}")
+            suppliers = run.metadata.get("suppliers/suppliers", {})
+            if suppliers.get("rows") or suppliers.get("rows_quarantined"):
+                matches = run.metadata.get("suppliers/screening_matches", {})
+                risk = run.metadata.get("serving_supplier_risk", {})
+                console.print(
+                    f"  suppliers: {suppliers.get('rows', 0)} loaded, "
+                    f"{suppliers.get('rows_quarantined', 0)} quarantined, "
+                    f"{matches.get('matches', 0)} screening matches, "
+                    f"{risk.get('rows', 0)} risk rows published"
+                )
         else:
             console.print(
                 f"[red]✗[/] {run.tenant_id}: {run.error}\n  run {run.run_id}, log {run.log_path}"

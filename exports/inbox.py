@@ -15,7 +15,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,30 +115,42 @@ def _folder_problem(path: Path, shown: str) -> InboxNotice | None:
     return None
 
 
+def _shown(tenant_id: str, folder: str, name: str = "") -> str:
+    return "/".join(p for p in (tenant_id, folder, name) if p)
+
+
 def tenant_exports(
-    settings: Settings, tenant_id: str, *, now: float | None = None
+    settings: Settings,
+    tenant_id: str,
+    *,
+    now: float | None = None,
+    folder: str = EXPORT_FOLDER,
+    names: Callable[[str], bool] = lambda name: name.endswith(".csv"),
 ) -> TenantExports:
-    """List ``<inbox>/<tenant>/crm/*.csv`` without following any link."""
+    """List ``<inbox>/<tenant>/<folder>/`` files whose name ``names`` accepts (the CRM
+    exports by default; ``folder=""`` is the tenant's own folder) without following
+    any link."""
     now = time.time() if now is None else now
     found = TenantExports()
     tenant_dir = settings.tenant_inbox(tenant_id)
-    folder = tenant_dir / EXPORT_FOLDER
-    for path, shown in ((tenant_dir, tenant_id), (folder, f"{tenant_id}/{EXPORT_FOLDER}")):
-        problem = _folder_problem(path, shown)
+    path = tenant_dir / folder if folder else tenant_dir
+    checks = [(tenant_dir, tenant_id)] + ([(path, _shown(tenant_id, folder))] if folder else [])
+    for checked, shown in checks:
+        problem = _folder_problem(checked, shown)
         if problem:
             found.skipped.append(problem)
             return found
-    if not folder.is_dir():
+    if not path.is_dir():
         return found
     # Belt and braces: no component above was a link, so the real path must be
     # the tenant's own folder under the real inbox.
-    if folder.resolve() != settings.inbox_dir.resolve() / tenant_id / EXPORT_FOLDER:
+    if path.resolve() != (settings.inbox_dir.resolve() / tenant_id / folder).resolve():
         found.skipped.append(InboxNotice(tenant_id, "resolves outside the tenant's inbox"))
         return found
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if not entry.name.endswith(".csv"):
+    for entry in sorted(os.scandir(path), key=lambda e: e.name):
+        if not names(entry.name):
             continue
-        shown = f"{tenant_id}/{EXPORT_FOLDER}/{entry.name}"
+        shown = _shown(tenant_id, folder, entry.name)
         st = entry.stat(follow_symlinks=False)
         reason = file_problem(st, settings, now)
         if entry.name.startswith("."):
@@ -177,12 +189,15 @@ def file_problem(
 
 
 @contextmanager
-def open_export(settings: Settings, tenant_id: str, listed: ExportFile) -> Iterator[BinaryIO]:
-    """Open a listed export for reading, following no link on the way.
+def open_export(
+    settings: Settings, tenant_id: str, listed: ExportFile, *, folder: str = EXPORT_FOLDER
+) -> Iterator[BinaryIO]:
+    """Open a listed export (of ``tenant_exports(..., folder=folder)``) for reading,
+    following no link on the way.
 
     Raises InboxChanged if any component is now a link or the file is another one.
     """
-    with open_inbox_file(settings, (tenant_id, EXPORT_FOLDER), listed) as fh:
+    with open_inbox_file(settings, (tenant_id, *([folder] if folder else [])), listed) as fh:
         yield fh
 
 

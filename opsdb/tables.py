@@ -142,3 +142,51 @@ api_keys = sa.Table(
     sa.Column("last_used_at", UtcDateTime),
     sa.Index("api_keys_tenant_idx", "tenant_id"),
 )
+
+# -- supplier reviews (suppliers.reviews) ---------------------------------------------
+
+supplier_review_decisions = sa.Table(
+    "supplier_review_decisions",
+    metadata,
+    sa.Column("decision_id", AutoId, sa.Identity(always=True), primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("supplier_id", sa.Text, nullable=False),
+    sa.Column("decision", sa.Text, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    # The API key's prefix: the holder, never a free-text name.
+    sa.Column("reviewer", sa.Text, nullable=False),
+    sa.Column("risk_version", sa.Text, nullable=False),
+    # The reasons the reviewer saw, and their verdicts on screening matches.
+    sa.Column("reasons_seen", JsonDocument, nullable=False),
+    sa.Column("match_verdicts", JsonDocument, nullable=False),
+    sa.Column("idempotency_key", sa.Text, nullable=False),
+    sa.Column("request_hash", sa.Text, nullable=False),
+    sa.Column("decided_at", UtcDateTime, nullable=False),
+    sa.CheckConstraint(
+        "decision IN ('approve', 'reject', 'request_info')",
+        name="supplier_review_decisions_decision_check",
+    ),
+    sa.Index(
+        "supplier_review_decisions_idempotency_idx", "tenant_id", "idempotency_key", unique=True
+    ),
+    sa.Index("supplier_review_decisions_tenant_idx", "tenant_id", "supplier_id", "decision_id"),
+)
+
+supplier_review_audit = sa.Table(
+    "supplier_review_audit",
+    metadata,
+    sa.Column("audit_id", AutoId, sa.Identity(always=True), primary_key=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("supplier_id", sa.Text, nullable=False),
+    sa.Column("reviewer", sa.Text, nullable=False),
+    sa.Column("idempotency_key", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("decision_id", sa.BigInteger),
+    sa.Column("detail", sa.Text),
+    sa.CheckConstraint(
+        "outcome IN ('recorded', 'replayed', 'stale', 'conflict', 'refused')",
+        name="supplier_review_audit_outcome_check",
+    ),
+    sa.Index("supplier_review_audit_tenant_idx", "tenant_id", "audit_id"),
+)

@@ -1,5 +1,7 @@
 """The Dagster code location: every asset, check, job, schedule and sensor."""
 
+import json
+
 from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
@@ -22,9 +24,11 @@ from assets.resources import BizosSettings
 from assets.serving_tables import serving_table_assets
 from assets.sources import source_assets
 from assets.supplier_docs import supplier_docs_read, supplier_document_arrivals
+from assets.suppliers import screening_matches, supplier_inputs
 from assets.warehouse import bizos_dbt_models, dbt_resource
 from core.settings import Settings
 from exports.inbox import scan_inbox
+from suppliers.reviews import latest_decision_ids
 
 materialize_all = define_asset_job(
     "materialize_all",
@@ -32,6 +36,15 @@ materialize_all = define_asset_job(
     partitions_def=tenants,
     description="Everything for one tenant: ingest every source table from its cursor "
     "(the first load reads the whole history), load, dbt build and tests, publish.",
+)
+
+
+refresh_suppliers = define_asset_job(
+    "refresh_suppliers",
+    selection=AssetSelection.assets(supplier_inputs, screening_matches).downstream(),
+    partitions_def=tenants,
+    description="One tenant's supplier inputs, screening, raw copies, supplier models and "
+    "their serving tables: what a new review decision changes.",
 )
 
 
@@ -68,6 +81,27 @@ def tenant_inboxes(context: SensorEvaluationContext, bizos: BizosSettings) -> Se
     )
 
 
+@sensor(
+    job=refresh_suppliers, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING
+)
+def supplier_reviews(context: SensorEvaluationContext, bizos: BizosSettings) -> SensorResult:
+    """A new review decision refreshes its tenant's supplier marts (an approval changes
+    the review status, a "not the same" verdict drops the match). The cursor is the
+    newest decision id seen per tenant; the run key makes a tick idempotent."""
+    seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+    latest = latest_decision_ids(bizos.get())
+    known = set(context.instance.get_dynamic_partitions(tenants.name or "tenants"))
+    requests = [
+        RunRequest(partition_key=tenant, run_key=f"reviews:{tenant}:{newest}")
+        for tenant, newest in sorted(latest.items())
+        if newest > seen.get(tenant, 0) and tenant in known
+    ]
+    # A tenant that is not a partition yet keeps its old position: its decisions are
+    # picked up once it is one.
+    cursor = {**seen, **{t: n for t, n in latest.items() if t in known}}
+    return SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
+
+
 def build_definitions(settings: Settings | None = None) -> Definitions:
     """Definitions for one environment; tests pass their own settings.
 
@@ -90,12 +124,14 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             supplier_docs_read,
             bizos_dbt_models,
             lead_model,
+            supplier_inputs,
+            screening_matches,
             *serving_table_assets,
         ],
         asset_checks=[crm_export_leads_expectations],
-        jobs=[materialize_all],
+        jobs=[materialize_all, refresh_suppliers],
         schedules=[daily_refresh],
-        sensors=[tenant_inboxes, supplier_document_arrivals],
+        sensors=[tenant_inboxes, supplier_document_arrivals, supplier_reviews],
         resources={"bizos": bizos, "dbt": dbt_resource(settings)},
     )
 

@@ -79,4 +79,7 @@ def test_materialize_all_loads_every_source_table(settings):
     per_tenant = defs.resolve_job_def("materialize_all")
     tenant_keys = {k.to_user_string() for k in per_tenant.asset_layer.executable_asset_keys}
     assert {"stripe/charges", "stripe/customers", "ga4/report_rows"} <= tenant_keys
-    assert [j.name for j in defs.jobs if not j.name.startswith("__")] == ["materialize_all"]
+    assert [j.name for j in defs.jobs if not j.name.startswith("__")] == [
+        "materialize_all",
+        "refresh_suppliers",
+    ]

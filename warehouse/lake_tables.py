@@ -1,5 +1,6 @@
 """The lake tables that reach dbt: every table of the six API sources, the CRM
-export and the supplier documents, each with the columns every one of its lake files has.
+export, the supplier documents and the supplier inputs, each with the columns every one
+of its lake files has.
 
 dbt has one source per entry (``dbt/models/staging/<source>/_<source>__sources.yml``,
 tests/test_dbt_project.py checks they agree) and, on Postgres, one raw table
@@ -12,7 +13,7 @@ import pyarrow as pa
 
 from connectors.landing import INGESTED_AT_TYPE, VERSION_COLUMN, TableSpec
 from connectors.sources import SOURCES
-from core.contracts import supplier_docs
+from core.contracts import supplier_docs, suppliers
 from exports.crm_leads import LEADS_SCHEMA
 from warehouse.raw_tables import RawTable
 
@@ -47,4 +48,6 @@ def lake_tables() -> list[RawTable]:
             supplier_docs.SOURCE, supplier_docs.FIELDS_TABLE, supplier_docs.DOCUMENT_FIELDS_SCHEMA
         ),
     ]
+    for name, schema in suppliers.LAKE_TABLES.items():
+        tables.append(RawTable(suppliers.SOURCE, name, schema))
     return tables

@@ -1,6 +1,7 @@
 """One shape for every score: the columns a score mart carries, defined once.
 
-Lead scores use it now; supplier risk and sourcing opportunities are to reuse
+Lead scores and supplier risk (core/contracts/supplier_risk.py: the tier in
+``grade``, five component risks) use it; sourcing opportunities are to reuse
 it. A score row carries, beside its keys:
 
 - ``score``: 0-100, or null with ``score_status`` ``unknown`` (too little known:

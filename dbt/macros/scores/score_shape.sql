@@ -2,8 +2,8 @@
     One shape for every score (core/contracts/score_shape.py names the columns):
     a score 0-100 or null with status `unknown`, its band, its components, its
     reasons (code, label, signed points, evidence), the model and
-    configuration versions, and when it was scored. Lead scores use these
-    now; supplier risk and sourcing opportunities are to use them too.
+    configuration versions, and when it was scored. Lead scores and supplier
+    risk use these; sourcing opportunities are to use them too.
 #}
 
 {#- The band of a score against per-row thresholds (A best); null for no score. -#}
