@@ -78,6 +78,10 @@ def test_the_document_names_every_route_and_error_shape() -> None:
         "/v1/leads/scores",
         "/v1/leads/{lead_id}/score",
         "/v1/leads/model",
+        "/v1/suppliers/risk",
+        "/v1/suppliers/{supplier_id}/risk",
+        "/v1/suppliers/reviews",
+        "/v1/suppliers/{supplier_id}/reviews",
     }
     scores = document["paths"]["/v1/leads/scores"]["get"]
     for status in ("400", "401", "403", "422", "429", "503"):
