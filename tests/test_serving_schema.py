@@ -22,11 +22,13 @@ from hypothesis import HealthCheck, settings
 
 from core.contracts.lead_model_cards import LEAD_MODEL_CARDS
 from core.contracts.lead_score_history import LEAD_SCORE_HISTORY
+from core.contracts.supplier_risk import SUPPLIER_RISK
 from core.settings import get_settings
 from serving.keys import create_key
 from serving.main import create_app
 from serving.publish import publish_lead_scores, publish_table
 from tests.test_serving_contract import history_rows, lead_scores_table, model_card_row
+from tests.test_supplier_reviews import risk_row
 
 # The app is built at import, as schemathesis needs its schema to make the tests; that
 # opens nothing. Its home is filled (and removed) by the fixture below, before any call.
@@ -45,6 +47,8 @@ def api_key() -> Iterator[str]:
         publish_table(SETTINGS, LEAD_MODEL_CARDS, "acme", card)
         history = pa.Table.from_pylist(history_rows("acme", "lead-0003", 4))
         publish_table(SETTINGS, LEAD_SCORE_HISTORY, "acme", history)
+        risk = [risk_row("acme", f"S-{i}") for i in range(1, 4)]
+        publish_table(SETTINGS, SUPPLIER_RISK, "acme", pa.Table.from_pylist(risk))
         yield create_key(SETTINGS, "acme")
     finally:
         shutil.rmtree(HOME, ignore_errors=True)
