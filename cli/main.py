@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
@@ -285,6 +286,34 @@ def print_top_leads(settings: Settings, tenant_id: str, n: int = 5) -> None:
     console.print(table)
 
 
+def print_supplier_risk(settings: Settings, tenant_id: str, n: int = 8) -> None:
+    """The tenant's suppliers by tier, then its review queue, most urgent first."""
+    from warehouse.marts import read_mart
+
+    risk = read_mart(settings, "mart_supplier_risk", tenant_id=tenant_id).to_pylist()
+    tiers = dict.fromkeys(("critical", "high", "medium", "low"), 0)
+    for row in risk:
+        tiers[row["grade"] or "unknown"] = tiers.get(row["grade"] or "unknown", 0) + 1
+    counts = ", ".join(f"{count} {tier}" for tier, count in tiers.items())
+    console.print(f"[bold]{tenant_id}[/]: {len(risk)} suppliers: {counts}")
+    queue = read_mart(settings, "mart_supplier_review_queue", tenant_id=tenant_id).to_pylist()
+    queue.sort(key=lambda r: (r["urgency"], -(r["score"] or 0), r["supplier_id"]))
+    table = Table(title=f"{tenant_id}: supplier review queue ({len(queue)})", title_justify="left")
+    for col in ("supplier", "name", "tier", "risk", "status", "due", "top reasons"):
+        table.add_column(col, justify="right" if col == "risk" else "left")
+    for row in queue[:n]:
+        table.add_row(
+            str(row["supplier_id"]),
+            str(row["legal_name"]),
+            _text(row["tier"]),
+            _text(row["score"]),
+            str(row["review_status"]),
+            _text(row["review_due_date"]),
+            ", ".join(str(row["reasons"] or "").split("|")[:3]),
+        )
+    console.print(table)
+
+
 def _text(value: object) -> str:
     return "" if value is None else str(value)
 
@@ -317,12 +346,23 @@ def demo(
     from sandbox.crm_export import DEMO_TENANTS, generate_demo_exports
     from sandbox.generator import generate_sources
     from sandbox.server import start_sandbox
+    from sandbox.supplier_documents import generate_supplier_documents
+    from sandbox.supplier_inbox import generate_supplier_inbox
 
     settings = get_settings()
     console.rule(f"BizOSaaS Lakehouse demo ({settings.target.value}, home {settings.home})")
     exports = generate_demo_exports(settings.inbox_dir, leads=leads)
     for export in exports:
         console.print(f"generated {export.leads} CRM export leads for {export.tenant_id}")
+    for tenant_id in DEMO_TENANTS:
+        suppliers = generate_supplier_inbox(settings.inbox_dir, tenant_id)
+        documents = generate_supplier_documents(
+            settings.inbox_dir, suppliers, today=datetime.now(UTC).date()
+        )
+        console.print(
+            f"generated {len(suppliers.suppliers)} suppliers, {len(documents.files)} documents, "
+            f"{suppliers.orders} purchase orders and a screening list for {tenant_id}"
+        )
     with console.status("generating integration data for every source …"):
         # The CRM holds the export's leads, each with its activities (the engagement
         # signal); the other sources keep their size.
@@ -353,6 +393,8 @@ def demo(
     for export in exports:
         print_top_leads(settings, export.tenant_id)
     print_lead_models(settings, [e.tenant_id for e in exports])
+    for tenant_id in DEMO_TENANTS:
+        print_supplier_risk(settings, tenant_id)
     console.rule("next")
     console.print(
         "API:        [bold]make serve[/] (bizos serve), then open http://127.0.0.1:8000/docs\n"

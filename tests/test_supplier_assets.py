@@ -138,3 +138,39 @@ def test_the_review_sensor_asks_once_per_new_decision(settings: Settings) -> Non
     assert tick(first.cursor).run_requests == []  # nothing new
     decide("second-decision")
     assert len(tick(first.cursor).run_requests) == 1
+
+
+def test_the_demo_documents_carry_what_the_demo_shows(tmp_path) -> None:
+    """The demo's documents, read as the pipeline reads them: the planted cases say
+    what the demo's risk and queue show."""
+    from datetime import date
+
+    from sandbox.supplier_documents import generate_supplier_documents
+    from sandbox.supplier_inbox import generate_supplier_inbox
+    from supplier_docs.extraction import RulesExtractor
+    from supplier_docs.reading import Rejected, read_document
+
+    suppliers = generate_supplier_inbox(tmp_path, "demo-t")
+    today = date(2026, 11, 29)
+    generated = generate_supplier_documents(tmp_path, suppliers, today=today)
+    folder = tmp_path / "demo-t" / "suppliers"
+
+    def fields(supplier: str, name: str) -> dict[str, str]:
+        data = (folder / supplier / name).read_bytes()
+        read = RulesExtractor().extract(read_document(data, name, max_pages=5))
+        return {f.field: f.value for f in read.fields}
+
+    record = {s["supplier_id"]: s for s in suppliers.suppliers}
+    assert (
+        fields("SUP-001", "insurance.pdf")["document_number"]
+        == (record["SUP-001"]["certificate_of_insurance_number"])
+    )
+    assert fields("SUP-002", "insurance.pdf")["expiry_date"] == "2026-12-11"  # in 12 days
+    assert fields("SUP-003", "insurance.pdf")["expiry_date"] == "2026-11-09"  # expired
+    assert fields("SUP-007", "insurance.pdf")["document_number"] == "POL-000001"
+    with pytest.raises(Rejected):
+        read_document((folder / "SUP-005" / "iso9001.pdf").read_bytes(), "iso9001.pdf", max_pages=5)
+    assert not (folder / "SUP-006" / "w9.pdf").exists()
+    assert set(generated.cases) == {f"SUP-00{i}" for i in range(2, 8)}
+    # Complete uploads: none waits out the inbox's settle window.
+    assert all(p.stat().st_mtime < time.time() - 30 for p in generated.files)

@@ -266,6 +266,8 @@ def test_every_supplier_gets_a_tier_and_reasons_with_evidence(built):
     assert "certificate_of_insurance_expired:+30" in expired["reasons"]
     assert expired["delivery_risk"] is None  # one received order: unknown
     assert "delivery_unknown:+0" in expired["reasons"]
+    # Whatever its score, a supplier whose required documents lapsed needs a human.
+    assert expired["review_status"] == "pending" and expired["review_due_date"] is not None
     evidence = {r["code"]: r["evidence"] for r in json.loads(expired["reasons_json"])}
     assert evidence["certificate_of_insurance_expired"] == f"document:{3:064x}#p1:expiry_date"
     assert evidence["tax_form_missing"] == "policy:required_documents#tax_form"

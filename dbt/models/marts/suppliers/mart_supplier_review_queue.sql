@@ -1,5 +1,5 @@
 -- What needs a human now and why: suppliers pending review (medium risk or
--- worse), whose approval lapsed (a required document expired or went missing,
+-- worse, or a required document missing or expired), whose approval lapsed (a required document expired or went missing,
 -- or a new sanctions match), whose information was requested, or that are
 -- blocked by a confirmed match; the most urgent first.
 select

@@ -110,7 +110,8 @@ document_list as (
             delimiter_text="','",
             order_by_clause="order by doc_type"
         ) }} || ']' as documents_json,
-        max(case when status = 'expired' then expiry_date end) as last_expired_on
+        max(case when status = 'expired' then expiry_date end) as last_expired_on,
+        sum(case when status in ('missing', 'expired') then 1 else 0 end) as document_gaps
     from documents
     group by tenant_id, supplier_id
 
@@ -131,6 +132,7 @@ scored as (
         totals.sanctions_hit = 1 or totals.sanctions_confirmed = 1 as sanctions_hit,
         totals.sanctions_confirmed = 1 as sanctions_confirmed,
         document_list.last_expired_on,
+        coalesce(document_list.document_gaps, 0) as document_gaps,
         coalesce(document_list.documents_json, '[]') as documents_json,
         coalesce(folded.reasons, '') as reasons,
         coalesce(folded.reasons_json, '[]') as reasons_json,
@@ -192,6 +194,9 @@ reviewed as (
             when decisions.decision = 'reject' then 'rejected'
             when decisions.decision = 'request_info' then 'info_requested'
             when tiered.tier in ('medium', 'high', 'critical') then 'pending'
+            -- whatever the score, a required document missing or expired needs
+            -- someone to ask the supplier for it
+            when tiered.document_gaps > 0 then 'pending'
             else 'not_required'
         end as review_status
     from tiered
@@ -224,6 +229,8 @@ select
         when tier = 'critical' then risk_as_of + review_days_critical
         when tier = 'high' then risk_as_of + review_days_high
         when tier = 'medium' then risk_as_of + review_days_medium
+        -- low risk, queued for a missing or expired document
+        when review_status = 'pending' then risk_as_of + review_days_medium
         else risk_as_of + rereview_days
     end as review_due_date,
     cast(last_decision as {{ dbt.type_string() }}) as last_decision,
