@@ -50,11 +50,15 @@ def lead_set(
     extra_columns: int = 0,
     open_fraction: float = 0.2,
     days: int = 365,
+    budget_signal: str = "linear",
 ) -> LeadSet:
     """``leads`` leads created over ``days`` days up to :data:`AS_OF`; the newest
     ``open_fraction`` are open (status new/contacted/qualified), the rest carry
     their outcome (converted or unqualified). ``extra_columns`` adds that many
-    noise custom columns (numeric and categorical, alternately)."""
+    noise custom columns (numeric and categorical, alternately).
+    ``budget_signal``: ``linear`` (the bigger the budget, the likelier) or
+    ``sweet_spot`` (likelier only within a middle band of budgets: a shape no
+    straight line through the logit follows)."""
     rng = np.random.default_rng(seed)
     n = leads
     created = np.sort(rng.integers(0, days * 86400, size=n))
@@ -74,7 +78,7 @@ def lead_set(
         + 1.2 * np.isin(seniority, ("c_level", "vp"))
         + 0.8 * (industry == "software")
         + 0.6 * ~free_mail
-        + 0.9 * z_budget
+        + (0.9 * z_budget if budget_signal == "linear" else 2.4 * (np.abs(z_budget) < 0.5) - 0.9)
         + 1.0 * (plan == "enterprise")
         + 0.7 * (engaged * 3 - 1.5)
     )

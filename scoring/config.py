@@ -141,6 +141,12 @@ class Model(_Strict):
     """Whether this tenant's labelled leads may train the pooled model, and it may use it."""
     min_known_signals: int = Field(default=2, ge=0)
     """A lead with fewer known attributes and touch types than this is `unknown`."""
+    try_boosting: bool = True
+    """Fit gradient-boosted stumps beside the regression; kept only where they win."""
+    boosting_margin: float = Field(default=0.01, ge=0, lt=0.5)
+    """How much higher the held-out AUC of boosting must be for it to be kept."""
+    boosting_min_leaf: int = Field(default=20, ge=1)
+    """Fewest training leads on either side of a stump's split: larger is smoother."""
 
 
 class ScoringConfig(_Strict):

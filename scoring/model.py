@@ -10,6 +10,13 @@
   rules score (``kind`` says which).
 - A regularised logistic regression on standardised features, so every score
   splits exactly into per-feature contributions (:func:`score_leads`).
+- Gradient boosting is tried beside it (``model.try_boosting``) and kept only
+  where it wins on the held-out period (a higher AUC by ``boosting_margin`` and
+  no worse log loss). Its trees are stumps (depth one): each splits one
+  feature, so the model stays additive, one learnt curve per feature, and every
+  score still splits exactly into per-feature contributions, with the same
+  reasons as the regression's. Deeper trees would capture interactions at the
+  price of reasons nobody could check.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from scoring.config import ScoringConfig
 from scoring.features import FeatureFrame, FeatureSpec, evidence_ref
 
 TENANT_MODEL = "tenant_logreg"
+BOOSTED_MODEL = "tenant_boosted"
 POOLED_MODEL = "pooled_logreg"
 RULES = "rules_v0"
 CALIBRATION_BINS = 10
@@ -31,8 +39,33 @@ EPS = 1e-6
 
 
 @dataclass(frozen=True)
+class Stumps:
+    """A boosted model's trees, each one split of one feature: ``x[:, feature] <=
+    threshold`` adds ``left`` to the logit, otherwise ``right`` (learning rate
+    applied). ``offsets`` centre each feature's curve on the training leads."""
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    offsets: np.ndarray
+
+    def curves(self, x: np.ndarray) -> np.ndarray:
+        """Per lead and feature: the sum of that feature's stumps, uncentred."""
+        out = np.zeros(x.shape, dtype=float)
+        for f, t, lo, hi in zip(self.feature, self.threshold, self.left, self.right, strict=True):
+            out[:, f] += np.where(x[:, f] <= t, lo, hi)
+        return out
+
+
+@dataclass(frozen=True)
 class FittedModel:
-    """Standardisation and weights: enough to score and explain any lead."""
+    """Standardisation and weights, or stumps: enough to score and explain any lead.
+
+    For a boosted model ``coefficients`` summarise each feature's curve as a
+    slope on the standardised feature (the least-squares line through its
+    contributions on the training leads): its sign says which way the feature
+    pushes, for the model card; the scores use the stumps themselves."""
 
     kind: str
     specs: tuple[FeatureSpec, ...]
@@ -41,9 +74,12 @@ class FittedModel:
     means: np.ndarray
     scales: np.ndarray
     labels_used: int
+    stumps: Stumps | None = None
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per lead and feature: the feature's share of the logit (0 for an average lead)."""
+        if self.stumps is not None:
+            return self.stumps.curves(x) - self.stumps.offsets
         return (x - self.means) / self.scales * self.coefficients
 
     def logits(self, x: np.ndarray) -> np.ndarray:
@@ -129,6 +165,64 @@ def fit_logistic(
     )
 
 
+BOOSTING_ROUNDS = 300
+BOOSTING_RATE = 0.2
+
+
+def fit_boosted(
+    kind: str, specs: list[FeatureSpec], x: np.ndarray, y: np.ndarray, *, min_leaf: int
+) -> FittedModel:
+    """Gradient-boosted stumps (log loss), read back into :class:`Stumps`: the model
+    scikit-learn fitted, in a form that splits into per-feature contributions."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    fit = GradientBoostingClassifier(
+        max_depth=1,
+        n_estimators=BOOSTING_ROUNDS,
+        learning_rate=BOOSTING_RATE,
+        min_samples_leaf=min_leaf,
+        random_state=0,
+    )
+    fit.fit(x, y)
+    features, thresholds, lefts, rights = [], [], [], []
+    for tree in fit.estimators_[:, 0]:
+        t = tree.tree_
+        if t.node_count < 3:  # no split: a constant, folded into the base below
+            continue
+        features.append(int(t.feature[0]))
+        thresholds.append(float(t.threshold[0]))
+        lefts.append(BOOSTING_RATE * float(t.value[t.children_left[0], 0, 0]))
+        rights.append(BOOSTING_RATE * float(t.value[t.children_right[0], 0, 0]))
+    raw = Stumps(
+        feature=np.array(features, dtype=int),
+        threshold=np.array(thresholds),
+        left=np.array(lefts),
+        right=np.array(rights),
+        offsets=np.zeros(x.shape[1]),
+    )
+    curves = raw.curves(x)
+    # The prior's log odds and any constant trees: whatever the stumps leave of the
+    # logit scikit-learn computes (the same for every lead).
+    base = float(fit.decision_function(x[:1])[0] - curves[0].sum())
+    offsets = curves.mean(axis=0)
+    means = x.mean(axis=0)
+    scales = x.std(axis=0)
+    scales = np.where(scales > 1e-12, scales, 1.0)
+    z = (x - means) / scales
+    centred = curves - offsets
+    slopes = (z * centred).sum(axis=0) / np.maximum((z * z).sum(axis=0), 1e-12)
+    return FittedModel(
+        kind=kind,
+        specs=tuple(specs),
+        intercept=base + float(offsets.sum()),
+        coefficients=slopes,
+        means=means,
+        scales=scales,
+        labels_used=int(len(y)),
+        stumps=Stumps(raw.feature, raw.threshold, raw.left, raw.right, offsets),
+    )
+
+
 def metrics(y: np.ndarray, p: np.ndarray) -> Metrics:
     """AUC (None with one class), log loss and calibration by decile of p."""
     p = np.clip(p, EPS, 1 - EPS)
@@ -189,6 +283,14 @@ def time_split(frame: FeatureFrame, holdout_fraction: float) -> tuple[np.ndarray
     return rows[:cut], rows[cut:]
 
 
+def _fit(
+    kind: str, frame: FeatureFrame, x: np.ndarray, y: np.ndarray, config: ScoringConfig
+) -> FittedModel:
+    if kind == BOOSTED_MODEL:
+        return fit_boosted(kind, frame.specs, x, y, min_leaf=config.model.boosting_min_leaf)
+    return fit_logistic(kind, frame.specs, x, y, regularization=config.model.regularization)
+
+
 def evaluate(
     frame: FeatureFrame, config: ScoringConfig, *, kind: str = TENANT_MODEL
 ) -> Evaluation | None:
@@ -199,13 +301,7 @@ def evaluate(
     rules = frame.leads["rules_score_without_status"].to_numpy().astype(float)
     if len(set(y[train].tolist())) < 2 or len(holdout) == 0:
         return None
-    fitted = fit_logistic(
-        kind,
-        frame.specs,
-        x[train],
-        y[train].astype(int),
-        regularization=config.model.regularization,
-    )
+    fitted = _fit(kind, frame, x[train], y[train].astype(int), config)
     y_hold = y[holdout].astype(int)
     return Evaluation(
         model=metrics(y_hold, fitted.probabilities(x[holdout])),
@@ -218,6 +314,17 @@ def evaluate(
     )
 
 
+def boosting_wins(boosted: Evaluation | None, logistic: Evaluation | None, margin: float) -> bool:
+    """Boosting is kept only when it ranks the held-out leads better by ``margin``
+    and its probabilities are no worse (log loss)."""
+    if boosted is None or logistic is None:
+        return False
+    b, lr = boosted.model, logistic.model
+    if b.auc is None or lr.auc is None:
+        return False
+    return b.auc >= lr.auc + margin and b.log_loss <= lr.log_loss
+
+
 def train_tenant_model(frame: FeatureFrame, config: ScoringConfig) -> ModelResult:
     """The tenant's own model, evaluated and refitted on every label; or why not."""
     counts = label_counts(frame)
@@ -226,18 +333,27 @@ def train_tenant_model(frame: FeatureFrame, config: ScoringConfig) -> ModelResul
         return ModelResult(
             kind=RULES, model=None, evaluation=None, reason=short, label_counts=counts
         )
-    evaluation = evaluate(frame, config)
+    kind, evaluation = TENANT_MODEL, evaluate(frame, config)
+    reason = f"{counts['positive'] + counts['negative']} labelled leads"
+    if config.model.try_boosting and frame.specs:
+        boosted = evaluate(frame, config, kind=BOOSTED_MODEL)
+        if boosted is not None and evaluation is not None:
+            verdict = (
+                f"; held out, boosting AUC {boosted.model.auc:.3f} vs logistic "
+                f"{evaluation.model.auc:.3f}"
+            )
+            if boosting_wins(boosted, evaluation, config.model.boosting_margin):
+                kind, evaluation, reason = BOOSTED_MODEL, boosted, reason + verdict
+            else:
+                reason += verdict + ": logistic kept"
     labelled = frame.leads["label"].is_not_null().to_numpy()
     x = frame.matrix.to_numpy()[labelled]
     y = frame.leads["label"].to_numpy()[labelled].astype(int)
-    fitted = fit_logistic(
-        TENANT_MODEL, frame.specs, x, y, regularization=config.model.regularization
-    )
     return ModelResult(
-        kind=TENANT_MODEL,
-        model=fitted,
+        kind=kind,
+        model=_fit(kind, frame, x, y, config),
         evaluation=evaluation,
-        reason=f"{len(y)} labelled leads",
+        reason=reason,
         label_counts=counts,
     )
 

@@ -83,7 +83,8 @@ class LeadScorePublic(BaseModel):
         description="Top reasons: the biggest positive ones first, then the biggest negative"
     )
     score_model: str = Field(
-        description="What scored it: `tenant_logreg`, `pooled_logreg` or `rules_v0`",
+        description="What scored it: `tenant_logreg` or `tenant_boosted` (the tenant's own"
+        " regression or boosted stumps), `pooled_logreg` or `rules_v0`",
         examples=["tenant_logreg"],
     )
     model_version: str = Field(description="Version of that model (see /v1/leads/model)")
@@ -197,7 +198,9 @@ class LeadModelCardPublic(BaseModel):
 
     tenant_id: str
     score_model: str = Field(
-        description="`tenant_logreg` (its own), `pooled_logreg` or `rules_v0`",
+        description="`tenant_logreg` (its own regression), `tenant_boosted` (its own boosted"
+        " stumps, kept where they beat the regression on the held-out period), "
+        "`pooled_logreg` or `rules_v0`",
         examples=["tenant_logreg"],
     )
     model_version: str

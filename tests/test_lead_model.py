@@ -25,7 +25,17 @@ from scoring.config import (
 )
 from scoring.features import build_features, decayed_touches
 from scoring.lead_model import fit_and_score
-from scoring.model import POOLED_MODEL, RULES, TENANT_MODEL, score_leads, train_tenant_model
+from scoring.model import (
+    BOOSTED_MODEL,
+    BOOSTING_RATE,
+    BOOSTING_ROUNDS,
+    POOLED_MODEL,
+    RULES,
+    TENANT_MODEL,
+    fit_boosted,
+    score_leads,
+    train_tenant_model,
+)
 from scoring.store import TABLES
 
 SOURCES_YML = (
@@ -281,3 +291,51 @@ def test_the_synthetic_set_is_what_the_model_reads(leads):
         .all()
     )
     assert leads.leads["features_as_of"].max() == datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def test_boosting_is_kept_where_it_wins_and_its_reasons_still_add_up():
+    """A budget that helps only within a band: no straight line through the logit
+    follows it, boosted stumps do. Boosting is kept, its scores split exactly into
+    per-feature points, and the card's weight summarises each feature's curve."""
+    band = lead_set("t-band", leads=3000, seed=11, budget_signal="sweet_spot")
+    output = fit_and_score("t-band", band.leads, band.touches, config())
+    result = output.result
+    assert result.kind == BOOSTED_MODEL, result.reason
+    assert "logistic" in result.reason and "boosting AUC" in result.reason
+    ev = result.evaluation
+    assert ev is not None and ev.model.auc > ev.rules.auc + 0.1
+    assert ev.model.calibration_error < CALIBRATION_TOLERANCE
+    assert output.model_version.startswith("tenant_boosted-")
+
+    scored = output.tables["predictions"].filter(pl.col("score_status") == "scored")
+    points = output.tables["contributions"].group_by("lead_id").agg(pl.col("points").sum())
+    joined = scored.join(points, on="lead_id", how="left").with_columns(
+        pl.col("points").fill_null(0)
+    )
+    assert (joined["score"] - joined["base_score"] == joined["points"]).all()
+
+    # Without the option, or on a linear signal (test above), the regression scores.
+    linear = fit_and_score(
+        "t-band", band.leads, band.touches, config(model={"try_boosting": False})
+    )
+    assert linear.result.kind == TENANT_MODEL
+    assert linear.result.evaluation.model.auc < ev.model.auc
+
+
+def test_boosted_stumps_reproduce_what_scikit_learn_fitted():
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 3))
+    y = ((np.abs(x[:, 0]) < 0.7) ^ (rng.random(400) < 0.15)).astype(int)
+    model = fit_boosted("tenant_boosted", [], x, y, min_leaf=10)
+    reference = GradientBoostingClassifier(
+        max_depth=1,
+        n_estimators=BOOSTING_ROUNDS,
+        learning_rate=BOOSTING_RATE,
+        min_samples_leaf=10,
+        random_state=0,
+    ).fit(x, y)
+    assert np.allclose(model.logits(x), reference.decision_function(x), atol=1e-9)
+    # centred: the average training lead's contributions sum to zero, feature by feature
+    assert np.allclose(model.contributions(x).mean(axis=0), 0.0, atol=1e-9)

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from core.contracts.table import ContractError, TableContract
 
-MODEL_KINDS: tuple[str, ...] = ("tenant_logreg", "pooled_logreg", "rules_v0")
+MODEL_KINDS: tuple[str, ...] = ("tenant_logreg", "tenant_boosted", "pooled_logreg", "rules_v0")
 
 _JSON_COLUMNS: dict[str, frozenset[str]] = {
     "features_json": frozenset({"feature", "kind", "coefficient", "mean", "scale"}),
