@@ -30,7 +30,7 @@ demo: env
 test: env
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/python -m pytest -n auto --dist loadfile
+	$(VENV)/bin/python -m pytest -n auto --dist loadfile --durations=15
 
 lint: env
 	$(VENV)/bin/ruff check .

@@ -31,9 +31,30 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         _NO_POSTGRES.append(HOW_TO)
 
 
+# The modules that run whole pipelines, longest first. xdist (--dist loadfile) hands
+# modules to workers in collection order: these go first, so the suite does not end
+# with one worker on a long module while the other has nothing left to do.
+LONGEST_FIRST = (
+    "test_runs_postgres.py",
+    "test_runs_embedded.py",
+    "test_lead_marts.py",
+    "test_dbt_project.py",
+    "test_supplier_marts.py",
+    "test_supplier_documents.py",
+)
+
+
+def _schedule_rank(item: pytest.Item) -> int:
+    name = item.path.name
+    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that uses a Postgres fixture ``postgres`` (so ``-m "not postgres"``
-    runs the rest), and skip them, saying how to fix it, when no server can be had."""
+    runs the rest), and skip them, saying how to fix it, when no server can be had.
+    Then put the longest modules first (``LONGEST_FIRST``); the sort is stable, so
+    each module keeps its own order."""
+    items.sort(key=_schedule_rank)
     skip = pytest.mark.skip(reason=_NO_POSTGRES[0]) if _NO_POSTGRES else None
     for item in items:
         needs_pg = PG_FIXTURES & set(getattr(item, "fixturenames", ()))
