@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     max_document_pages: int = Field(
         default=30, gt=0, description="most pages a supplier document may have to be read"
     )
+    max_document_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="longest a supplier document may take to read (OCR included); "
+        "one that takes longer is quarantined (`timeout`) and the batch goes on",
+    )
     # The LLM extractor, used only for a tenant that stored its own key
     # (`bizos credentials set --tenant T --source llm`): any OpenAI-compatible
     # chat-completions endpoint.

@@ -9,7 +9,9 @@ keeps fields of documents in the documents file, so a run that dies between the
 two writes leaves no orphan and the next run reads those documents again.
 
 A file that cannot be read is quarantined with its reason (corrupt, encrypted,
-empty, oversized, unsupported) and the rest of the batch goes on. The
+empty, oversized, unsupported, or timeout: each document is read in a worker
+process within ``BIZOS_MAX_DOCUMENT_SECONDS``, supplier_docs/isolation.py) and
+the rest of the batch goes on. The
 quarantine holds the files refused by the latest run: a file fixed or removed
 leaves it, one still there is refused again.
 """
@@ -42,8 +44,9 @@ from lake.files import partition_dir, read_partition, write_partition
 from lake.quarantine import QUARANTINE_SCHEMA
 from supplier_docs.extraction import Extraction, Extractor, RulesExtractor
 from supplier_docs.inbox import ListedDocument, supplier_documents
+from supplier_docs.isolation import DocumentReadError, TimedReader
 from supplier_docs.llm import LlmError
-from supplier_docs.reading import Rejected, read_document
+from supplier_docs.reading import Rejected
 
 log = logging.getLogger(__name__)
 
@@ -181,78 +184,89 @@ def _read_locked(
             }
         )
 
-    for listed in inbox.documents:
-        if listed.file.size > settings.max_document_bytes:
-            refuse(
-                listed,
-                f"oversized: {listed.file.size} bytes, over the limit of "
-                f"{settings.max_document_bytes} (BIZOS_MAX_DOCUMENT_BYTES)",
-            )
-            continue
-        try:
-            data, mtime = _read_bytes(settings, tenant_id, listed)
-        except InboxChanged as exc:
-            load.skipped.append({"path": listed.path, "reason": str(exc)})
-            continue
-        if len(data) > settings.max_document_bytes:
-            refuse(listed, "oversized: grew past the limit while being read")
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        if digest in known:
-            load.already_read += 1
-            continue
-        try:
-            document = read_document(data, listed.file.name, max_pages=settings.max_document_pages)
-        except Rejected as exc:
-            refuse(listed, str(exc), digest)
-            continue
-        except Exception as exc:  # one bad file never stops the batch
-            log.exception("supplier document %s/%s could not be read", tenant_id, listed.path)
-            refuse(listed, f"corrupt: could not be read ({type(exc).__name__})", digest)
-            continue
-        extraction: Extraction | None = None
-        if extractor is not None:
+    # Read in a worker with a time limit (supplier_docs/isolation.py); started only
+    # when a document is new.
+    with TimedReader(
+        seconds=settings.max_document_seconds, max_pages=settings.max_document_pages
+    ) as reader:
+        for listed in inbox.documents:
+            if listed.file.size > settings.max_document_bytes:
+                refuse(
+                    listed,
+                    f"oversized: {listed.file.size} bytes, over the limit of "
+                    f"{settings.max_document_bytes} (BIZOS_MAX_DOCUMENT_BYTES)",
+                )
+                continue
             try:
-                extraction = extractor.extract(document)
-            except LlmError as exc:
-                load.llm_fallbacks += 1
-                log.warning("LLM extraction of %s failed, rules used: %s", listed.path, exc)
-        if extraction is None:
-            extraction = rules.extract(document)
-        known.add(digest)
-        load.read.append(listed.path)
-        base = {"tenant_id": tenant_id, "document_id": digest, "supplier_id": listed.supplier_id}
-        new_documents.append(
-            {
-                **base,
-                "file_name": listed.file.name,
-                "path": listed.path,
-                "size_bytes": len(data),
-                "media_type": document.media_type,
-                "pages": document.page_count,
-                "doc_type": extraction.doc_type,
-                "doc_type_confidence": extraction.doc_type_confidence,
-                "extraction_method": extraction.method,
-                "text_chars": document.text_chars,
-                "received_at": datetime.fromtimestamp(mtime, UTC),
-                "_run_id": run_id,
-                "_ingested_at": at,
+                data, mtime = _read_bytes(settings, tenant_id, listed)
+            except InboxChanged as exc:
+                load.skipped.append({"path": listed.path, "reason": str(exc)})
+                continue
+            if len(data) > settings.max_document_bytes:
+                refuse(listed, "oversized: grew past the limit while being read")
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            if digest in known:
+                load.already_read += 1
+                continue
+            try:
+                document = reader.read(data, listed.file.name)
+            except Rejected as exc:
+                refuse(listed, str(exc), digest)
+                continue
+            except DocumentReadError as exc:  # one bad file never stops the batch
+                log.warning(
+                    "supplier document %s/%s could not be read: %s", tenant_id, listed.path, exc
+                )
+                refuse(listed, f"corrupt: could not be read ({exc})", digest)
+                continue
+            extraction: Extraction | None = None
+            if extractor is not None:
+                try:
+                    extraction = extractor.extract(document)
+                except LlmError as exc:
+                    load.llm_fallbacks += 1
+                    log.warning("LLM extraction of %s failed, rules used: %s", listed.path, exc)
+            if extraction is None:
+                extraction = rules.extract(document)
+            known.add(digest)
+            load.read.append(listed.path)
+            base = {
+                "tenant_id": tenant_id,
+                "document_id": digest,
+                "supplier_id": listed.supplier_id,
             }
-        )
-        for found in extraction.fields:
-            new_fields.append(
+            new_documents.append(
                 {
                     **base,
-                    "field": found.field,
-                    "value": found.value,
-                    "confidence": found.confidence,
-                    "page": found.page,
-                    "location": found.location,
-                    "method": found.method,
+                    "file_name": listed.file.name,
+                    "path": listed.path,
+                    "size_bytes": len(data),
+                    "media_type": document.media_type,
+                    "pages": document.page_count,
+                    "doc_type": extraction.doc_type,
+                    "doc_type_confidence": extraction.doc_type_confidence,
+                    "extraction_method": extraction.method,
+                    "text_chars": document.text_chars,
+                    "received_at": datetime.fromtimestamp(mtime, UTC),
                     "_run_id": run_id,
                     "_ingested_at": at,
                 }
             )
+            for found in extraction.fields:
+                new_fields.append(
+                    {
+                        **base,
+                        "field": found.field,
+                        "value": found.value,
+                        "confidence": found.confidence,
+                        "page": found.page,
+                        "location": found.location,
+                        "method": found.method,
+                        "_run_id": run_id,
+                        "_ingested_at": at,
+                    }
+                )
 
     if new_documents:
         fields = pa.concat_tables(

@@ -26,7 +26,14 @@ from supplier_docs import ocr
 
 log = logging.getLogger(__name__)
 
-REASONS: tuple[str, ...] = ("corrupt", "encrypted", "empty", "oversized", "unsupported")
+REASONS: tuple[str, ...] = (
+    "corrupt",
+    "encrypted",
+    "empty",
+    "oversized",
+    "unsupported",
+    "timeout",
+)
 """Why a document was quarantined; the quarantine reason starts with one of these."""
 
 OCR_DPI = 200

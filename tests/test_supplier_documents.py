@@ -388,6 +388,21 @@ def test_a_pdf_over_the_page_limit_is_quarantined_unread() -> None:
     assert "4 pages, over the limit of 3" in str(refused.value)
 
 
+def test_a_document_over_the_time_limit_is_quarantined_and_the_batch_goes_on(
+    tmp_path,
+) -> None:
+    """A scan needs OCR (seconds); under a limit of a fraction of that it is
+    quarantined as ``timeout``, its reader process is killed, and the next
+    document gets a fresh one and lands."""
+    settings = get_settings(home=tmp_path / "bizos", database_url=None, max_document_seconds=0.3)
+    drop(settings, TENANT, "suppliers/SUP-A/a-scan.pdf", SCANNED_COI, Variant.SCANNED_PDF)
+    drop(settings, TENANT, "suppliers/SUP-A/b-coi.pdf", COI, Variant.TEXT_PDF)
+    load = read_supplier_documents(settings, TENANT, run_id="run-1", now=LATER)
+    [refused] = load.quarantined
+    assert refused["path"].endswith("a-scan.pdf") and refused["reason"].startswith("timeout: ")
+    assert [p for p in load.read if p.endswith("b-coi.pdf")] == load.read and load.read
+
+
 @pytest.fixture(scope="module")
 def duckdb_staged(batch: Batch) -> Batch:
     """The batch's lake built into DuckDB's staging models (with their dbt tests)."""
