@@ -13,19 +13,21 @@ shows as a new configuration.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.settings import PROJECT_ROOT
-from core.tenancy import check_tenant_id
+from core.tenant_config import (
+    DEFAULT_NAME,
+    content_version,
+    load_tenant_file,
+    parse_yaml,
+    tenant_file,
+)
 
 CONFIG_DIR = PROJECT_ROOT / "config" / "scoring"
-DEFAULT_NAME = "default"
 
 TOUCH_TYPES = (
     "page_view",
@@ -162,44 +164,24 @@ class ScoringConfig(_Strict):
     @property
     def config_version(self) -> str:
         """``v<version>-<hash of the content>``: what every score records."""
-        digest = hashlib.sha256(
-            json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        ).hexdigest()
-        return f"v{self.version}-{digest[:8]}"
+        return content_version(self, self.version)
 
 
 def config_path(tenant_id: str, config_dir: Path = CONFIG_DIR) -> Path:
     """The tenant's own file, else the default one."""
-    own = config_dir / f"{check_tenant_id(tenant_id)}.yaml"
-    return own if own.exists() else config_dir / f"{DEFAULT_NAME}.yaml"
+    return tenant_file(config_dir, tenant_id)
 
 
 def parse_config(text: str, *, where: str) -> ScoringConfig:
     """Validate YAML text; errors name ``where`` and each bad key."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScoringConfigError(f"{where}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ScoringConfigError(
-            f"{where}: expected a mapping at the top, got {type(data).__name__}"
-        )
-    try:
-        return ScoringConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ScoringConfigError(f"{where}: {problems}") from exc
+    return parse_yaml(text, ScoringConfig, where=where, error=ScoringConfigError)
 
 
 def load_config(tenant_id: str, config_dir: Path = CONFIG_DIR) -> ScoringConfig:
-    """The tenant's validated configuration."""
-    path = config_path(tenant_id, config_dir)
-    if not path.exists():
-        raise ScoringConfigError(f"{path}: no scoring configuration (and no default.yaml)")
-    return parse_config(path.read_text(encoding="utf-8"), where=str(path))
+    """The tenant's validated scoring configuration."""
+    return load_tenant_file(
+        config_dir, tenant_id, ScoringConfig, what="scoring configuration", error=ScoringConfigError
+    )
 
 
 def configured_tenants(config_dir: Path = CONFIG_DIR) -> list[str]:

@@ -10,20 +10,21 @@ describes every key.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import date
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.contracts.suppliers import DOC_TYPES
 from core.settings import PROJECT_ROOT
-from core.tenancy import check_tenant_id
+from core.tenant_config import (
+    content_version,
+    load_tenant_file,
+    parse_yaml,
+    tenant_file,
+)
 
 CONFIG_DIR = PROJECT_ROOT / "config" / "suppliers"
-DEFAULT_NAME = "default"
 
 
 class SupplierPolicyError(ValueError):
@@ -106,39 +107,21 @@ class SupplierPolicy(_Strict):
     @property
     def config_version(self) -> str:
         """``v<version>-<hash of the content>``: what every risk row records."""
-        digest = hashlib.sha256(
-            json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        ).hexdigest()
-        return f"v{self.version}-{digest[:8]}"
+        return content_version(self, self.version)
 
 
 def policy_path(tenant_id: str, config_dir: Path = CONFIG_DIR) -> Path:
     """The tenant's own file, else the default one."""
-    own = config_dir / f"{check_tenant_id(tenant_id)}.yaml"
-    return own if own.exists() else config_dir / f"{DEFAULT_NAME}.yaml"
+    return tenant_file(config_dir, tenant_id)
 
 
 def parse_policy(text: str, *, where: str) -> SupplierPolicy:
     """Validate YAML text; errors name ``where`` and each bad key."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SupplierPolicyError(f"{where}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise SupplierPolicyError(f"{where}: expected a mapping at the top")
-    try:
-        return SupplierPolicy.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise SupplierPolicyError(f"{where}: {problems}") from exc
+    return parse_yaml(text, SupplierPolicy, where=where, error=SupplierPolicyError)
 
 
 def load_policy(tenant_id: str, config_dir: Path = CONFIG_DIR) -> SupplierPolicy:
     """The tenant's validated supplier policy."""
-    path = policy_path(tenant_id, config_dir)
-    if not path.exists():
-        raise SupplierPolicyError(f"{path}: no supplier policy (and no default.yaml)")
-    return parse_policy(path.read_text(encoding="utf-8"), where=str(path))
+    return load_tenant_file(
+        config_dir, tenant_id, SupplierPolicy, what="supplier policy", error=SupplierPolicyError
+    )
