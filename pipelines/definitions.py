@@ -24,7 +24,7 @@ from assets.resources import BizosSettings
 from assets.serving_tables import serving_table_assets
 from assets.sources import source_assets
 from assets.supplier_docs import supplier_docs_read, supplier_document_arrivals
-from assets.suppliers import screening_matches, supplier_inputs
+from assets.suppliers import supplier_inputs
 from assets.warehouse import bizos_dbt_models, dbt_resource
 from core.settings import Settings
 from exports.inbox import scan_inbox
@@ -41,7 +41,7 @@ materialize_all = define_asset_job(
 
 refresh_suppliers = define_asset_job(
     "refresh_suppliers",
-    selection=AssetSelection.assets(supplier_inputs, screening_matches).downstream(),
+    selection=AssetSelection.assets(supplier_inputs).downstream(),
     partitions_def=tenants,
     description="One tenant's supplier inputs, screening, raw copies, supplier models and "
     "their serving tables: what a new review decision changes.",
@@ -125,7 +125,6 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             bizos_dbt_models,
             lead_model,
             supplier_inputs,
-            screening_matches,
             *serving_table_assets,
         ],
         asset_checks=[crm_export_leads_expectations],

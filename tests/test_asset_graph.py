@@ -83,3 +83,20 @@ def test_materialize_all_loads_every_source_table(settings):
         "materialize_all",
         "refresh_suppliers",
     ]
+
+
+def test_a_tenant_run_starts_dbt_twice_and_copies_raw_tables_once(settings):
+    """Each dbt step of a run is one dbt start under the warehouse writer lock, so the
+    step count sets how long tenants wait for each other. Two is the floor: the lead
+    model is Python between the feature models and the lead marts. A new asset that
+    reaches the raw copies through more steps than the others splits them (and dbt)
+    again (Dagster colours multi-assets by steps crossed): this test says so."""
+    from dagster._core.execution.api import create_execution_plan
+
+    job = build_definitions(settings).resolve_job_def("materialize_all")
+    steps = [s.key for s in create_execution_plan(job).get_steps_to_execute_in_topo_order()]
+    assert [s for s in steps if s.startswith("bizos_dbt_models")] == [
+        "bizos_dbt_models",
+        "bizos_dbt_models_2",
+    ], steps
+    assert [s for s in steps if s.startswith("raw_tables")] == ["raw_tables"], steps

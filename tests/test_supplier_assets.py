@@ -12,7 +12,7 @@ from dagster import DagsterInstance, materialize
 
 from assets.partitions import tenants
 from assets.resources import BizosSettings
-from assets.suppliers import screening_matches, supplier_inputs
+from assets.suppliers import supplier_inputs
 from core.contracts.suppliers import INPUT_TABLES
 from core.settings import Settings
 from suppliers.landing import lake_path, read_table
@@ -43,7 +43,7 @@ def test_one_materialization_lands_every_supplier_table(settings: Settings) -> N
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(tenants.name or "tenants", ["t1"])
     result = materialize(
-        [supplier_inputs, screening_matches],
+        [supplier_inputs],
         partition_key="t1",
         instance=instance,
         resources={"bizos": BizosSettings(home=str(settings.home), database_url="")},
