@@ -67,7 +67,12 @@ class Settings(BaseSettings):
     api_snapshot_max_rows: int = Field(
         default=1_000_000,
         ge=0,
-        description="rows of embedded serving files each API process keeps in memory",
+        description="rows of published tables each API process keeps in memory",
+    )
+    api_snapshots: bool = Field(
+        default=True,
+        description="on Postgres, serve keys and rows from per-process memory kept current"
+        " by LISTEN/NOTIFY (serving/change_feed.py); false reads every request through SQL",
     )
     api_db_timeout_s: float = Field(
         default=2.0,

@@ -14,7 +14,7 @@ from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from serving.keys import KeyGrant, looks_like_key
-from serving.ratelimit import RateLimiter
+from serving.ratelimit import RATE_WAIT, RateLimiter
 from serving.readers import ApiReader
 
 api_key_header = APIKeyHeader(
@@ -92,7 +92,9 @@ async def current_key(
     if grant.expired(datetime.now(UTC)):
         raise _unauthorized("API key expired", "invalid_token")
     request.state.tenant_id = grant.tenant_id
-    wait = await limiter.hit(grant.key_hash)
+    # Counted already when the fast path (serving/fastpath.py) handed the request on.
+    counted = request.scope.get("state", {})
+    wait = counted[RATE_WAIT] if RATE_WAIT in counted else await limiter.hit(grant.key_hash)
     if wait is not None:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,

@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 
 from core.settings import Settings, get_settings
 from serving import problems
+from serving.fastpath import LeadScoreFastPath
 from serving.observability import Metrics, RequestContext, log_config
 from serving.ratelimit import rate_limiter
 from serving.readers import api_reader
@@ -75,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(api_router)
     problems.install(app)
+    # Outermost last: request ids, logs and metrics cover the fast path's answers too.
+    app.add_middleware(LeadScoreFastPath)
     app.add_middleware(RequestContext, metrics=metrics)
 
     def openapi() -> dict[str, Any]:

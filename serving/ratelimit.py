@@ -20,6 +20,10 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
+RATE_WAIT = "bizos_rate_wait"
+"""Request state: the limiter's answer for this request (None: allowed), present when
+the ASGI fast path (serving/fastpath.py) already counted it before handing it on."""
+
 
 class RateLimiter(Protocol):
     async def hit(self, key_hash: str) -> float | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import functools
 import logging
 import os
@@ -49,6 +50,7 @@ from core.contracts.serving_tables import SERVING_TABLES
 from core.contracts.table import TableContract
 from core.settings import Settings, Target
 from serving import keys as api_keys
+from serving.change_feed import ChangeFeed, Stamp, publish_topic
 from serving.keys import KeyGrant
 from serving.store import (
     NothingPublished,
@@ -168,6 +170,10 @@ class PostgresReader:
         self._touch = _Toucher()
         self._pool: AsyncConnectionPool | None = None
         self._max_size = max_size
+        self._feed: ChangeFeed | None = None
+        self._feed_task: asyncio.Task[None] | None = None
+        self._snapshots: OrderedDict[tuple[str, str], tuple[Stamp, _Snapshot]] = OrderedDict()
+        self._loading: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def open(self) -> None:
         url = self._settings.api_postgres_url
@@ -192,10 +198,22 @@ class PostgresReader:
         )
         # Not waiting: the app starts while Postgres is down; /ready says 503 meanwhile.
         await self._pool.open(wait=False)
+        if self._settings.api_snapshots:
+            self._feed = ChangeFeed(url, self._timeout)
+            self._feed_task = asyncio.create_task(self._feed.run(), name="bizos-change-feed")
 
     async def close(self) -> None:
+        if self._feed_task is not None:
+            self._feed_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feed_task
         if self._pool is not None:
             await self._pool.close()
+
+    @property
+    def change_feed(self) -> ChangeFeed | None:
+        """The feed keeping this process's copies current; None when they are off."""
+        return self._feed
 
     def _need_pool(self) -> AsyncConnectionPool:
         if self._pool is None:
@@ -253,6 +271,9 @@ class PostgresReader:
             raise ValueError(f"a value Postgres refused: {exc.diag.message_primary}") from exc
 
     async def find_key(self, key: str) -> KeyGrant | None:
+        """The key's grant, asked of the database on every request: a revoke (or a
+        disabled tenant) holds from the next request, in every process, with no window.
+        This is the one round trip a request makes when its rows are in memory."""
         key_hash = api_keys.hash_key(key)
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> KeyGrant | None:
@@ -335,6 +356,13 @@ class PostgresReader:
         limit: int,
         unless_version: Collection[str],
     ) -> Versioned:
+        snap = await self._snapshot(contract, tenant_id)
+        if snap is not None:
+            if snap.version in unless_version:
+                return Versioned(snap.version, None)
+            return select_rows(
+                snap, encode, equals=equals, at_least=at_least, after=after, limit=limit
+            )
         where, params = row_filter(
             contract,
             tenant_id=tenant_id,
@@ -360,11 +388,82 @@ class PostgresReader:
         key: Mapping[str, object],
         unless_version: Collection[str],
     ) -> Versioned:
+        snap = await self._snapshot(contract, tenant_id)
+        if snap is not None:
+            if snap.version in unless_version:
+                return Versioned(snap.version, None)
+            return select_row(snap, encode, key)
         where, params = key_filter(
             contract, tenant_id=tenant_id, key=key, placeholder=_pg_placeholder
         )
         query = f"SELECT {select_list(contract)} FROM serving.{contract.name} WHERE {where}"
         return await self._versioned(contract, encode, tenant_id, query, params, unless_version)
+
+    async def _snapshot(self, contract: TableContract, tenant_id: str) -> _Snapshot | None:
+        """The tenant's rows of ``contract`` in memory, current by the change feed; None
+        when the feed is down or the tenant has nothing published (the caller then
+        reads through SQL, which also tells "nothing published" from "no rows")."""
+        feed = self._feed
+        if feed is None:
+            return None
+        slot = (contract.name, tenant_id)
+        topic = publish_topic(contract.name, tenant_id)
+        held = self._snapshots.get(slot)
+        if held is not None and feed.holds(held[0], topic):
+            self._snapshots.move_to_end(slot)
+            return held[1]
+        # One load per tenant and table at a time; the others wait for it.
+        async with self._loading.setdefault(slot, asyncio.Lock()):
+            held = self._snapshots.get(slot)
+            if held is not None and feed.holds(held[0], topic):
+                return held[1]
+            stamp = feed.stamp(topic)
+            if stamp is None:
+                return None
+            snap = await self._load(contract, tenant_id)
+            if snap is None:
+                self._snapshots.pop(slot, None)
+                return None
+            self._snapshots[slot] = (stamp, snap)
+            self._snapshots.move_to_end(slot)
+            total = sum(len(s) for _, s in self._snapshots.values())
+            while total > self._settings.api_snapshot_max_rows and len(self._snapshots) > 1:
+                _, (_, oldest) = self._snapshots.popitem(last=False)
+                total -= len(oldest)
+            return snap
+
+    async def _load(self, contract: TableContract, tenant_id: str) -> _Snapshot | None:
+        """Read a tenant's published rows and their version in one snapshot, through
+        RLS as the API role; None if the tenant has no publish of the table."""
+        columns = contract.served_columns
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> tuple[str, list[Any]] | None:
+            async with conn.transaction():
+                await conn.execute("SELECT set_config(%s, %s, true)", [TENANT_SETTING, tenant_id])
+                cur = await conn.execute("SELECT serving.publish_version(%s)", [contract.name])
+                found = await cur.fetchone()
+                if found is None or found[0] is None:
+                    return None
+                cur = await conn.execute(
+                    f"SELECT {select_list(contract)} FROM serving.{contract.name}"
+                    f" WHERE tenant_id = %s ORDER BY {order_clause(contract)}",
+                    [tenant_id],
+                )
+                return str(found[0]), await cur.fetchall()
+
+        loaded = await self._run(work)
+        if loaded is None:
+            return None
+        version, rows = loaded
+
+        def build() -> _Snapshot:
+            table = pa.Table.from_pydict(
+                {c: [r[i] for r in rows] for i, c in enumerate(columns)},
+                schema=contract.served_schema,
+            )
+            return _snapshot_of(version, contract, table)
+
+        return await anyio.to_thread.run_sync(build)
 
     async def ready(self) -> datetime:
         """The data path as requests use it: the reader's SELECT on every serving table,
@@ -560,6 +659,61 @@ def _snapshot_of(version: str, contract: TableContract, table: pa.Table) -> _Sna
     return _Snapshot(version, contract, table, {values: i for i, values in enumerate(key_values)})
 
 
+def select_rows(
+    snap: _Snapshot,
+    encode: Encoder,
+    *,
+    equals: Mapping[str, object] | None,
+    at_least: Mapping[str, object] | None,
+    after: Sequence[object] | None,
+    limit: int,
+) -> Versioned:
+    """A page of a snapshot, as ``ApiReader.list_rows`` answers it."""
+    contract = snap.contract
+    order_keys = snap.order_keys  # also puts an unsorted snapshot in order, once
+    start = 0
+    if after is not None:
+        if len(after) != len(contract.order_columns):
+            raise ValueError(f"a position in {contract.name} has the wrong length")
+        start = bisect.bisect_right(order_keys, _sort_key(contract, after))
+    # Equality on the leading order columns (one lead's history) is a range of the
+    # snapshot: start at it and stop after it, instead of scanning the tenant.
+    prefix = _equal_prefix(contract, equals)
+    end = len(snap)
+    if prefix:
+        prefix_key = _sort_key(contract, prefix)
+        start = max(start, bisect.bisect_left(order_keys, prefix_key))
+        end = bisect.bisect_right(order_keys, prefix_key, lo=start, key=lambda k: k[: len(prefix)])
+    checks = [(c, v, False) for c, v in (equals or {}).items()]
+    checks += [(c, v, True) for c, v in (at_least or {}).items()]
+    for column, _, _ in checks:
+        if column not in contract.columns:
+            raise ValueError(f"unknown column {column!r}")
+    tests = [(snap.column(c), v, ge) for c, v, ge in checks]
+    picked: list[ServedRow] = []
+    for index in range(start, end):
+        if all(
+            (col[index] is not None and col[index] >= v) if ge else col[index] == v
+            for col, v, ge in tests
+        ):
+            picked.append(ServedRow(snap.row(index), snap.body(index, encode)))
+            if len(picked) >= limit:
+                break
+    return Versioned(snap.version, picked)
+
+
+def select_row(snap: _Snapshot, encode: Encoder, key: Mapping[str, object]) -> Versioned:
+    """One row of a snapshot by its key, as ``ApiReader.get_row`` answers it."""
+    contract = snap.contract
+    wanted = [c for c in contract.primary_key if c != "tenant_id"]
+    if sorted(key) != sorted(wanted):
+        raise ValueError(f"the key of {contract.name} is {wanted}")
+    index = snap.by_key.get(tuple(key[c] for c in wanted))
+    if index is None:
+        return Versioned(snap.version, [])
+    return Versioned(snap.version, [ServedRow(snap.row(index), snap.body(index, encode))])
+
+
 class EmbeddedReader:
     """Reads the embedded store's files into per-tenant snapshots; see the module docstring."""
 
@@ -715,38 +869,7 @@ class EmbeddedReader:
         if version in unless_version:
             return Versioned(version, None)
         snap = await self._snapshot(contract, tenant_id, version)
-        order_keys = snap.order_keys  # also puts an unsorted snapshot in order, once
-        start = 0
-        if after is not None:
-            if len(after) != len(contract.order_columns):
-                raise ValueError(f"a position in {contract.name} has the wrong length")
-            start = bisect.bisect_right(order_keys, _sort_key(contract, after))
-        # Equality on the leading order columns (one lead's history) is a range of the
-        # snapshot: start at it and stop after it, instead of scanning the tenant.
-        prefix = _equal_prefix(contract, equals)
-        end = len(snap)
-        if prefix:
-            prefix_key = _sort_key(contract, prefix)
-            start = max(start, bisect.bisect_left(order_keys, prefix_key))
-            end = bisect.bisect_right(
-                order_keys, prefix_key, lo=start, key=lambda k: k[: len(prefix)]
-            )
-        checks = [(c, v, False) for c, v in (equals or {}).items()]
-        checks += [(c, v, True) for c, v in (at_least or {}).items()]
-        for column, _, _ in checks:
-            if column not in contract.columns:
-                raise ValueError(f"unknown column {column!r}")
-        tests = [(snap.column(c), v, ge) for c, v, ge in checks]
-        picked: list[ServedRow] = []
-        for index in range(start, end):
-            if all(
-                (col[index] is not None and col[index] >= v) if ge else col[index] == v
-                for col, v, ge in tests
-            ):
-                picked.append(ServedRow(snap.row(index), snap.body(index, encode)))
-                if len(picked) >= limit:
-                    break
-        return Versioned(snap.version, picked)
+        return select_rows(snap, encode, equals=equals, at_least=at_least, after=after, limit=limit)
 
     async def get_row(
         self,
@@ -761,13 +884,7 @@ class EmbeddedReader:
         if version in unless_version:
             return Versioned(version, None)
         snap = await self._snapshot(contract, tenant_id, version)
-        wanted = [c for c in contract.primary_key if c != "tenant_id"]
-        if sorted(key) != sorted(wanted):
-            raise ValueError(f"the key of {contract.name} is {wanted}")
-        index = snap.by_key.get(tuple(key[c] for c in wanted))
-        if index is None:
-            return Versioned(snap.version, [])
-        return Versioned(snap.version, [ServedRow(snap.row(index), snap.body(index, encode))])
+        return select_row(snap, encode, key)
 
     async def ready(self) -> datetime:
         """The latest publish, and every table's views in ``serving.duckdb`` readable."""

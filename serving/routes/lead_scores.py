@@ -13,7 +13,7 @@ from pydantic import BeforeValidator
 from core.contracts.lead_score_history import LEAD_SCORE_HISTORY
 from core.contracts.lead_scores import LEAD_SCORES
 from serving.deps import ReaderDep, ScoresReader
-from serving.readers import Encoder, Versioned
+from serving.readers import ApiReader, Encoder, Versioned
 from serving.routes.responses import (
     DATA_ERRORS,
     encoder,
@@ -172,11 +172,29 @@ async def get_lead_score(
     Another tenant's lead answers 404 exactly like a missing one, so ids cannot be
     probed across tenants. The ETag covers both the score and the history publish.
     """
+    detail = await read_lead_detail(
+        reader, key.tenant_id, lead_id, wanted_versions(request, LEAD_SCORES)
+    )
+    if detail is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "lead not found")
+    version, body = detail
+    if body is None:
+        return not_modified(LEAD_SCORES, version)
+    return json_body(LEAD_SCORES, version, body)
+
+
+async def read_lead_detail(
+    reader: ApiReader, tenant_id: str, lead_id: str, held: frozenset[str]
+) -> tuple[str, bytes | None] | None:
+    """One lead's score with its history as the route answers it: ``(version, body)``,
+    the body None when the client holds ``version`` (``If-None-Match``), or None when
+    the tenant has no such lead. Shared by the route and the ASGI fast path
+    (serving/fastpath.py), so both give the same bytes."""
     try:
         history = await reader.list_rows(
             LEAD_SCORE_HISTORY,
             encode_history,
-            tenant_id=key.tenant_id,
+            tenant_id=tenant_id,
             equals={"lead_id": lead_id},
             at_least=None,
             after=None,
@@ -187,21 +205,18 @@ async def get_lead_score(
         history = Versioned("0", [])
     # The ETag is "<scores version>+<history version>": a 304 only if neither moved.
     suffix = f"+{history.version}"
-    held = {
-        v.removesuffix(suffix) for v in wanted_versions(request, LEAD_SCORES) if v.endswith(suffix)
-    }
     result = await reader.get_row(
         LEAD_SCORES,
         encode_lead_score,
-        tenant_id=key.tenant_id,
+        tenant_id=tenant_id,
         key={"lead_id": lead_id},
-        unless_version=held,
+        unless_version={v.removesuffix(suffix) for v in held if v.endswith(suffix)},
     )
     version = result.version + suffix
     if result.rows is None:
-        return not_modified(LEAD_SCORES, version)
+        return version, None
     if not result.rows:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "lead not found")
+        return None
     body = result.rows[0].body
     history_json = b",".join(r.body for r in history.rows or [])
-    return json_body(LEAD_SCORES, version, body[:-1] + b',"history":[' + history_json + b"]}")
+    return version, body[:-1] + b',"history":[' + history_json + b"]}"

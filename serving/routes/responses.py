@@ -44,7 +44,11 @@ def etag(contract: TableContract, version: str) -> str:
 
 def wanted_versions(request: Request, contract: TableContract) -> frozenset[str]:
     """The publish versions the client holds, from ``If-None-Match`` (ours only)."""
-    header = request.headers.get("if-none-match")
+    return held_versions(request.headers.get("if-none-match"), contract)
+
+
+def held_versions(header: str | None, contract: TableContract) -> frozenset[str]:
+    """The publish versions named by an ``If-None-Match`` header value (ours only)."""
     if not header:
         return frozenset()
     prefix = f'"{contract.name}.'
@@ -56,7 +60,7 @@ def wanted_versions(request: Request, contract: TableContract) -> frozenset[str]
     return frozenset(versions)
 
 
-def _cache_headers(contract: TableContract, version: str) -> dict[str, str]:
+def cache_headers(contract: TableContract, version: str) -> dict[str, str]:
     return {
         "ETag": etag(contract, version),
         # Per key: a shared cache must not serve one tenant's answer to another.
@@ -66,11 +70,11 @@ def _cache_headers(contract: TableContract, version: str) -> dict[str, str]:
 
 
 def not_modified(contract: TableContract, version: str) -> Response:
-    return Response(status_code=304, headers=_cache_headers(contract, version))
+    return Response(status_code=304, headers=cache_headers(contract, version))
 
 
 def json_body(contract: TableContract, version: str, body: bytes) -> Response:
-    return Response(body, media_type="application/json", headers=_cache_headers(contract, version))
+    return Response(body, media_type="application/json", headers=cache_headers(contract, version))
 
 
 def page_body(items: Sequence[ServedRow], next_cursor: str | None) -> bytes:
