@@ -22,6 +22,7 @@ Needs wrk and pgbench on PATH and a Postgres server (``BIZOS_BENCH_PG``, default
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -78,6 +79,33 @@ def tenant_rows(tenant_id: str, n: int, seed: int) -> pa.Table:
             "grade": grades,
             "reasons": [f"title_seniority:+{s // 2}|company_size:+{s - s // 2}" for s in scores],
             "score_model": ["rules_v0"] * n,
+            "score_status": ["scored"] * n,
+            "probability": [s / 100 for s in scores],
+            "fit_score": [s // 2 for s in scores],
+            "engagement_score": [s - s // 2 for s in scores],
+            "is_mql": [s >= 50 for s in scores],
+            "reasons_json": [
+                json.dumps(
+                    [
+                        {
+                            "code": "title_seniority",
+                            "label": "title seniority",
+                            "points": s // 2,
+                            "evidence": f"crm_export.leads:lead-{i:04d}#title",
+                        },
+                        {
+                            "code": "company_size",
+                            "label": "company size",
+                            "points": s - s // 2,
+                            "evidence": None,
+                        },
+                    ]
+                )
+                for i, s in zip(ids, scores, strict=True)
+            ],
+            "model_version": ["rules_v0-1"] * n,
+            "config_version": [None] * n,
+            "scored_at": created.cast(pa.timestamp("us", tz="UTC")),
         }
     )
 

@@ -95,7 +95,9 @@ class ChangeFeed:
             self._changed(note.extra.decode())
 
     def _changed(self, payload: str) -> None:
+        """Count the publish for its ``<table>:<tenant>`` and for its table."""
         self._counts[payload] += 1
+        self._counts[payload.split(":", 1)[0]] += 1
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting with backoff; never raises otherwise."""

@@ -174,6 +174,7 @@ class PostgresReader:
         self._feed_task: asyncio.Task[None] | None = None
         self._snapshots: OrderedDict[tuple[str, str], tuple[Stamp, _Snapshot]] = OrderedDict()
         self._loading: dict[tuple[str, str], asyncio.Lock] = {}
+        self._nothing: dict[str, Stamp] = {}
 
     async def open(self) -> None:
         url = self._settings.api_postgres_url
@@ -400,9 +401,9 @@ class PostgresReader:
         return await self._versioned(contract, encode, tenant_id, query, params, unless_version)
 
     async def _snapshot(self, contract: TableContract, tenant_id: str) -> _Snapshot | None:
-        """The tenant's rows of ``contract`` in memory, current by the change feed; None
-        when the feed is down or the tenant has nothing published (the caller then
-        reads through SQL, which also tells "nothing published" from "no rows")."""
+        """The tenant's rows of ``contract`` in memory, current by the change feed (an
+        empty copy when the tenant has none; NothingPublished, also remembered, when no
+        tenant has any); None when the feed is down: the caller reads through SQL."""
         feed = self._feed
         if feed is None:
             return None
@@ -412,18 +413,20 @@ class PostgresReader:
         if held is not None and feed.holds(held[0], topic):
             self._snapshots.move_to_end(slot)
             return held[1]
+        self._raise_if_nothing_published(feed, contract)
         # One load per tenant and table at a time; the others wait for it.
         async with self._loading.setdefault(slot, asyncio.Lock()):
             held = self._snapshots.get(slot)
             if held is not None and feed.holds(held[0], topic):
                 return held[1]
-            stamp = feed.stamp(topic)
-            if stamp is None:
+            stamp, table_stamp = feed.stamp(topic), feed.stamp(contract.name)
+            if stamp is None or table_stamp is None:
                 return None
-            snap = await self._load(contract, tenant_id)
-            if snap is None:
-                self._snapshots.pop(slot, None)
-                return None
+            try:
+                snap = await self._load(contract, tenant_id)
+            except NothingPublished:
+                self._nothing[contract.name] = table_stamp
+                raise
             self._snapshots[slot] = (stamp, snap)
             self._snapshots.move_to_end(slot)
             total = sum(len(s) for _, s in self._snapshots.values())
@@ -432,18 +435,31 @@ class PostgresReader:
                 total -= len(oldest)
             return snap
 
-    async def _load(self, contract: TableContract, tenant_id: str) -> _Snapshot | None:
+    def _raise_if_nothing_published(self, feed: ChangeFeed, contract: TableContract) -> None:
+        """NothingPublished without a round trip while no publish of the table has
+        happened since the database said so (a store upgraded, not yet republished)."""
+        nothing = self._nothing.get(contract.name)
+        if nothing is not None and feed.holds(nothing, contract.name):
+            raise NothingPublished(f"nothing has been published to {contract.name} yet")
+
+    async def _load(self, contract: TableContract, tenant_id: str) -> _Snapshot:
         """Read a tenant's published rows and their version in one snapshot, through
-        RLS as the API role; None if the tenant has no publish of the table."""
+        RLS as the API role: version "0" and no rows when the tenant has no publish of
+        the table, NothingPublished when nobody has."""
         columns = contract.served_columns
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> tuple[str, list[Any]] | None:
             async with conn.transaction():
                 await conn.execute("SELECT set_config(%s, %s, true)", [TENANT_SETTING, tenant_id])
-                cur = await conn.execute("SELECT serving.publish_version(%s)", [contract.name])
+                cur = await conn.execute(
+                    "SELECT serving.publish_version(%s), serving.last_published_at(%s)",
+                    [contract.name, contract.name],
+                )
                 found = await cur.fetchone()
-                if found is None or found[0] is None:
+                if found is None or found[1] is None:
                     return None
+                if found[0] is None:
+                    return "0", []
                 cur = await conn.execute(
                     f"SELECT {select_list(contract)} FROM serving.{contract.name}"
                     f" WHERE tenant_id = %s ORDER BY {order_clause(contract)}",
@@ -453,7 +469,7 @@ class PostgresReader:
 
         loaded = await self._run(work)
         if loaded is None:
-            return None
+            raise NothingPublished(f"nothing has been published to {contract.name} yet")
         version, rows = loaded
 
         def build() -> _Snapshot:
