@@ -81,6 +81,10 @@ class Credential:
     """Every string to mask: the secret and anything derived from it."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """Non-secret settings carried in the credential (e.g. a GA4 property id)."""
+    grant: Mapping[str, str] = field(default_factory=dict)
+    """Secret fields a source trades for short-lived access tokens (an OAuth refresh
+    grant: SP-API's client secret and refresh token); masked like ``secrets``, never
+    in ``options``, which may be logged."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,11 @@ class ReadContext:
     now: datetime
     window: tuple[datetime, datetime] | None = None
     """Read only records whose event time is in ``[start, end)``; ``cursor`` is then empty."""
+    settings: Settings | None = None
+    """For a source that reads what it needs from the lake or the tenant's inbox
+    (SP-API: the catalog landed before its offers, the price lists' identifiers)."""
+    grant: Mapping[str, str] = field(default_factory=dict)
+    """``Credential.grant``: the secrets of a token refresh, for the source alone."""
 
 
 @dataclass(frozen=True)
@@ -294,6 +303,8 @@ def load_table(
             full_refresh=full_refresh,
             now=datetime.now(UTC),
             window=window,
+            settings=settings,
+            grant=credential.grant,
         )
         read_at = version_of(int(context.now.timestamp()))
         try:
