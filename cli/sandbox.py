@@ -137,16 +137,19 @@ def serve(
         Path | None, typer.Option(help="generated data [default: BIZOS_HOME/sandbox]")
     ] = None,
     print_env: Annotated[
-        bool, typer.Option("--print-env", help="print the BIZOS_<SOURCE>_BASE_URL lines and exit")
+        bool,
+        typer.Option(
+            "--print-env",
+            help="print the BIZOS_<SOURCE>_BASE_URL and BIZOS_LWA_TOKEN_URL lines and exit",
+        ),
     ] = False,
 ) -> None:
     """Serve the generated data as Stripe, GA4, the CRM, Saleor, the forms and usage APIs."""
-    from sandbox.generator.world import SOURCES
-    from sandbox.server import env_name, serve_forever
+    from sandbox.server import sandbox_env, serve_forever
 
     if print_env:
-        for source in SOURCES:
-            print(f"export {env_name(source)}=http://{host}:{port}/{source}")
+        for name, value in sandbox_env(f"http://{host}:{port}").items():
+            print(f"export {name}={value}")
         return
 
     data_dir = data or get_settings().home / "sandbox"
@@ -155,9 +158,9 @@ def serve(
         raise typer.Exit(2)
 
     def ready(url: str) -> None:
-        for source in SOURCES:
+        for name, value in sandbox_env(url).items():
             # Plain print: these lines are meant to be pasted into a shell or .env.
-            print(f"{env_name(source)}={url}/{source}", flush=True)
+            print(f"{name}={value}", flush=True)
         console.print(
             f"keys per tenant and source: {data_dir / 'credentials.json'}; "
             f"faults: POST {url}/_sandbox/faults",

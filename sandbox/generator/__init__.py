@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sandbox.crm_export import generate_crm_export
-from sandbox.generator import ai_usage, cms_forms, crm, ga4, saleor, stripe
+from sandbox.generator import ai_usage, cms_forms, crm, ga4, saleor, sp_api, stripe
 from sandbox.generator.core import AS_OF, Progress, Writers, id_checksum
 from sandbox.generator.credentials import tenant_credentials
 from sandbox.generator.truth import GroundTruth, LeadTruth, TableTruth, TenantTruth
@@ -61,6 +61,7 @@ GENERATORS = (
     ("stripe", stripe),
     ("saleor", saleor),
     ("ai_usage", ai_usage),
+    ("sp_api", sp_api),
 )
 
 
