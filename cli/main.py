@@ -172,6 +172,10 @@ def ingest(
         str | None,
         typer.Option("--date", help="reload one UTC day (YYYY-MM-DD): --since D --until D"),
     ] = None,
+    keywords: Annotated[
+        str | None,
+        typer.Option("--keywords", help='sp_api: search phrases for this run too, "a, b"'),
+    ] = None,
 ) -> None:
     """Load one source for one tenant: the same Dagster assets the jobs run.
 
@@ -196,7 +200,9 @@ def ingest(
                 raise ValueError("--date is one day: give either --date or --since/--until")
             parse_day(day, "date")
             since = until = day
-        config = SourceLoadConfig(since=since, until=until)
+        if keywords is not None and source != "sp_api":
+            raise ValueError("--keywords is for the sp_api source (catalog search phrases)")
+        config = SourceLoadConfig(since=since, until=until, keywords=keywords)
         window = config.window()
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")

@@ -117,6 +117,12 @@ class SourceDef:
     event_tables: frozenset[str] = frozenset()
     """Tables of events, each record stamped once and never changed (documentation and
     tests; every table loads the same way and takes a window)."""
+    check_secret: Callable[[str], object] | None = None
+    """Raises ValueError (naming the field, never a value) when a credential about to
+    be stored is not in the form ``credential`` reads: refused before it is stored."""
+    read_by_time: bool = True
+    """Records are read from a time cursor (or a window) and the sandbox's ground truth
+    counts them; False for a source read whole on every run (SP-API's catalog)."""
 
 
 @dataclass(frozen=True)

@@ -745,10 +745,14 @@ class _Query:
 
 
 def catalog_queries(
-    keywords: list[str], identifiers: Mapping[str, list[str]], marketplace_id: str
+    keywords: list[str],
+    identifiers: Mapping[str, list[str]],
+    marketplace_id: str,
+    page_size: int = PAGE_SIZE,
 ) -> list[_Query]:
     """The searches of one catalog read: a phrase each, then identifiers by twenty."""
-    base = {"marketplaceIds": marketplace_id, "includedData": INCLUDED_DATA, "pageSize": PAGE_SIZE}
+    size = max(1, min(page_size, PAGE_SIZE))
+    base = {"marketplaceIds": marketplace_id, "includedData": INCLUDED_DATA, "pageSize": size}
     queries = [_Query(f"keyword:{k}", {**base, "keywords": k}) for k in keywords]
     for kind in ("ASIN", "UPC", "EAN"):
         values = identifiers.get(kind, [])
@@ -784,7 +788,7 @@ def read_catalog(ctx: ReadContext) -> Iterator[Page]:
     session = session_for(ctx)
     read_at = iso_z(ctx.now)
     seen: set[str] = set()
-    queries = catalog_queries(keywords, identifiers, marketplace_id)
+    queries = catalog_queries(keywords, identifiers, marketplace_id, ctx.page_size)
     if not queries:
         log.warning(
             "sp_api tenant %s: no keywords (config/sourcing) and no price-list identifiers: "
@@ -1129,4 +1133,6 @@ SOURCE = SourceDef(
     credential=credential,
     read=read,
     page_size=PAGE_SIZE,
+    check_secret=parse_credential,
+    read_by_time=False,
 )
