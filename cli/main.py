@@ -334,6 +334,7 @@ def print_lead_models(settings: Settings, tenant_ids: list[str]) -> None:
 # Per demo tenant: about 45% of the leads end up labelled (converted, lost, or open
 # for 90 days), so 400 leads give each tenant ~180 labels, well over min_labels (40).
 DEMO_LEADS = 400
+DEMO_CATALOG_ITEMS = 300
 ACTIVITIES_PER_LEAD = 6
 
 
@@ -376,7 +377,14 @@ def demo(
             settings.sandbox_dir,
             tenants=list(DEMO_TENANTS),
             scale=scale,
-            counts={"crm_api.leads": leads, "crm_api.activities": leads * ACTIVITIES_PER_LEAD},
+            counts={
+                "crm_api.leads": leads,
+                "crm_api.activities": leads * ACTIVITIES_PER_LEAD,
+                "sp_api.catalog_items": DEMO_CATALOG_ITEMS,
+            },
+            # Supplier price lists quoting the catalog the sandbox serves over SP-API.
+            with_price_lists=True,
+            inbox_dir=settings.inbox_dir,
         )
     if settings.master_key is None:
         key_file = demo_master_key(settings)

@@ -73,6 +73,10 @@ def generate(
     crm_exports: Annotated[
         bool, typer.Option(help="also write each tenant's CRM CSV export into BIZOS_HOME/inbox")
     ] = True,
+    price_lists: Annotated[
+        bool,
+        typer.Option(help="also write each tenant's supplier price lists into BIZOS_HOME/inbox"),
+    ] = True,
 ) -> None:
     """Write deterministic data for every source, its ground truth and the sandbox keys."""
     from sandbox.generator import generate_sources
@@ -109,6 +113,7 @@ def generate(
                 counts=counts,
                 with_defects=defects,
                 with_crm_exports=crm_exports,
+                with_price_lists=price_lists,
                 inbox_dir=settings.inbox_dir,
                 progress=on_rows,
             )
@@ -128,6 +133,8 @@ def generate(
     console.print(f"sandbox keys: {out_dir / 'credentials.json'}")
     if crm_exports:
         console.print(f"CRM exports:  {settings.inbox_dir}/<tenant>/crm/leads_export.csv")
+    if price_lists:
+        console.print(f"price lists:  {settings.inbox_dir}/<tenant>/price_lists/")
 
 
 def serve(

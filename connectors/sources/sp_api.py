@@ -110,6 +110,11 @@ FEES = "getMyFeesEstimateForASIN"
 
 
 # -- the tables ----------------------------------------------------------------------
+# The declared columns are the lake contract the sourcing models read (issue 10);
+# records carry a few more, which land as columns of their own: a catalog item's
+# ``first_seen_at`` (its partition, so every later read replaces it in place) and
+# ``found_by`` (the search that found it), a fee estimate's ``price_source``
+# (buy_box, lowest or list), and ``status`` / ``error`` of an item-level answer.
 
 TABLES: dict[str, TableSpec] = {
     "catalog_items": TableSpec(
@@ -136,8 +141,6 @@ TABLES: dict[str, TableSpec] = {
             "list_price": pa.string(),
             "currency": pa.string(),
             "updated_at": pa.string(),
-            "first_seen_at": pa.string(),
-            "found_by": pa.string(),
         },
     ),
     "item_offers": TableSpec(
@@ -173,7 +176,6 @@ TABLES: dict[str, TableSpec] = {
             "marketplace_id": pa.string(),
             "day": pa.string(),
             "price": pa.string(),
-            "price_source": pa.string(),
             "currency": pa.string(),
             "referral_fee": pa.string(),
             "referral_rate": pa.string(),

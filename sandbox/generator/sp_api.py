@@ -12,9 +12,10 @@ documented shape the sandbox serves (``sandbox/server/sp_api.py``):
   minimum, FBA fulfilment fee by size tier), from which the sandbox computes an
   estimate at whatever price it is asked about.
 
-Items fall into five categories (``CATEGORIES``), each title carrying its
-category's word (``kitchen``, ``fitness``, ``pet``, ``toy``, ``beauty``) so a
-keyword search finds them. Sales ranks are log-uniform within a category's
+Items fall into six categories (``CATEGORIES``), each title carrying its
+category's word (``home``, ``kitchen``, ``office``, ``fitness``, ``pet``, ``toy``)
+so a keyword search finds them; the products include the phrases of
+``config/sourcing/default.yaml`` (garden planter, kitchen storage, desk organizer). Sales ranks are log-uniform within a category's
 range, offer counts grow with popularity, a few items have no rank or no offers.
 Identifiers are valid: UPC-A with its check digit and the EAN-13 it implies, or
 (for some European-sourced items) an EAN only.
@@ -65,40 +66,47 @@ class Category:
 
 CATEGORIES: tuple[Category, ...] = (
     Category(
-        "home_garden_display_on_website", "Home & Kitchen", "kitchen",
-        ("Garlic Press", "Silicone Spatula Set", "Bamboo Cutting Board", "Herb Keeper",
-         "Stainless Steel Colander", "Oil Sprayer Bottle", "Measuring Cup Set",
-         "Knife Sharpener", "Salad Spinner", "Spice Rack Organizer"),
+        "home_garden_display_on_website", "Home & Kitchen", "home",
+        ("Garden Planter", "Self-Watering Garden Planter", "Kitchen Storage Canister Set",
+         "Herb Keeper", "Spice Rack Organizer", "Bamboo Cutting Board", "Garlic Press",
+         "Stainless Steel Colander"),
         (8.0, 45.0), (0.3, 3.5), (40, 600_000), Decimal("0.15"),
         ("Kestrel Home", "Copperline", "Nordhaus", "Olivewood & Co"),
     ),
     Category(
+        "kitchen_display_on_website", "Kitchen & Dining", "kitchen",
+        ("Silicone Spatula Set", "Measuring Cup Set", "Salad Spinner", "Kitchen Storage Bins",
+         "Oil Sprayer Bottle", "Knife Sharpener"),
+        (7.0, 40.0), (0.2, 2.5), (50, 700_000), Decimal("0.15"),
+        ("Copperline", "Saltbox", "Olivewood & Co"),
+    ),
+    Category(
+        "office_product_display_on_website", "Office Products", "office",
+        ("Desk Organizer", "Mesh Desk Organizer", "Monitor Stand", "Cable Management Box",
+         "Drawer Organizer", "Letter Tray"),
+        (9.0, 55.0), (0.4, 5.0), (70, 800_000), Decimal("0.15"),
+        ("Deskwise", "Paperlane", "Ironbark"),
+    ),
+    Category(
         "sporting_goods_display_on_website", "Sports & Outdoors", "fitness",
         ("Resistance Band Set", "Yoga Mat", "Jump Rope", "Foam Roller", "Ab Roller Wheel",
-         "Grip Strengthener", "Insulated Water Bottle", "Kettlebell Handle"),
+         "Grip Strengthener", "Insulated Water Bottle"),
         (10.0, 60.0), (0.2, 6.0), (60, 900_000), Decimal("0.15"),
         ("FitPeak", "Summit Motion", "Ironbark"),
     ),
     Category(
         "pet_products_display_on_website", "Pet Supplies", "pet",
         ("Dog Chew Toy", "Cat Scratching Pad", "Grooming Brush", "Collapsible Dog Bowl",
-         "Hair Remover Roller", "Cat Feather Wand", "Dog Poop Bag Holder"),
+         "Hair Remover Roller", "Cat Feather Wand"),
         (6.0, 35.0), (0.1, 2.5), (30, 500_000), Decimal("0.15"),
         ("Pawsome", "Tailwise", "Barkley Goods"),
     ),
     Category(
         "toy_display_on_website", "Toys & Games", "toy",
         ("Building Blocks Set", "Magnetic Tiles", "Bubble Machine", "Stacking Rings",
-         "Wooden Puzzle", "Kids Kite", "Marble Run"),
+         "Wooden Puzzle", "Marble Run"),
         (9.0, 50.0), (0.3, 4.0), (80, 1_200_000), Decimal("0.15"),
         ("Brightbox", "Little Lantern", "Kite & Kin"),
-    ),
-    Category(
-        "beauty_display_on_website", "Beauty & Personal Care", "beauty",
-        ("Jade Roller", "Makeup Brush Set", "Claw Hair Clips", "Nail Care Kit",
-         "Facial Cleansing Brush", "Heatless Hair Curler"),
-        (7.0, 40.0), (0.1, 1.2), (50, 700_000), Decimal("0.15"),
-        ("Luma Glow", "Petal & Pine", "Serein"),
     ),
 )  # fmt: skip
 STYLES = ("Premium", "Compact", "Heavy-Duty", "Eco-Friendly", "Deluxe", "Everyday", "Pro")
