@@ -15,8 +15,9 @@ documented shape the sandbox serves (``sandbox/server/sp_api.py``):
 Items fall into six categories (``CATEGORIES``), each title carrying its
 category's word (``home``, ``kitchen``, ``office``, ``fitness``, ``pet``, ``toy``)
 so a keyword search finds them; the products include the phrases of
-``config/sourcing/default.yaml`` (garden planter, kitchen storage, desk organizer). Sales ranks are log-uniform within a category's
-range, offer counts grow with popularity, a few items have no rank or no offers.
+``config/sourcing/default.yaml`` (garden planter, kitchen storage, desk organizer).
+Sales ranks are log-uniform within a category's range, offer counts grow with
+popularity, a few items have no rank or no offers.
 Identifiers are valid: UPC-A with its check digit and the EAN-13 it implies, or
 (for some European-sourced items) an EAN only.
 
@@ -330,6 +331,7 @@ def catalog(seed: int, tenant_id: str, count: int) -> list[dict[str, Any]]:
             ],
         }
         fees = {
+            "asin": asin,
             "referral_rate": str(category.referral_rate),
             "referral_minimum": str(REFERRAL_MINIMUM),
             "fba_fee": str(fba_fee(weight * 1.1 + 0.05)),
