@@ -22,7 +22,7 @@ from cli.credentials import credentials_app
 from connectors.http_client import CredentialError, RequestPolicy
 from connectors.ingest import run_source
 from connectors.landing import read_quarantine, read_table
-from connectors.sources.sp_api import USAGE_PLANS, TokenBucket, forget_tokens
+from connectors.sources.sp_api_auth import USAGE_PLANS, TokenBucket, forget_tokens
 from connectors.state import read_load_log
 from core.settings import Settings, get_settings
 from credentials import generate_master_key, list_credentials
@@ -271,7 +271,7 @@ def test_the_documented_usage_plans_space_calls() -> None:
 def test_throttled_calls_wait_for_retry_after_and_the_bucket_spaces_calls(
     settings_sp: Settings, sandbox: RunningSandbox
 ) -> None:
-    load(settings_sp, sandbox, tables=["catalog_items"])
+    load(settings_sp, sandbox, tables=["catalog_items"], options={"keywords": EVERY_CATEGORY})
     # The account's usage plan, as x-amzn-RateLimit-Limit states it: 20 offers a second.
     plan(sandbox, rates={"getItemOffers": 20})
     sandbox.inject("sp_api", "429", path="/products/pricing", count=1, after=4, retry_after=0.3)
@@ -285,11 +285,14 @@ def test_throttled_calls_wait_for_retry_after_and_the_bucket_spaces_calls(
     assert statuses.count(429) == 1 and statuses[-1] == 200
     throttled = statuses.index(429)
     assert calls[throttled + 1].at - calls[throttled].at >= 0.3 * 0.95, "Retry-After ignored"
-    # Once the first answer states the plan, each call waits its 1/20 s (burst 1);
-    # the retry of the throttled call is the HTTP client's, not a new call, and the
-    # bucket refilled while it waited, so the call after it may follow at once.
-    gaps = [calls[n + 1].at - calls[n].at for n in range(len(calls) - 1) if n != throttled + 1]
-    assert min(gaps) >= 0.05 * 0.8, f"calls closer than the rate allows: {min(gaps):.3f}s"
+    # Once the first answer states the plan, each call waits its 1/20 s (burst 1).
+    # Measured over the run of calls after the retry (the sandbox stamps a request
+    # when it has answered, so one gap alone carries the server's jitter): the
+    # retry was the HTTP client's, and the bucket refilled while it waited.
+    paced = calls[throttled + 2 :]
+    assert len(paced) >= 20
+    span = paced[-1].at - paced[0].at
+    assert span >= (len(paced) - 1) * 0.05 * 0.9, f"{len(paced)} calls in {span:.2f}s"
 
 
 # -- credentials and secrets -----------------------------------------------------------

@@ -27,7 +27,8 @@ landed. Catalog items land once per (ASIN, marketplace): the partition is the
 day the item was first seen, kept from the lake, so every later read replaces
 the row in place.
 
-Auth: Login with Amazon. The tenant's credential is ``{"client_id",
+What is searched for comes from ``sp_api_inputs.py``. Auth (``sp_api_auth.py``):
+Login with Amazon. The tenant's credential is ``{"client_id",
 "client_secret", "refresh_token"}``; ``POST BIZOS_LWA_TOKEN_URL`` (form:
 ``grant_type=refresh_token``) returns an ``access_token`` and its ``expires_in``,
 sent as ``x-amz-access-token``. Tokens are cached per tenant and credential
@@ -35,8 +36,9 @@ until shortly before they expire; a 403 ``Unauthorized`` (an access token the
 service considers expired) triggers one refresh and one retry. The client
 secret, the refresh token and every access token are masked in every message.
 
-Rate limits: each operation has its own token bucket at the default usage plan
-the API documents (models/catalog-items-api-model/catalogItems_2022-04-01.json,
+Rate limits (``sp_api_auth.py``, with the tokens): each operation has its own
+token bucket at the default usage plan the API documents
+(models/catalog-items-api-model/catalogItems_2022-04-01.json,
 models/product-pricing-api-model/productPricingV0.json,
 models/product-fees-api-model/productFeesV0.json in amzn/selling-partner-api-models):
 
@@ -58,55 +60,39 @@ backoff.
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import logging
-import re
-import threading
-import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.connector import Credential, Page, ReadContext, SourceDef
-from connectors.http_client import (
-    CredentialError,
-    MalformedPage,
-    SourceClient,
-    SourceRequestError,
-)
+from connectors.http_client import MalformedPage, SourceClient, SourceRequestError
 from connectors.landing import TableSpec, read_table
 from connectors.sources._common import iso_z, require_list, require_objects
-from core.settings import PROJECT_ROOT, Settings
-from core.tenant_config import load_tenant_file
+from connectors.sources.sp_api_auth import FEES, NAME, OFFERS, SEARCH, SpApiSession
+from connectors.sources.sp_api_inputs import (
+    price_list_identifiers,
+    search_config,
+    split_keywords,
+)
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-NAME = "sp_api"
 PAGE_SIZE = 20  # searchCatalogItems' maximum pageSize
 IDENTIFIERS_PER_CALL = 20  # searchCatalogItems' maximum number of identifiers
 INCLUDED_DATA = "summaries,salesRanks,identifiers,attributes,dimensions"
 ITEM_CONDITION = "New"
-DEFAULT_MARKETPLACE = "ATVPDKIKX0DER"  # amazon.com
-CONFIG_DIR = PROJECT_ROOT / "config" / "sourcing"
 CREDENTIAL_FIELDS = ("client_id", "client_secret", "refresh_token")
 CENT = Decimal("0.01")
 RATE_PLACES = Decimal("0.000001")
-
-SEARCH = "searchCatalogItems"
-GET_ITEM = "getCatalogItem"
-OFFERS = "getItemOffers"
-FEES = "getMyFeesEstimateForASIN"
 
 
 # -- the tables ----------------------------------------------------------------------
@@ -222,254 +208,6 @@ def credential(secret: str) -> Credential:
     )
 
 
-# -- rate limits ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class UsagePlan:
-    rate: float
-    """Requests per second, refilled continuously."""
-    burst: int
-
-
-USAGE_PLANS: dict[str, UsagePlan] = {
-    SEARCH: UsagePlan(2.0, 2),
-    GET_ITEM: UsagePlan(2.0, 2),
-    OFFERS: UsagePlan(0.5, 1),
-    FEES: UsagePlan(1.0, 2),
-}
-
-
-class TokenBucket:
-    """``burst`` tokens, refilled at ``rate`` per second; a call takes one or waits."""
-
-    def __init__(
-        self,
-        rate: float,
-        burst: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError(f"a token bucket needs rate > 0 and burst >= 1, got {rate}, {burst}")
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = float(burst)
-        self._at = clock()
-        self._lock = threading.Lock()
-        self.waited = 0.0
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
-        self._at = now
-
-    def take(self) -> float:
-        """Take a token, sleeping until there is one; returns the seconds waited."""
-        with self._lock:
-            self._refill()
-            wait = 0.0
-            if self._tokens < 1.0:
-                wait = (1.0 - self._tokens) / self.rate
-                self._sleep(wait)
-                self._refill()
-                self._tokens = max(self._tokens, 1.0)
-            self._tokens -= 1.0
-            self.waited += wait
-            return wait
-
-    def set_rate(self, rate: float) -> None:
-        """The rate the provider says applies (refill so far counted at the old one)."""
-        with self._lock:
-            if rate > 0 and rate != self.rate:
-                self._refill()
-                self.rate = rate
-
-
-def header_rate(value: str | None) -> float | None:
-    """The rate in an ``x-amzn-RateLimit-Limit`` header, or None when absent or bad."""
-    if not value:
-        return None
-    try:
-        rate = float(value.strip())
-    except ValueError:
-        return None
-    return rate if rate > 0 and rate == rate and rate != float("inf") else None
-
-
-# -- access tokens -------------------------------------------------------------------
-
-
-@dataclass
-class AccessToken:
-    value: str
-    expires_at: float
-    """``time.time()`` after which the token is refreshed before use."""
-
-
-_TOKENS: dict[tuple[str, str, str], AccessToken] = {}
-_TOKENS_LOCK = threading.Lock()
-EXPIRY_MARGIN_S = 60.0
-"""A token is renewed this long before it expires (at most a tenth of its life), so
-a request is not sent with a token about to lapse in flight."""
-
-
-def _token_key(tenant_id: str, token_url: str, grant: Mapping[str, str]) -> tuple[str, str, str]:
-    # The refresh token is part of the key (hashed: the cache holds no secret as a
-    # key), so a tenant that stores a new credential never gets the old one's token.
-    digest = hashlib.sha256(
-        f"{grant.get('client_id')}\0{grant.get('refresh_token')}".encode()
-    ).hexdigest()
-    return tenant_id, token_url, digest
-
-
-def forget_tokens() -> None:
-    """Drop every cached access token (a new process starts this way)."""
-    with _TOKENS_LOCK:
-        _TOKENS.clear()
-
-
-class SpApiSession:
-    """One tenant's calls to SP-API during a load: its access token and its buckets.
-
-    Shared by the tables of one run (through the client they share), so the
-    offers step does not start with a full burst right after the catalog drained it.
-    """
-
-    def __init__(
-        self,
-        client: SourceClient,
-        *,
-        token_url: str,
-        grant: Mapping[str, str],
-        plans: Mapping[str, UsagePlan] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if not grant:
-            raise CredentialError(
-                f"no Login with Amazon grant for tenant {client.tenant_id!r}: store the sp_api "
-                'credential as {"client_id": ..., "client_secret": ..., "refresh_token": ...}',
-                source=NAME,
-                tenant_id=client.tenant_id,
-            )
-        # No reference to the client: sessions are kept per client in a weak map,
-        # and a value that held its key would keep every client alive.
-        self.tenant_id = client.tenant_id
-        self.token_url = token_url
-        self.grant = dict(grant)
-        self.buckets = {
-            op: TokenBucket(plan.rate, plan.burst, sleep=sleep)
-            for op, plan in {**USAGE_PLANS, **(plans or {})}.items()
-        }
-        self.refreshes = 0
-        self.unauthorized_retries = 0
-        self._key = _token_key(self.tenant_id, token_url, grant)
-        parts = urlsplit(token_url)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise ValueError(f"BIZOS_LWA_TOKEN_URL must be an http(s) URL, got {token_url!r}")
-        folder, _, self._token_path = parts.path.rpartition("/")
-        self._lwa = SourceClient(
-            source=NAME,
-            tenant_id=self.tenant_id,
-            base_url=f"{parts.scheme}://{parts.netloc}{folder}",
-            headers={},
-            secrets=[grant.get("client_secret", ""), grant.get("refresh_token", "")],
-            policy=client.policy,
-        )
-
-    def close(self) -> None:
-        self._lwa.close()
-
-    # -- tokens --------------------------------------------------------------------
-    def access_token(self, client: SourceClient, *, renew: bool = False) -> str:
-        """The tenant's cached token, or a new one (then masked in ``client``'s messages)."""
-        now = time.time()
-        with _TOKENS_LOCK:
-            cached = _TOKENS.get(self._key)
-            if cached is not None and not renew and now < cached.expires_at:
-                client.mask.add(cached.value)
-                return cached.value
-        token = self._refresh()
-        client.mask.add(token.value)
-        with _TOKENS_LOCK:
-            _TOKENS[self._key] = token
-        return token.value
-
-    def _refresh(self) -> AccessToken:
-        self.refreshes += 1
-        form = {"grant_type": "refresh_token", **self.grant}
-        try:
-            data = self._lwa.request_json(
-                "POST", self._token_path, form=form, check=_check_token_response
-            )
-        except (CredentialError, SourceRequestError) as exc:
-            raise CredentialError(
-                f"Login with Amazon refused the sp_api refresh token of tenant "
-                f"{self.tenant_id!r} ({exc}); store a new one with "
-                f"`bizos credentials set --tenant {self.tenant_id} --source {NAME}`",
-                source=NAME,
-                tenant_id=self.tenant_id,
-            ) from None
-        value = str(data["access_token"])
-        self._lwa.mask.add(value)
-        lifetime = float(data.get("expires_in") or 3600)
-        margin = min(EXPIRY_MARGIN_S, lifetime / 10)
-        return AccessToken(value, time.time() + lifetime - margin)
-
-    # -- calls ---------------------------------------------------------------------
-    def call(
-        self,
-        client: SourceClient,
-        operation: str,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        check: Callable[[Any], None] | None = None,
-    ) -> Any:
-        """One SP-API operation, within its rate, with a fresh token; see the module doc."""
-        bucket = self.buckets[operation]
-        renew = False
-        for attempt in (1, 2):
-            bucket.take()
-            token = self.access_token(client, renew=renew)
-            try:
-                data = client.request_json(
-                    method,
-                    path,
-                    params=params,
-                    body=body,
-                    check=check,
-                    headers={"x-amz-access-token": token},
-                )
-            except CredentialError as exc:
-                if attempt == 1 and exc.status == 403 and "Unauthorized" in exc.detail:
-                    # The service holds the token expired (clock skew, a revoked
-                    # session): one new token, one more try.
-                    self.unauthorized_retries += 1
-                    renew = True
-                    continue
-                raise
-            headers = client.last_headers
-            rate = header_rate(headers.get("x-amzn-RateLimit-Limit") if headers else None)
-            if rate is not None:
-                bucket.set_rate(rate)
-            return data
-        raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _check_token_response(data: Any) -> None:
-    if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
-        raise MalformedPage("the token response has no access_token")
-    expires = data.get("expires_in")
-    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
-        raise MalformedPage("the token response's expires_in is not a number")
-
-
 _SESSIONS: weakref.WeakKeyDictionary[SourceClient, SpApiSession] = weakref.WeakKeyDictionary()
 
 
@@ -488,139 +226,6 @@ def _settings(ctx: ReadContext) -> Settings:
     if ctx.settings is None:
         raise ValueError("the sp_api source reads the lake and the inbox: it needs settings")
     return ctx.settings
-
-
-# -- what to search for --------------------------------------------------------------
-
-
-class SourcingSearch(BaseModel):
-    """The keys of ``config/sourcing/<tenant>.yaml`` this connector reads; the rest of
-    the file (cost assumptions) belongs to the sourcing models."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    marketplace_id: str = Field(default=DEFAULT_MARKETPLACE, pattern=r"^[A-Z0-9]{10,16}$")
-    keywords: list[str] = Field(default_factory=list)
-
-
-class SourcingConfigError(ValueError):
-    """A sourcing configuration file that cannot be read; names the file and key."""
-
-
-def search_config(tenant_id: str, config_dir: Path = CONFIG_DIR) -> SourcingSearch:
-    """The tenant's marketplace and keywords (its own file, else ``default.yaml``,
-    else the US marketplace and no keywords)."""
-    if (
-        not (config_dir / f"{tenant_id}.yaml").exists()
-        and not (config_dir / "default.yaml").exists()
-    ):
-        return SourcingSearch()
-    return load_tenant_file(
-        config_dir, tenant_id, SourcingSearch, what="sourcing config", error=SourcingConfigError
-    )
-
-
-def split_keywords(value: str | Iterable[str] | None) -> list[str]:
-    """``"a, b"`` or ``["a", "b, c"]`` as distinct, trimmed phrases in their order."""
-    if value is None:
-        return []
-    items = [value] if isinstance(value, str) else list(value)
-    out: dict[str, None] = {}
-    for item in items:
-        for part in str(item).split(","):
-            phrase = " ".join(part.split())
-            if phrase:
-                out.setdefault(phrase, None)
-    return list(out)
-
-
-UPC = re.compile(r"^\d{12}$")
-EAN = re.compile(r"^\d{13}$")
-ASIN = re.compile(r"^[0-9A-Z]{10}$")
-IDENTIFIER_SHAPES = {"ASIN": ASIN, "UPC": UPC, "EAN": EAN}
-PRICE_LIST_SUFFIXES = (".csv", ".xlsx")
-
-
-def _norm_header(name: Any) -> str:
-    return "_".join(str(name or "").strip().lower().split())
-
-
-def _identifier(kind: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    if kind != "ASIN" and text.endswith(".0"):  # a spreadsheet that made it a number
-        text = text[:-2]
-    text = text.upper() if kind == "ASIN" else text
-    return text if IDENTIFIER_SHAPES[kind].match(text) else None
-
-
-def _rows_of(path: Path) -> Iterator[dict[str, Any]]:
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                return
-            names = [_norm_header(h) for h in header]
-            for row in reader:
-                yield dict(zip(names, row, strict=False))
-        return
-    try:
-        import openpyxl
-    except ImportError:
-        log.warning("%s: openpyxl is not installed, its identifiers are not searched", path.name)
-        return
-    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    try:
-        rows = book.worksheets[0].iter_rows(values_only=True)
-        header = next(rows, None)
-        if header is None:
-            return
-        names = [_norm_header(h) for h in header]
-        for values in rows:
-            yield dict(zip(names, values, strict=False))
-    finally:
-        book.close()
-
-
-def price_list_identifiers(settings: Settings, tenant_id: str) -> dict[str, list[str]]:
-    """The UPCs, EANs and ASINs of the tenant's supplier price lists, by type.
-
-    From the landed price lists (``lake/price_lists/items``) when there are any:
-    those rows passed the full check. Else straight from the files in
-    ``inbox/<tenant>/price_lists/``, reading only the identifier columns and
-    skipping any value that is not an identifier's shape: the full parse, with
-    its quarantine, is the price-list loader's job; this only decides what to ask
-    the catalog for.
-    """
-    found: dict[str, dict[str, None]] = {kind: {} for kind in IDENTIFIER_SHAPES}
-
-    def add(row: Mapping[str, Any]) -> None:
-        for kind in IDENTIFIER_SHAPES:
-            value = _identifier(kind, row.get(kind.lower()))
-            if value is not None:
-                found[kind].setdefault(value, None)
-
-    landed = read_table(settings, "price_lists", "items", tenant_id)
-    if landed is not None and landed.num_rows:
-        wanted = [c for c in ("upc", "ean", "asin") if c in landed.column_names]
-        for row in landed.select(wanted).to_pylist():
-            add(row)
-    else:
-        folder = settings.tenant_inbox(tenant_id) / "price_lists"
-        files = sorted(folder.iterdir()) if folder.is_dir() else []
-        for path in files:
-            if path.is_symlink() or not path.is_file():
-                continue
-            if path.suffix.lower() not in PRICE_LIST_SUFFIXES or path.name.startswith("."):
-                continue
-            try:
-                for row in _rows_of(path):
-                    add(row)
-            except (OSError, ValueError, KeyError) as exc:
-                log.warning("%s: identifiers not read (%s)", path.name, type(exc).__name__)
-    return {kind: sorted(values) for kind, values in found.items() if values}
 
 
 # -- reading the catalog -------------------------------------------------------------

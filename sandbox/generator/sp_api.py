@@ -153,7 +153,7 @@ def _offers(rng: random.Random, asin: str, price: Decimal, rank: int | None) -> 
     """A getItemOffers payload (New): popular items draw more sellers."""
     popularity = 1.0 if rank is None else max(0.0, 1.0 - math.log10(rank) / 6.5)
     count = 0 if rng.random() < 0.05 else max(1, int(rng.triangular(1, 40, 2 + 30 * popularity)))
-    offers = []
+    offers: list[dict[str, Any]] = []
     for n in range(count):
         fba = rng.random() < 0.55
         listing = _money(float(price) * rng.uniform(0.82, 1.08))
