@@ -249,7 +249,12 @@ def ingest(
         console.print(
             f"[green]✓[/] {mat.asset_key.to_user_string()}: {meta.get('rows_in', 0)} in, "
             f"{meta.get('rows_added', 0)} new, {meta.get('rows_quarantined', 0)} quarantined, "
-            + (what if window is not None else f"cursor {after.get('high_water')}")
+            + (
+                what
+                if window is not None
+                # SP-API keeps no high-water mark: it reads the day's state
+                else f"cursor {after.get('high_water', after.get('day', after.get('read_at')))}"
+            )
         )
 
 
