@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -23,6 +24,7 @@ from connectors.http_client import CredentialError, RequestPolicy
 from connectors.ingest import run_source
 from connectors.landing import read_quarantine, read_table
 from connectors.sources.sp_api_auth import USAGE_PLANS, TokenBucket, forget_tokens
+from connectors.sources.sp_api_inputs import price_list_identifiers
 from connectors.state import read_load_log
 from core.settings import Settings, get_settings
 from credentials import generate_master_key, list_credentials
@@ -366,3 +368,32 @@ def test_no_secret_in_logs_errors_load_log_or_lake(
     assert "try 2 of" in caplog.text and landed
     for secret in secrets:
         assert secret not in said and secret not in stored and secret not in landed
+
+
+def test_identifiers_come_from_the_landed_price_lists_else_the_inbox(settings: Settings) -> None:
+    inbox = settings.tenant_inbox("acme") / "price_lists"
+    inbox.mkdir(parents=True)
+    (inbox / "quotes.csv").write_text(
+        " Supplier ID ,UPC,EAN,ASIN,Unit Cost\nSUP-001,012345678905,,,1.00\n"
+        "SUP-001,not-a-upc,4006381333931,b00abc1234,2.00\n"
+    )
+    assert price_list_identifiers(settings, "acme") == {
+        "UPC": ["012345678905"],
+        "EAN": ["4006381333931"],
+        "ASIN": ["B00ABC1234"],
+    }
+    # Once the price-list loader has landed the rows (only those that passed its
+    # checks), those are what is searched.
+    landed = settings.lake_dir / "price_lists" / "items" / "tenant=acme" / "items.parquet"
+    landed.parent.mkdir(parents=True)
+    pq.write_table(
+        pa.table(
+            {"upc": ["036000291452", None], "ean": [None, None], "asin": [None, "B0CDE56789"]}
+        ),
+        landed,
+    )
+    assert price_list_identifiers(settings, "acme") == {
+        "UPC": ["036000291452"],
+        "ASIN": ["B0CDE56789"],
+    }
+    assert price_list_identifiers(settings, "globex") == {}

@@ -10,11 +10,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.landing import read_table
 from core.settings import PROJECT_ROOT, Settings
 from core.tenant_config import load_tenant_file
+from lake.files import partition_dir
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +132,16 @@ def price_list_identifiers(settings: Settings, tenant_id: str) -> dict[str, list
             if value is not None:
                 found[kind].setdefault(value, None)
 
-    landed = read_table(settings, "price_lists", "items", tenant_id)
-    if landed is not None and landed.num_rows:
-        wanted = [c for c in ("upc", "ean", "asin") if c in landed.column_names]
-        for row in landed.select(wanted).to_pylist():
-            add(row)
+    # The price-list loader's layout is its own (one file or month partitions):
+    # every Parquet file under the tenant's folder, identifier columns only.
+    landed_dir = partition_dir(settings.lake_dir, "price_lists", "items", tenant=tenant_id)
+    landed = sorted(landed_dir.rglob("*.parquet")) if landed_dir.is_dir() else []
+    if landed:
+        for path in landed:
+            names = set(pq.ParquetFile(path).schema_arrow.names)
+            wanted = [c for c in ("upc", "ean", "asin") if c in names]
+            for row in pq.read_table(path, columns=wanted).to_pylist():
+                add(row)
     else:
         folder = settings.tenant_inbox(tenant_id) / "price_lists"
         files = sorted(folder.iterdir()) if folder.is_dir() else []
