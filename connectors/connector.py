@@ -74,14 +74,14 @@ class Page:
 
 @dataclass(frozen=True)
 class Credential:
-    """How a tenant's secret is presented to a source."""
+    """How a tenant's secret is presented to a source. Its repr shows no secret."""
 
-    headers: Mapping[str, str]
-    secrets: Sequence[str]
+    headers: Mapping[str, str] = field(repr=False)
+    secrets: Sequence[str] = field(repr=False)
     """Every string to mask: the secret and anything derived from it."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """Non-secret settings carried in the credential (e.g. a GA4 property id)."""
-    grant: Mapping[str, str] = field(default_factory=dict)
+    grant: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Secret fields a source trades for short-lived access tokens (an OAuth refresh
     grant: SP-API's client secret and refresh token); masked like ``secrets``, never
     in ``options``, which may be logged."""
@@ -101,7 +101,7 @@ class ReadContext:
     settings: Settings | None = None
     """For a source that reads what it needs from the lake or the tenant's inbox
     (SP-API: the catalog landed before its offers, the price lists' identifiers)."""
-    grant: Mapping[str, str] = field(default_factory=dict)
+    grant: Mapping[str, str] = field(default_factory=dict, repr=False)
     """``Credential.grant``: the secrets of a token refresh, for the source alone."""
 
 
