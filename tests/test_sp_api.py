@@ -172,15 +172,11 @@ def test_price_list_identifiers_are_searched_twenty_at_a_time(
     assert result.status == "success"
     items = generated(sandbox, "globex")
     wanted: set[str] = set()
-    for path in lists.files:
-        if path.suffix != ".csv":
-            continue
-        for line in path.read_text().splitlines()[1:]:
-            _, _, upc, ean, asin, *_ = line.split(",")
-            for asin_of, item in items.items():
-                ids = {i["identifier"] for i in item["identifiers"][0]["identifiers"]}
-                if asin == asin_of or upc in ids or ean in ids:
-                    wanted.add(asin_of)
+    for row in lists.quoted:
+        for asin_of, item in items.items():
+            ids = {i["identifier"] for i in item["identifiers"][0]["identifiers"]}
+            if row["asin"] == asin_of or row["upc"] in ids or row["ean"] in ids:
+                wanted.add(asin_of)
     landed = {r["asin"]: r for r in lake(settings_sp, "catalog_items", "globex")}
     assert wanted and wanted <= set(landed)
     assert set(lists.high_risk_only) <= set(landed)

@@ -35,7 +35,7 @@ import os
 import random
 import string
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -389,6 +389,8 @@ class PriceLists:
     rows: int
     high_risk_only: list[str]
     """ASINs whose only supplier is ``HIGH_RISK_SUPPLIER``."""
+    quoted: list[dict[str, str]] = field(default_factory=list)
+    """Every row written, whatever the file's format."""
 
 
 def _settled(path: Path) -> None:
@@ -499,11 +501,10 @@ def write_price_lists(
     risky_only = [items[i] for i in order[:HIGH_RISK_ONLY]]
     rest = [items[i] for i in order[HIGH_RISK_ONLY:]]
     files: list[Path] = []
-    total = 0
+    quoted: list[dict[str, str]] = []
     for position, (supplier, share) in enumerate(PRICE_LIST_SUPPLIERS):
-        quoted = [e for e in rest if rng.random() < share]
-        rows = _rows_for(rng, supplier, quoted)
-        total += len(rows)
+        rows = _rows_for(rng, supplier, [e for e in rest if rng.random() < share])
+        quoted += rows
         last = position == len(PRICE_LIST_SUPPLIERS) - 1
         xlsx = folder / f"{supplier.lower()}_price_list.xlsx"
         if last and _write_xlsx(xlsx, rows):
@@ -516,5 +517,6 @@ def write_price_lists(
     target = folder / f"{HIGH_RISK_SUPPLIER.lower()}_price_list.csv"
     _write_csv(target, risky_rows)
     files.append(target)
-    total += len(risky_rows)
-    return PriceLists(tenant_id, files, total, sorted(e["item"]["asin"] for e in risky_only))
+    quoted += risky_rows
+    risky = sorted(e["item"]["asin"] for e in risky_only)
+    return PriceLists(tenant_id, files, len(quoted), risky, quoted)
