@@ -190,7 +190,10 @@ def build_source_assets(source: str) -> AssetsDefinition:
             _spec(
                 source,
                 t,
-                "loaded incrementally from its cursor (the first load reads its whole history)",
+                "loaded incrementally from its cursor (the first load reads its whole history)"
+                if definition.read_by_time
+                else "read as it stands on every run (SP-API: the catalog, then each item's "
+                "offers and fees once a day)",
             )
             for t in definition.tables
         ],
