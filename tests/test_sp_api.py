@@ -158,6 +158,19 @@ def test_every_item_lands_once_with_its_offers_and_fees_and_a_rerun_adds_nothing
         first_seen
     )
 
+    # Without the run's keywords most items match no search any more: known items
+    # are refreshed one getCatalogItem each, so their offers and fees stay of today.
+    sandbox.reset_log()
+    (result,) = load(settings_sp, sandbox, tables=["catalog_items"])
+    assert result.status == "success" and result.rows_added == 0
+    refreshed = lake(settings_sp, "catalog_items")
+    by_search = {r["asin"] for r in refreshed if r["found_by"].startswith("keyword:")}
+    assert 0 < len(by_search) < len(items)
+    assert {r["found_by"] for r in refreshed if r["asin"] not in by_search} == {"known"}
+    single = sandbox.requests("sp_api", "/catalog/2022-04-01/items/")
+    assert len(single) == len(items) - len(by_search)
+    assert all(r["updated_at"] > catalog[0]["updated_at"] for r in refreshed)
+
 
 @pytest.fixture
 def settings_sp(tmp_path: Path, sandbox: RunningSandbox) -> Settings:

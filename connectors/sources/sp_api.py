@@ -76,7 +76,14 @@ from connectors.connector import Credential, Page, ReadContext, SourceDef
 from connectors.http_client import MalformedPage, SourceClient, SourceRequestError
 from connectors.landing import TableSpec, read_table
 from connectors.sources._common import iso_z, require_list, require_objects
-from connectors.sources.sp_api_auth import FEES, NAME, OFFERS, SEARCH, SpApiSession
+from connectors.sources.sp_api_auth import (
+    FEES,
+    GET_ITEM,
+    NAME,
+    OFFERS,
+    SEARCH,
+    SpApiSession,
+)
 from connectors.sources.sp_api_inputs import (
     price_list_identifiers,
     search_config,
@@ -240,6 +247,11 @@ def check_search(data: Any) -> None:
     pagination = data.get("pagination")
     if pagination is not None and not isinstance(pagination, dict):
         raise MalformedPage("'pagination' is not an object (searchCatalogItems)")
+
+
+def check_item(data: Any) -> None:
+    if not isinstance(data, dict) or not isinstance(data.get("asin"), str):
+        raise MalformedPage("no 'asin' in the item (getCatalogItem)")
 
 
 def _for_marketplace(entries: Any, marketplace_id: str) -> dict[str, Any]:
@@ -429,6 +441,31 @@ def read_catalog(ctx: ReadContext) -> Iterator[Page]:
             yield Page(records, ctx.client.describe("GET", path, params), cursor)
             if token is None:
                 break
+    # Items landed before that no search returned this time (a keyword dropped, a
+    # price list changed) still get their offers and fees read: refresh them too,
+    # one getCatalogItem each, so their rank and price are of today as well.
+    for asin in sorted(set(first_seen) - seen):
+        item_path = f"{path}/{asin}"
+        params = {"marketplaceIds": marketplace_id, "includedData": INCLUDED_DATA}
+        try:
+            item = session.call(
+                ctx.client, GET_ITEM, "GET", item_path, params=params, check=check_item
+            )
+        except SourceRequestError as exc:
+            if "HTTP 404" not in str(exc):
+                raise
+            log.info("sp_api tenant %s: %s is no longer in the catalog (404)", tenant_id, asin)
+            continue
+        seen.add(asin)
+        record = catalog_record(
+            item,
+            marketplace_id=marketplace_id,
+            read_at=read_at,
+            first_seen=first_seen[asin],
+            found_by="known",
+        )
+        cursor = {"read_at": read_at, "queries_done": len(queries), "items": len(seen)}
+        yield Page([record], ctx.client.describe("GET", item_path, params), cursor)
 
 
 # -- offers --------------------------------------------------------------------------
