@@ -11,7 +11,9 @@ tenant's ``marketplace_id`` from its sourcing configuration):
    ``pageToken`` from ``pagination.nextToken`` until it is absent, ``includedData``
    = summaries, salesRanks, identifiers, attributes, dimensions. Keywords are
    searched one phrase per call: the API ranks a combined list as one query, so
-   a phrase with few matches would be drowned by a broad one.
+   a phrase with few matches would be drowned by a broad one. Items landed before
+   that no search returns any more are refreshed with ``getCatalogItem``
+   (``GET /catalog/2022-04-01/items/{asin}``): their offers and fees are still read.
 2. ``item_offers``: Product Pricing v0 ``getItemOffers``
    (``GET /products/pricing/v0/items/{Asin}/offers?MarketplaceId&ItemCondition=New``)
    for each catalog item not yet read today.
