@@ -73,6 +73,12 @@ def home(tmp_path: Path, sb: RunningSandbox) -> Settings:
     )
 
 
+@pytest.fixture
+def settings_sp(tmp_path: Path, sandbox: RunningSandbox) -> Settings:
+    """A private BIZOS_HOME whose Login with Amazon endpoint is the sandbox's."""
+    return home(tmp_path, sandbox)
+
+
 def load(settings: Settings, sb: RunningSandbox, tenant: str = "acme", **kw):
     kw.setdefault("policy", FAST)
     return run_source(
@@ -170,11 +176,6 @@ def test_every_item_lands_once_with_its_offers_and_fees_and_a_rerun_adds_nothing
     single = sandbox.requests("sp_api", "/catalog/2022-04-01/items/")
     assert len(single) == len(items) - len(by_search)
     assert all(r["updated_at"] > catalog[0]["updated_at"] for r in refreshed)
-
-
-@pytest.fixture
-def settings_sp(tmp_path: Path, sandbox: RunningSandbox) -> Settings:
-    return home(tmp_path, sandbox)
 
 
 def test_price_list_identifiers_are_searched_twenty_at_a_time(
