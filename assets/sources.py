@@ -57,6 +57,15 @@ class SourceLoadConfig(Config):
     until: str | None = Field(
         default=None, description="Last UTC day (YYYY-MM-DD, included) of the reload."
     )
+    keywords: str | None = Field(
+        default=None,
+        description="SP-API only: comma-separated catalog search phrases added to the "
+        "tenant's sourcing keywords for this run.",
+    )
+
+    def options(self) -> dict[str, Any]:
+        """Per-run source options (the SP-API keywords), none when not given."""
+        return {"keywords": self.keywords} if self.keywords else {}
 
     def window(self, now: datetime | None = None) -> Window | None:
         """The load window, or None for a load from the cursors; ValueError if bad."""
@@ -106,6 +115,7 @@ def _load(
     source: str,
     tenant_id: str,
     window: Window | None,
+    options: dict[str, Any] | None = None,
 ) -> list[LoadResult]:
     """Load the selected tables of ``source`` for one tenant; [] when not connected."""
     if not is_connected(settings, tenant_id, source):
@@ -125,6 +135,7 @@ def _load(
             tables=tables,
             run_id=context.run_id,
             window=window,
+            options=options,
         )
     except LoadInProgress as exc:
         # Another run holds this tenant's table (a backfill, a manual ingest):
@@ -179,7 +190,10 @@ def build_source_assets(source: str) -> AssetsDefinition:
             _spec(
                 source,
                 t,
-                "loaded incrementally from its cursor (the first load reads its whole history)",
+                "loaded incrementally from its cursor (the first load reads its whole history)"
+                if definition.read_by_time
+                else "read as it stands on every run (SP-API: the catalog, then each item's "
+                "offers and fees once a day)",
             )
             for t in definition.tables
         ],
@@ -197,7 +211,14 @@ def build_source_assets(source: str) -> AssetsDefinition:
         loads: list[LoadResult] = []
         for key in context.partition_keys:
             tenant_id = check_tenant_id(key)
-            loads += _load(context, settings, source=source, tenant_id=tenant_id, window=window)
+            loads += _load(
+                context,
+                settings,
+                source=source,
+                tenant_id=tenant_id,
+                window=window,
+                options=config.options(),
+            )
         yield from table_results(source, loads)
         loaded = {load.table for load in loads}
         for key in context.selected_asset_keys:

@@ -88,6 +88,19 @@ def _read_secret(label: str) -> SecretStr:
     return SecretStr(value)
 
 
+def _check_form(source: str, secret: SecretStr) -> None:
+    """Refuse a credential its source could never read (SP-API's JSON missing a field)."""
+    from connectors.sources import SOURCES
+
+    definition = SOURCES.get(source)
+    if definition is None or definition.check_secret is None:
+        return
+    try:
+        definition.check_secret(secret.get_secret_value())
+    except ValueError as exc:
+        raise InvalidCredentialName(f"refusing to store it: {exc}; nothing was stored") from None
+
+
 @credentials_app.command("set")
 def set_command(tenant: TenantOpt, source: SourceOpt) -> None:
     """Store TENANT's credential for SOURCE, read from standard input."""
@@ -95,6 +108,7 @@ def set_command(tenant: TenantOpt, source: SourceOpt) -> None:
         secret = _read_secret(f"{source} secret for {tenant}")
         if not secret.get_secret_value():
             raise InvalidCredentialName("no secret on standard input: refusing to store nothing")
+        _check_form(source, secret)
         set_secret(get_settings(), tenant_id=tenant, source=source, secret=secret, actor=_actor())
     _console().print(f"stored the {source} credential of {tenant} (encrypted; not shown)")
 

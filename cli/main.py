@@ -172,6 +172,10 @@ def ingest(
         str | None,
         typer.Option("--date", help="reload one UTC day (YYYY-MM-DD): --since D --until D"),
     ] = None,
+    keywords: Annotated[
+        str | None,
+        typer.Option("--keywords", help='sp_api: search phrases for this run too, "a, b"'),
+    ] = None,
 ) -> None:
     """Load one source for one tenant: the same Dagster assets the jobs run.
 
@@ -196,7 +200,9 @@ def ingest(
                 raise ValueError("--date is one day: give either --date or --since/--until")
             parse_day(day, "date")
             since = until = day
-        config = SourceLoadConfig(since=since, until=until)
+        if keywords is not None and source != "sp_api":
+            raise ValueError("--keywords is for the sp_api source (catalog search phrases)")
+        config = SourceLoadConfig(since=since, until=until, keywords=keywords)
         window = config.window()
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")
@@ -243,7 +249,12 @@ def ingest(
         console.print(
             f"[green]✓[/] {mat.asset_key.to_user_string()}: {meta.get('rows_in', 0)} in, "
             f"{meta.get('rows_added', 0)} new, {meta.get('rows_quarantined', 0)} quarantined, "
-            + (what if window is not None else f"cursor {after.get('high_water')}")
+            + (
+                what
+                if window is not None
+                # SP-API keeps no high-water mark: it reads the day's state
+                else f"cursor {after.get('high_water', after.get('day', after.get('read_at')))}"
+            )
         )
 
 
@@ -328,6 +339,7 @@ def print_lead_models(settings: Settings, tenant_ids: list[str]) -> None:
 # Per demo tenant: about 45% of the leads end up labelled (converted, lost, or open
 # for 90 days), so 400 leads give each tenant ~180 labels, well over min_labels (40).
 DEMO_LEADS = 400
+DEMO_CATALOG_ITEMS = 300
 ACTIVITIES_PER_LEAD = 6
 
 
@@ -370,7 +382,14 @@ def demo(
             settings.sandbox_dir,
             tenants=list(DEMO_TENANTS),
             scale=scale,
-            counts={"crm_api.leads": leads, "crm_api.activities": leads * ACTIVITIES_PER_LEAD},
+            counts={
+                "crm_api.leads": leads,
+                "crm_api.activities": leads * ACTIVITIES_PER_LEAD,
+                "sp_api.catalog_items": DEMO_CATALOG_ITEMS,
+            },
+            # Supplier price lists quoting the catalog the sandbox serves over SP-API.
+            with_price_lists=True,
+            inbox_dir=settings.inbox_dir,
         )
     if settings.master_key is None:
         key_file = demo_master_key(settings)

@@ -73,6 +73,10 @@ def generate(
     crm_exports: Annotated[
         bool, typer.Option(help="also write each tenant's CRM CSV export into BIZOS_HOME/inbox")
     ] = True,
+    price_lists: Annotated[
+        bool,
+        typer.Option(help="also write each tenant's supplier price lists into BIZOS_HOME/inbox"),
+    ] = True,
 ) -> None:
     """Write deterministic data for every source, its ground truth and the sandbox keys."""
     from sandbox.generator import generate_sources
@@ -109,6 +113,7 @@ def generate(
                 counts=counts,
                 with_defects=defects,
                 with_crm_exports=crm_exports,
+                with_price_lists=price_lists,
                 inbox_dir=settings.inbox_dir,
                 progress=on_rows,
             )
@@ -128,6 +133,8 @@ def generate(
     console.print(f"sandbox keys: {out_dir / 'credentials.json'}")
     if crm_exports:
         console.print(f"CRM exports:  {settings.inbox_dir}/<tenant>/crm/leads_export.csv")
+    if price_lists:
+        console.print(f"price lists:  {settings.inbox_dir}/<tenant>/price_lists/")
 
 
 def serve(
@@ -137,16 +144,19 @@ def serve(
         Path | None, typer.Option(help="generated data [default: BIZOS_HOME/sandbox]")
     ] = None,
     print_env: Annotated[
-        bool, typer.Option("--print-env", help="print the BIZOS_<SOURCE>_BASE_URL lines and exit")
+        bool,
+        typer.Option(
+            "--print-env",
+            help="print the BIZOS_<SOURCE>_BASE_URL and BIZOS_LWA_TOKEN_URL lines and exit",
+        ),
     ] = False,
 ) -> None:
     """Serve the generated data as Stripe, GA4, the CRM, Saleor, the forms and usage APIs."""
-    from sandbox.generator.world import SOURCES
-    from sandbox.server import env_name, serve_forever
+    from sandbox.server import sandbox_env, serve_forever
 
     if print_env:
-        for source in SOURCES:
-            print(f"export {env_name(source)}=http://{host}:{port}/{source}")
+        for name, value in sandbox_env(f"http://{host}:{port}").items():
+            print(f"export {name}={value}")
         return
 
     data_dir = data or get_settings().home / "sandbox"
@@ -155,9 +165,9 @@ def serve(
         raise typer.Exit(2)
 
     def ready(url: str) -> None:
-        for source in SOURCES:
+        for name, value in sandbox_env(url).items():
             # Plain print: these lines are meant to be pasted into a shell or .env.
-            print(f"{env_name(source)}={url}/{source}", flush=True)
+            print(f"{name}={value}", flush=True)
         console.print(
             f"keys per tenant and source: {data_dir / 'credentials.json'}; "
             f"faults: POST {url}/_sandbox/faults",

@@ -74,13 +74,17 @@ class Page:
 
 @dataclass(frozen=True)
 class Credential:
-    """How a tenant's secret is presented to a source."""
+    """How a tenant's secret is presented to a source. Its repr shows no secret."""
 
-    headers: Mapping[str, str]
-    secrets: Sequence[str]
+    headers: Mapping[str, str] = field(repr=False)
+    secrets: Sequence[str] = field(repr=False)
     """Every string to mask: the secret and anything derived from it."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """Non-secret settings carried in the credential (e.g. a GA4 property id)."""
+    grant: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Secret fields a source trades for short-lived access tokens (an OAuth refresh
+    grant: SP-API's client secret and refresh token); masked like ``secrets``, never
+    in ``options``, which may be logged."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,11 @@ class ReadContext:
     now: datetime
     window: tuple[datetime, datetime] | None = None
     """Read only records whose event time is in ``[start, end)``; ``cursor`` is then empty."""
+    settings: Settings | None = None
+    """For a source that reads what it needs from the lake or the tenant's inbox
+    (SP-API: the catalog landed before its offers, the price lists' identifiers)."""
+    grant: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """``Credential.grant``: the secrets of a token refresh, for the source alone."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,12 @@ class SourceDef:
     event_tables: frozenset[str] = frozenset()
     """Tables of events, each record stamped once and never changed (documentation and
     tests; every table loads the same way and takes a window)."""
+    check_secret: Callable[[str], object] | None = None
+    """Raises ValueError (naming the field, never a value) when a credential about to
+    be stored is not in the form ``credential`` reads: refused before it is stored."""
+    read_by_time: bool = True
+    """Records are read from a time cursor (or a window) and the sandbox's ground truth
+    counts them; False for a source read whole on every run (SP-API's catalog)."""
 
 
 @dataclass(frozen=True)
@@ -294,6 +309,8 @@ def load_table(
             full_refresh=full_refresh,
             now=datetime.now(UTC),
             window=window,
+            settings=settings,
+            grant=credential.grant,
         )
         read_at = version_of(int(context.now.timestamp()))
         try:

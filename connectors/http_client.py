@@ -50,6 +50,11 @@ class ConnectorError(Exception):
 class CredentialError(ConnectorError):
     """The provider refused the tenant's credential (missing, wrong, expired, revoked)."""
 
+    status: int | None = None
+    detail: str = ""
+    """The provider's answer (masked), for a source that tells an expired access
+    token (refresh and retry) from a refused credential."""
+
 
 class SourceUnavailable(ConnectorError):
     """The provider kept failing (429/5xx/transport) past the retry budget."""
@@ -130,6 +135,11 @@ class Masker:
         # Longest first, so a secret that contains another is masked whole.
         self._variants = sorted(variants, key=len, reverse=True)
 
+    def add(self, secret: str) -> None:
+        """Mask one more secret from now on (an access token obtained mid-run)."""
+        more = Masker([secret])._variants
+        self._variants = sorted({*self._variants, *more}, key=len, reverse=True)
+
     def __call__(self, text: object) -> str:
         out = str(text)
         for variant in self._variants:
@@ -197,6 +207,8 @@ class SourceClient:
         self._rng = rng or random.Random()
         self.requests = 0
         self.retries = 0
+        self.last_headers: httpx.Headers | None = None
+        """The headers of the last response (a provider's rate-limit headers)."""
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             headers={"User-Agent": USER_AGENT, "Accept": "application/json", **headers},
@@ -218,9 +230,14 @@ class SourceClient:
         self._http.close()
 
     def get_json(
-        self, path: str, *, params: Mapping[str, Any] | None = None, check: PageCheck | None = None
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        check: PageCheck | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
-        return self.request_json("GET", path, params=params, check=check)
+        return self.request_json("GET", path, params=params, check=check, headers=headers)
 
     def post_json(
         self,
@@ -229,8 +246,11 @@ class SourceClient:
         body: Any,
         params: Mapping[str, Any] | None = None,
         check: PageCheck | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
-        return self.request_json("POST", path, params=params, body=body, check=check)
+        return self.request_json(
+            "POST", path, params=params, body=body, check=check, headers=headers
+        )
 
     def request_json(
         self,
@@ -240,8 +260,13 @@ class SourceClient:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         check: PageCheck | None = None,
+        headers: Mapping[str, str] | None = None,
+        form: Mapping[str, str] | None = None,
     ) -> Any:
-        """One logical request: retried until it yields a well-formed page or the budget ends."""
+        """One logical request: retried until it yields a well-formed page or the budget ends.
+
+        ``headers`` are added to this request only (a short-lived access token);
+        ``form`` sends a form-encoded body instead of JSON (OAuth token endpoints)."""
         policy = self.policy
         what = self.describe(method, path, params)
         transient = malformed = 0
@@ -249,7 +274,12 @@ class SourceClient:
             self.requests += 1
             try:
                 response = self._http.request(
-                    method, path.lstrip("/"), params=_clean(params), json=body
+                    method,
+                    path.lstrip("/"),
+                    params=_clean(params),
+                    json=body if form is None else None,
+                    data=dict(form) if form is not None else None,
+                    headers=headers,
                 )
             except httpx.TransportError as exc:
                 transient += 1
@@ -258,8 +288,9 @@ class SourceClient:
                 continue
 
             status = response.status_code
+            self.last_headers = response.headers
             if status in CREDENTIAL_STATUSES:
-                raise CredentialError(
+                refused = CredentialError(
                     f"{self.source} refused the credential of tenant {self.tenant_id!r} "
                     f"(HTTP {status} on {what}): the stored {self.source} credential is missing, "
                     f"wrong, expired or lacks a permission; set a new one with "
@@ -267,6 +298,9 @@ class SourceClient:
                     source=self.source,
                     tenant_id=self.tenant_id,
                 )
+                refused.status = status
+                refused.detail = self._excerpt(response)
+                raise refused
             if status in RETRY_STATUSES:
                 transient += 1
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))

@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     saleor_base_url: str = "http://127.0.0.1:8100/saleor"
     cms_forms_base_url: str = "http://127.0.0.1:8100/cms_forms"
     ai_usage_base_url: str = "http://127.0.0.1:8100/ai_usage"
+    # Amazon Selling Partner API (the North America endpoint) and the Login with
+    # Amazon token endpoint that trades a tenant's refresh token for access tokens.
+    sp_api_base_url: str = "https://sellingpartnerapi-na.amazon.com"
+    lwa_token_url: str = "https://api.amazon.com/auth/o2/token"
 
     # Tenant export files (the inbox). A file over the limit is quarantined as a
     # file instead of read, so one giant upload cannot exhaust the disk or a run's

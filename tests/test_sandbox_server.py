@@ -482,5 +482,6 @@ def test_ai_usage_token_walk_and_time_window(sandbox, truth, data_dir):
 def test_env_and_health(sandbox):
     env = sandbox.env()
     assert env["BIZOS_STRIPE_BASE_URL"] == sandbox.url + "/stripe"
-    assert set(env) == {f"BIZOS_{s.upper()}_BASE_URL" for s in TABLES}
+    assert set(env) == {f"BIZOS_{s.upper()}_BASE_URL" for s in TABLES} | {"BIZOS_LWA_TOKEN_URL"}
+    assert env["BIZOS_LWA_TOKEN_URL"] == sandbox.url + "/sp_api/auth/o2/token"
     assert httpx.get(sandbox.url + "/_sandbox/health").json()["tenants"] == [A, B]

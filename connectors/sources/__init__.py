@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connectors.connector import SourceDef
-from connectors.sources import ai_usage, cms_forms, crm_api, ga4, saleor, stripe
+from connectors.sources import ai_usage, cms_forms, crm_api, ga4, saleor, sp_api, stripe
 
 SOURCES: dict[str, SourceDef] = {
     s.name: s
@@ -14,6 +14,7 @@ SOURCES: dict[str, SourceDef] = {
         saleor.SOURCE,
         cms_forms.SOURCE,
         ai_usage.SOURCE,
+        sp_api.SOURCE,
     )
 }
 

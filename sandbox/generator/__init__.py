@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sandbox.crm_export import generate_crm_export
-from sandbox.generator import ai_usage, cms_forms, crm, ga4, saleor, stripe
+from sandbox.generator import ai_usage, cms_forms, crm, ga4, saleor, sp_api, stripe
 from sandbox.generator.core import AS_OF, Progress, Writers, id_checksum
 from sandbox.generator.credentials import tenant_credentials
 from sandbox.generator.truth import GroundTruth, LeadTruth, TableTruth, TenantTruth
@@ -61,6 +61,7 @@ GENERATORS = (
     ("stripe", stripe),
     ("saleor", saleor),
     ("ai_usage", ai_usage),
+    ("sp_api", sp_api),
 )
 
 
@@ -77,6 +78,7 @@ def generate_sources(
     counts: dict[str, int] | None = None,
     with_defects: bool = False,
     with_crm_exports: bool = False,
+    with_price_lists: bool = False,
     inbox_dir: Path | None = None,
     as_of: datetime = AS_OF,
     progress: Progress | None = None,
@@ -89,7 +91,8 @@ def generate_sources(
     their parents). ``with_defects`` breaks a documented few records per table
     (a required field missing, an unknown new field); the default data is clean.
     ``with_crm_exports`` also drops each tenant's CRM CSV export (the same leads)
-    into ``<inbox_dir>/<tenant>/crm/``.
+    into ``<inbox_dir>/<tenant>/crm/``; ``with_price_lists`` its supplier price
+    lists, quoting items of its SP-API catalog, into ``<inbox_dir>/<tenant>/price_lists/``.
     """
     tenants = list(tenants)
     if not tenants:
@@ -101,8 +104,10 @@ def generate_sources(
             )
     if len(set(tenants)) != len(tenants):
         raise ValueError(f"duplicate tenant ids in {tenants}")
-    if with_crm_exports and inbox_dir is None:
-        raise ValueError("with_crm_exports needs inbox_dir (the platform's BIZOS_HOME/inbox)")
+    if (with_crm_exports or with_price_lists) and inbox_dir is None:
+        raise ValueError(
+            "with_crm_exports and with_price_lists need inbox_dir (the platform's BIZOS_HOME/inbox)"
+        )
     sized = resolve_counts(scale, counts)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -163,6 +168,8 @@ def generate_sources(
             generate_crm_export(
                 inbox_dir, tenant_id, leads=sized["crm_api.leads"], seed=seed, as_of=as_of
             )
+        if with_price_lists and inbox_dir is not None:
+            sp_api.write_price_lists(inbox_dir, out_dir, tenant_id, seed=seed)
 
     truth = GroundTruth(
         seed=seed,

@@ -4,7 +4,8 @@
 ...}``. ``secret`` is what a tenant would store (``bizos credentials set``);
 ``expired_secret`` is refused by the sandbox with the provider's "expired"
 error, for testing that path; other keys are non-secret settings (the GA4
-property id).
+property id), or for SP-API the fields of the JSON secret (client id and
+secret, refresh token), which the sandbox's Login with Amazon endpoint checks.
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ def _one_source(seed: int, tenant_id: str, source: str, generation: str) -> str:
         return "cmsf_" + token(rng, 36, LOWER_ALNUM)
     if source == "ai_usage":
         return "aiu_" + token(rng, 44)
+    if source == "sp_api":
+        # A Login with Amazon app and a seller's authorization, as Amazon formats them.
+        return json.dumps(
+            {
+                "client_id": "amzn1.application-oa2-client." + token(rng, 32, "0123456789abcdef"),
+                "client_secret": "amzn1.oa2-cs.v1." + token(rng, 64, "0123456789abcdef"),
+                "refresh_token": "Atzr|" + token(rng, 300, URLSAFE),
+            },
+            sort_keys=True,
+        )
     raise ValueError(f"unknown source {source!r}")
 
 
@@ -66,5 +77,9 @@ def tenant_credentials(seed: int, tenant_id: str, sources: tuple[str, ...]) -> d
                 },
                 sort_keys=True,
             )
+        if source == "sp_api":
+            # The JSON stored with `bizos credentials set`; the sandbox's token
+            # endpoint trades the refresh token for access tokens.
+            entry.update(json.loads(entry["secret"]))
         out[source] = entry
     return out

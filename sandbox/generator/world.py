@@ -30,6 +30,7 @@ BASE_COUNTS: dict[str, int] = {
     "saleor.orders": 500,
     "cms_forms.submissions": 300,
     "ai_usage.usage": 3000,
+    "sp_api.catalog_items": 300,
 }
 DERIVED: dict[str, str] = {
     "crm_api.companies": "one per distinct company of the leads",
@@ -39,6 +40,8 @@ DERIVED: dict[str, str] = {
     "stripe.balance_transactions": "one per succeeded charge plus one per refund",
     "saleor.variants": "one to four per product",
     "saleor.order_lines": "one to four per order",
+    "sp_api.item_offers": "one per catalog item",
+    "sp_api.fee_schedules": "one per catalog item",
 }
 TABLES: dict[str, tuple[str, ...]] = {
     "stripe": ("customers", "charges", "invoices", "subscriptions", "balance_transactions"),
@@ -47,6 +50,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "saleor": ("orders", "order_lines", "products", "variants"),
     "cms_forms": ("submissions",),
     "ai_usage": ("usage",),
+    "sp_api": ("catalog_items", "item_offers", "fee_schedules"),
 }
 SOURCES: tuple[str, ...] = tuple(TABLES)
 

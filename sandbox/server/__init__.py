@@ -11,7 +11,13 @@ See docs/sandbox.md for the endpoints and the fault specification.
 from sandbox.server.app import SandboxApp, create_app
 from sandbox.server.faults import KINDS as FAULT_KINDS
 from sandbox.server.faults import Fault, RequestRecord
-from sandbox.server.running import RunningSandbox, env_name, serve_forever, start_sandbox
+from sandbox.server.running import (
+    RunningSandbox,
+    env_name,
+    sandbox_env,
+    serve_forever,
+    start_sandbox,
+)
 
 __all__ = [
     "FAULT_KINDS",
@@ -21,6 +27,7 @@ __all__ = [
     "SandboxApp",
     "create_app",
     "env_name",
+    "sandbox_env",
     "serve_forever",
     "start_sandbox",
 ]

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.generator.world import SOURCES
-from sandbox.server import ai_usage, cms_forms, crm, ga4, saleor, stripe
+from sandbox.server import ai_usage, cms_forms, crm, ga4, saleor, sp_api, stripe
 from sandbox.server.context import Sandbox, json_response
 from sandbox.server.faults import KINDS, FaultMiddleware, Receive, Scope, Send, json_bytes
 
@@ -25,6 +25,7 @@ MODULES = {
     "saleor": saleor,
     "cms_forms": cms_forms,
     "ai_usage": ai_usage,
+    "sp_api": sp_api,
 }
 
 

@@ -23,6 +23,16 @@ def env_name(source: str) -> str:
     return f"BIZOS_{source.upper()}_BASE_URL"
 
 
+LWA_TOKEN_ENV = "BIZOS_LWA_TOKEN_URL"
+LWA_TOKEN_PATH = "/sp_api/auth/o2/token"
+"""Where the sandbox serves Login with Amazon's token endpoint (SP-API's access tokens)."""
+
+
+def sandbox_env(url: str) -> dict[str, str]:
+    """Every setting that points the platform at a sandbox served at ``url``."""
+    return {**{env_name(s): f"{url}/{s}" for s in SOURCES}, LWA_TOKEN_ENV: url + LWA_TOKEN_PATH}
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -57,8 +67,9 @@ class RunningSandbox:
         return f"{self.url}/{source}"
 
     def env(self) -> dict[str, str]:
-        """``{"BIZOS_STRIPE_BASE_URL": ".../stripe", ...}`` for every source."""
-        return {env_name(s): self.base_url(s) for s in SOURCES}
+        """``{"BIZOS_STRIPE_BASE_URL": ".../stripe", ...}`` for every source, and
+        ``BIZOS_LWA_TOKEN_URL`` (SP-API's token endpoint)."""
+        return sandbox_env(self.url)
 
     def credential(self, tenant_id: str, source: str) -> dict[str, Any]:
         """The credentials.json entry: ``secret``, ``expired_secret``, GA4 ``property_id``..."""
