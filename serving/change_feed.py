@@ -1,12 +1,17 @@
 """Postgres ``NOTIFY`` as the validity of the API's in-memory copies.
 
-The API keeps, per process, each tenant's published rows in memory (snapshots, as
-the embedded reader does), so a request on Postgres reads no rows from the database:
-its one round trip is the key check, kept per request so that a revoke holds from
-the next request with no window. What keeps the rows current is this feed: one
-connection per process that ``LISTEN``s on ``bizos_serving``, fed by a trigger on
-``serving.publish_log`` (serving_0008; payload ``<table>:<tenant>``), so every
-publisher is covered, the pipelines, the CLI and an operator's psql alike.
+The API keeps, per process, each tenant's published rows and the keys it has
+checked in memory, so a request on Postgres makes no round trip. What keeps them
+current is this feed: one connection per process that ``LISTEN``s on two channels
+fed by triggers in the database (so every writer is covered: the pipelines, the
+CLI, an operator's psql):
+
+- ``bizos_serving``, payload ``<table>:<tenant>``: a publish (serving_0008, on
+  ``serving.publish_log``);
+- ``bizos_api_keys``, payload the key's hash: a key revoked, deleted, or its scopes,
+  expiry or tenant changed (ops_0004, on ``ops.api_keys``). The feed answers each
+  with ``NOTIFY bizos_api_keys_ack`` once the key is dropped, and ``bizos keys
+  revoke`` waits for those answers (serving/key_changes.py): a revoke holds at once.
 
 A copy is taken with a *stamp* (the feed's connection epoch and the topic's count of
 notifications) read before its rows are; it stays valid while the stamp is unchanged.
@@ -25,15 +30,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from typing import Any
 
 import psycopg
 
+from serving.key_changes import ACK_CHANNEL, FEED_APPLICATION, KEYS_CHANNEL
+
 log = logging.getLogger(__name__)
 
 PUBLISH_CHANNEL = "bizos_serving"
+KEYS_TOPIC = "keys"
 CHECK_EVERY_S = 5.0
+ACK_EVERY_S = 0.05
+"""How often the task stops waiting to answer key changes taken in by ``poll``."""
 RETRY_S = (0.5, 1.0, 2.0, 5.0)
 
 Stamp = tuple[int, int]
@@ -54,6 +65,7 @@ class ChangeFeed:
         self._counts: defaultdict[str, int] = defaultdict(int)
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._waiting = False
+        self._acks: list[str] = []
         self.ready = asyncio.Event()
         """Set once the first LISTEN is in place (tests wait for it)."""
 
@@ -92,10 +104,15 @@ class ChangeFeed:
             self._live = False
             return
         while (note := pgconn.notifies()) is not None:
-            self._changed(note.extra.decode())
+            self._changed(note.relname.decode(), note.extra.decode())
 
-    def _changed(self, payload: str) -> None:
-        """Count the publish for its ``<table>:<tenant>`` and for its table."""
+    def _changed(self, channel: str, payload: str) -> None:
+        """Count a publish for its ``<table>:<tenant>`` and for its table; a key change
+        for every key (and answer it once the count shows)."""
+        if channel == KEYS_CHANNEL:
+            self._counts[KEYS_TOPIC] += 1
+            self._acks.append(payload)
+            return
         self._counts[payload] += 1
         self._counts[payload.split(":", 1)[0]] += 1
 
@@ -108,7 +125,7 @@ class ChangeFeed:
                     self._url,
                     autocommit=True,
                     connect_timeout=max(1, round(self._timeout)),
-                    application_name="bizos-api-feed",
+                    application_name=FEED_APPLICATION,
                     keepalives=1,
                     keepalives_idle=5,
                     keepalives_interval=2,
@@ -121,6 +138,7 @@ class ChangeFeed:
             try:
                 async with conn:
                     await conn.execute(f"LISTEN {PUBLISH_CHANNEL}")
+                    await conn.execute(f"LISTEN {KEYS_CHANNEL}")
                     # A new epoch: copies stamped before a gap in listening are stale.
                     self._epoch += 1
                     self._live = True
@@ -137,16 +155,27 @@ class ChangeFeed:
 
     async def _listen(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._conn = conn
+        checked = time.monotonic()
         try:
             while True:
-                # Notifications that arrive during the liveness query are kept by
-                # psycopg and come first in the next round.
+                # Notifications that arrive during a query are kept by psycopg and
+                # come first in the next round.
                 self._waiting = True
-                async for note in conn.notifies(timeout=CHECK_EVERY_S):
-                    self._changed(note.payload)
+                async for note in conn.notifies(timeout=ACK_EVERY_S):
+                    self._changed(note.channel, note.payload)
                 self._waiting = False
-                # No notification for a while: is the connection still there?
-                await asyncio.wait_for(conn.execute("SELECT 1"), timeout=self._timeout)
+                if self._acks:
+                    acks, self._acks = self._acks, []
+                    await asyncio.wait_for(
+                        conn.execute(
+                            "SELECT pg_notify(%s, h) FROM unnest(%s::text[]) h", [ACK_CHANNEL, acks]
+                        ),
+                        timeout=self._timeout,
+                    )
+                if time.monotonic() - checked > CHECK_EVERY_S:
+                    # Is the connection still there, with nothing heard for a while?
+                    await asyncio.wait_for(conn.execute("SELECT 1"), timeout=self._timeout)
+                    checked = time.monotonic()
         finally:
             self._waiting = False
             self._conn = None

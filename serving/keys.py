@@ -34,6 +34,7 @@ from core.settings import Settings
 from core.tenancy import check_tenant_id
 from opsdb.engine import OpsDatabaseUnavailable, ops_database_exists, transaction
 from opsdb.tables import api_keys
+from serving.key_changes import confirmed
 from serving.store import StoreUnavailable
 
 KEY_PREFIX = "bz_"
@@ -202,17 +203,23 @@ def touch_key(settings: Settings, key_hash: str, at: datetime) -> None:
 
 
 def revoke_key(settings: Settings, key: str) -> bool:
-    """Revoke ``key`` at once; True when an active key was revoked."""
+    """Revoke ``key`` at once (every API process has dropped it when this returns,
+    serving/key_changes.py); True when an active key was revoked."""
     if not looks_like_key(key) or not ops_database_exists(settings):
         return False
     k = api_keys.c
-    with _ops(settings, write=True) as connection:
-        result = connection.execute(
-            api_keys.update()
-            .where(k.key_hash == hash_key(key), k.revoked_at.is_(None))
-            .values(revoked_at=datetime.now(UTC))
-        )
-    return result.rowcount == 1
+    key_hash = hash_key(key)
+
+    def revoke() -> bool:
+        with _ops(settings, write=True) as connection:
+            result = connection.execute(
+                api_keys.update()
+                .where(k.key_hash == key_hash, k.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+        return result.rowcount == 1
+
+    return confirmed(settings, lambda revoked: [key_hash] if revoked else [], revoke)
 
 
 def revoke_prefix(settings: Settings, prefix: str) -> ApiKeyInfo:
@@ -224,21 +231,26 @@ def revoke_prefix(settings: Settings, prefix: str) -> ApiKeyInfo:
     if not ops_database_exists(settings):
         raise KeyRequestError(f"no active key named {prefix!r}")
     k = api_keys.c
-    with _ops(settings, write=True) as connection:
-        active = connection.execute(
-            sa.select(k.key_hash, k.key_prefix, k.tenant_id).where(
-                k.key_prefix == prefix, k.revoked_at.is_(None)
+
+    def revoke() -> tuple[str, str]:
+        with _ops(settings, write=True) as connection:
+            active = connection.execute(
+                sa.select(k.key_hash, k.key_prefix, k.tenant_id).where(
+                    k.key_prefix == prefix, k.revoked_at.is_(None)
+                )
+            ).all()
+            if len(active) != 1:
+                found = "no active key" if not active else f"{len(active)} active keys"
+                raise KeyRequestError(f"{found} named {prefix!r}: nothing revoked")
+            connection.execute(
+                api_keys.update()
+                .where(k.key_hash == active[0][0], k.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
             )
-        ).all()
-        if len(active) != 1:
-            found = "no active key" if not active else f"{len(active)} active keys"
-            raise KeyRequestError(f"{found} named {prefix!r}: nothing revoked")
-        connection.execute(
-            api_keys.update()
-            .where(k.key_hash == active[0][0], k.revoked_at.is_(None))
-            .values(revoked_at=datetime.now(UTC))
-        )
-    return next(i for i in list_keys(settings, active[0][2]) if i.key_prefix == prefix)
+        return active[0][0], active[0][2]
+
+    _, tenant_id = confirmed(settings, lambda revoked: [revoked[0]], revoke)
+    return next(i for i in list_keys(settings, tenant_id) if i.key_prefix == prefix)
 
 
 def list_keys(settings: Settings, tenant_id: str | None = None) -> list[ApiKeyInfo]:

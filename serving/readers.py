@@ -50,7 +50,8 @@ from core.contracts.serving_tables import SERVING_TABLES
 from core.contracts.table import TableContract
 from core.settings import Settings, Target
 from serving import keys as api_keys
-from serving.change_feed import ChangeFeed, Stamp, publish_topic
+from serving.change_feed import KEYS_TOPIC, ChangeFeed, Stamp, publish_topic
+from serving.key_changes import KEY_MAX_AGE_S
 from serving.keys import KeyGrant
 from serving.store import (
     NothingPublished,
@@ -66,6 +67,8 @@ log = logging.getLogger(__name__)
 
 Encoder = Callable[[Row], bytes]
 TENANT_SETTING = "bizos.tenant_id"
+LOAD_TIMEOUT_S = 120
+"""Bound on reading one tenant's copy of a table on Postgres (in the background)."""
 # A key's last use is written at most this often per key and process.
 TOUCH_EVERY_S = 60.0
 
@@ -173,8 +176,9 @@ class PostgresReader:
         self._feed: ChangeFeed | None = None
         self._feed_task: asyncio.Task[None] | None = None
         self._snapshots: OrderedDict[tuple[str, str], tuple[Stamp, _Snapshot]] = OrderedDict()
-        self._loading: dict[tuple[str, str], asyncio.Lock] = {}
+        self._loads: dict[tuple[str, str], asyncio.Future[_Snapshot]] = {}
         self._nothing: dict[str, Stamp] = {}
+        self._keys: dict[str, tuple[Stamp, float, KeyGrant]] = {}
 
     async def open(self) -> None:
         url = self._settings.api_postgres_url
@@ -224,7 +228,9 @@ class PostgresReader:
             )
         return self._pool
 
-    async def _run(self, work: Callable[[psycopg.AsyncConnection[Any]], Any]) -> Any:
+    async def _run(
+        self, work: Callable[[psycopg.AsyncConnection[Any]], Any], *, timeout: float | None = None
+    ) -> Any:
         """``work`` on a pooled connection, bounded in time; failures are StoreUnavailable.
 
         The client-side bound covers what server-side timeouts cannot: a server (or
@@ -242,7 +248,8 @@ class PostgresReader:
         # cancelled and cleans up on its own; the request answers 503 now.
         task = asyncio.ensure_future(attempt())
         try:
-            done, _ = await asyncio.wait({task}, timeout=self._timeout * 1.5 + 0.5)
+            bound = (timeout or self._timeout) * 1.5 + 0.5
+            done, _ = await asyncio.wait({task}, timeout=bound)
         except asyncio.CancelledError:
             task.cancel()
             raise
@@ -272,10 +279,23 @@ class PostgresReader:
             raise ValueError(f"a value Postgres refused: {exc.diag.message_primary}") from exc
 
     async def find_key(self, key: str) -> KeyGrant | None:
-        """The key's grant, asked of the database on every request: a revoke (or a
-        disabled tenant) holds from the next request, in every process, with no window.
-        This is the one round trip a request makes when its rows are in memory."""
+        """The key's grant: from memory while the change feed has heard of no key change
+        since it was checked (and for at most ``KEY_MAX_AGE_S``), else from
+        ``ops.api_key_find``. A revoke waits until every process has dropped the key
+        (serving/key_changes.py), so it holds from the next request. Unknown keys are
+        not remembered: a key created a moment ago works at once."""
         key_hash = api_keys.hash_key(key)
+        feed = self._feed
+        cached = self._keys.get(key_hash)
+        if (
+            cached is not None
+            and feed is not None
+            and feed.holds(cached[0], KEYS_TOPIC)
+            and time.monotonic() - cached[1] < KEY_MAX_AGE_S
+        ):
+            return cached[2]
+        stamp = feed.stamp(KEYS_TOPIC) if feed is not None else None
+        checked = time.monotonic()
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> KeyGrant | None:
             cur = await conn.execute(
@@ -286,6 +306,10 @@ class PostgresReader:
             return None if row is None else api_keys.grant_from(key_hash, *row)
 
         found: KeyGrant | None = await self._run(work)
+        if found is not None and stamp is not None:
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[key_hash] = (stamp, checked, found)
         return found
 
     async def touch_key(self, grant: KeyGrant) -> None:
@@ -414,26 +438,40 @@ class PostgresReader:
             self._snapshots.move_to_end(slot)
             return held[1]
         self._raise_if_nothing_published(feed, contract)
-        # One load per tenant and table at a time; the others wait for it.
-        async with self._loading.setdefault(slot, asyncio.Lock()):
-            held = self._snapshots.get(slot)
-            if held is not None and feed.holds(held[0], topic):
-                return held[1]
+        # One load per tenant and table at a time, in the background: requests wait
+        # for it as long as for any read, then read through SQL while it goes on (a
+        # large tenant's copy may take longer than a request may).
+        task = self._loads.get(slot)
+        if task is None or task.done():
             stamp, table_stamp = feed.stamp(topic), feed.stamp(contract.name)
             if stamp is None or table_stamp is None:
                 return None
-            try:
-                snap = await self._load(contract, tenant_id)
-            except NothingPublished:
-                self._nothing[contract.name] = table_stamp
-                raise
-            self._snapshots[slot] = (stamp, snap)
-            self._snapshots.move_to_end(slot)
-            total = sum(len(s) for _, s in self._snapshots.values())
-            while total > self._settings.api_snapshot_max_rows and len(self._snapshots) > 1:
-                _, (_, oldest) = self._snapshots.popitem(last=False)
-                total -= len(oldest)
-            return snap
+            task = asyncio.ensure_future(self._keep(contract, tenant_id, stamp, table_stamp))
+            task.add_done_callback(_forget)
+            self._loads[slot] = task
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), timeout=self._timeout)
+        except TimeoutError:
+            return None
+        except NothingPublished:
+            raise
+        except StoreUnavailable:
+            return None  # the SQL read answers for the store, with its own error
+
+    async def _keep(
+        self, contract: TableContract, tenant_id: str, stamp: Stamp, table_stamp: Stamp
+    ) -> _Snapshot:
+        try:
+            snap = await self._load(contract, tenant_id)
+        except NothingPublished:
+            self._nothing[contract.name] = table_stamp
+            raise
+        self._snapshots[(contract.name, tenant_id)] = (stamp, snap)
+        total = sum(len(s) for _, s in self._snapshots.values())
+        while total > self._settings.api_snapshot_max_rows and len(self._snapshots) > 1:
+            _, (_, oldest) = self._snapshots.popitem(last=False)
+            total -= len(oldest)
+        return snap
 
     def _raise_if_nothing_published(self, feed: ChangeFeed, contract: TableContract) -> None:
         """NothingPublished without a round trip while no publish of the table has
@@ -451,6 +489,9 @@ class PostgresReader:
         async def work(conn: psycopg.AsyncConnection[Any]) -> tuple[str, list[Any]] | None:
             async with conn.transaction():
                 await conn.execute("SELECT set_config(%s, %s, true)", [TENANT_SETTING, tenant_id])
+                await conn.execute(
+                    "SELECT set_config('statement_timeout', %s, true)", [f"{LOAD_TIMEOUT_S}s"]
+                )
                 cur = await conn.execute(
                     "SELECT serving.publish_version(%s), serving.last_published_at(%s)",
                     [contract.name, contract.name],
@@ -467,7 +508,7 @@ class PostgresReader:
                 )
                 return str(found[0]), await cur.fetchall()
 
-        loaded = await self._run(work)
+        loaded = await self._run(work, timeout=LOAD_TIMEOUT_S)
         if loaded is None:
             raise NothingPublished(f"nothing has been published to {contract.name} yet")
         version, rows = loaded

@@ -324,13 +324,19 @@ def test_without_the_api_role_the_api_serves_nothing(two_tenants: Settings) -> N
 def test_a_held_lock_is_503_in_bounded_time_and_recovers(
     two_tenants: Settings, pg_url: str
 ) -> None:
-    """A lock on a serving table: a tenant whose rows are already in the API's memory
-    is still served, at once; one that must be read from the table gets a 503 within
-    the bounded time, not after the lock; both are served again once it is gone."""
+    """Locks on the serving table and the key table: a tenant whose rows and key are
+    already in the API's memory is still served, at once (no round trip at all); one
+    that must be read from the database gets a 503 within the bounded time, not
+    after the lock; both are served again once it is gone."""
     api = with_api_role(two_tenants).model_copy(update={"api_db_timeout_s": 1.0})
     acme, globex = create_key(api, "acme"), create_key(api, "globex")
     url = "/v1/leads/scores"
     with TestClient(create_app(api)) as client:
+        feed = client.app.state.reader.change_feed  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while not feed.live:  # memory is used once the API listens for changes
+            assert time.monotonic() < deadline, "the change feed never listened"
+            time.sleep(0.01)
         assert client.get(url, headers={"X-API-Key": acme}).status_code == 200
         locked = threading.Event()
         release = threading.Event()
@@ -338,6 +344,7 @@ def test_a_held_lock_is_503_in_bounded_time_and_recovers(
         def hold_lock() -> None:
             with psycopg.connect(pg_url) as conn, conn.transaction():
                 conn.execute("LOCK TABLE serving.lead_scores IN ACCESS EXCLUSIVE MODE")
+                conn.execute("LOCK TABLE ops.api_keys IN ACCESS EXCLUSIVE MODE")
                 locked.set()
                 release.wait(30)
 
@@ -376,13 +383,16 @@ def test_ready_checks_the_readers_select_and_the_key_schema(
         ready = client.get("/ready")
         assert ready.status_code == 503 and time.monotonic() - started < 2
         assert "cannot read" in ready.json()["detail"]
+        # A tenant whose rows the API has not read yet cannot be served (one already in
+        # memory would be, until its next publish: /ready is what tells ops).
         data = client.get("/v1/leads/scores", headers={"X-API-Key": key})
         assert data.status_code == 503, data.text
         with psycopg.connect(pg_url) as conn:
             conn.execute("GRANT SELECT ON serving.lead_scores TO bizos_reader")
             conn.execute("DROP FUNCTION ops.api_key_find(text)")
         # No way to look keys up: the API is broken, the key is not invalid.
-        data = client.get("/v1/leads/scores", headers={"X-API-Key": key})
+        new_key = create_key(api, "acme")
+        data = client.get("/v1/leads/scores", headers={"X-API-Key": new_key})
         assert data.status_code == 503, data.text
         assert client.get("/ready").status_code == 503
 
