@@ -132,7 +132,7 @@ costed as (
 
 select
     *,
-    round(unit_cost_converted + freight_cost + duty_cost, 2) as landed_cost,
+    cast(unit_cost_converted + freight_cost + duty_cost as numeric(18, 2)) as landed_cost,
     -- rejected or blocked suppliers are never the one to buy from
     coalesce(supplier_review_status in ('blocked', 'rejected'), false) as supplier_blocked,
     case supplier_tier

@@ -86,10 +86,12 @@ economics as (
 
     select
         joined.*,
-        round({{ sourcing_fees_at_price('price', 'referral_rate', 'fixed_fees') }}, 2)
+        cast({{ sourcing_fees_at_price('price', 'referral_rate', 'fixed_fees') }} as numeric(18, 2))
             as fees_per_unit,
-        round({{ sourcing_margin_at_price('price', 'referral_rate', 'fixed_fees', 'landed_cost') }}, 2)
-            as margin_per_unit
+        cast(
+            {{ sourcing_margin_at_price('price', 'referral_rate', 'fixed_fees', 'landed_cost') }}
+            as numeric(18, 2)
+        ) as margin_per_unit
     from joined
 
 )
