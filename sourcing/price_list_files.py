@@ -155,7 +155,7 @@ def price_list_row(cells: dict[str, object], currencies: frozenset[str]) -> dict
         "supplier_id": supplier_id,
         "supplier_sku": sku,
         **ids,
-        "unit_cost": str(cost.normalize()) if cost == cost.to_integral() else str(cost),
+        "unit_cost": format(cost, "f"),  # plain decimal text, as written (1E+2 is 100)
         "currency": currency,
         "moq": _whole(_cell(cells.get("moq")), "moq", minimum=1, default=1),
         "lead_time_days": _whole(
