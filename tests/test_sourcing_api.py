@@ -180,6 +180,9 @@ def test_one_item_etag_404_and_tenants_apart(api):
         "B0000000Z9"
     ]
     assert get(client, t2, "/v1/sourcing/opportunities/B0000000A1").status_code == 404
+    # a tenant with no opportunities (yet) gets an empty page, not an error
+    empty = get(client, create_key(settings, "t3"), "/v1/sourcing/opportunities", min_score=1)
+    assert (empty.status_code, empty.json()) == (200, {"items": [], "next_cursor": None})
 
 
 def test_bad_cursor_and_parameters_are_problems(api):
