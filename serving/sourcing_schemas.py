@@ -42,7 +42,9 @@ class OpportunitySupplierPublic(BaseModel):
     cost_currency: str | None
     moq: int | None
     lead_time_days: int | None
-    match_rule: str | None = Field(description="How its price list matched the item: asin, upc, ean")
+    match_rule: str | None = Field(
+        description="How its price list matched the item: asin, upc, ean"
+    )
 
 
 class SourcingOpportunityPublic(BaseModel):
@@ -68,7 +70,9 @@ class SourcingOpportunityPublic(BaseModel):
     )
     price: float | None = Field(description="Selling price (buy box, else lowest offer, else list)")
     fees_per_unit: float | None = None
-    referral_rate: float | None = Field(description="Fees at price p: referral_rate * p + fixed_fees")
+    referral_rate: float | None = Field(
+        description="Fees at price p: referral_rate * p + fixed_fees"
+    )
     fixed_fees: float | None = None
     landed_cost: float | None = Field(description="Unit cost converted, plus freight and duty")
     margin_per_unit: float | None = None
@@ -104,7 +108,9 @@ class SourcingOpportunityPublic(BaseModel):
             n: row[n] for n in cls.model_fields if n in row and n not in {"reasons", "supplier"}
         }
         fields["reasons"] = [
-            OpportunityReasonPublic(code=r.code, label=r.label, points=r.points, evidence=r.evidence)
+            OpportunityReasonPublic(
+                code=r.code, label=r.label, points=r.points, evidence=r.evidence
+            )
             for r in parse_reasons_json(row["reasons_json"])
         ]
         fields["supplier"] = (

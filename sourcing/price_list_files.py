@@ -207,7 +207,9 @@ def _collect(
         key = (row["supplier_id"], row["supplier_sku"])
         if key in seen:
             out.rejected.append(
-                Rejected(line, f"supplier_sku {key[1]!r} of {key[0]!r} repeats line {seen[key]}", raw)
+                Rejected(
+                    line, f"supplier_sku {key[1]!r} of {key[0]!r} repeats line {seen[key]}", raw
+                )
             )
             continue
         seen[key] = line

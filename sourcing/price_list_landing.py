@@ -119,14 +119,13 @@ def land_price_lists(
         for bad in found.rejected:
             reject(shown, bad.line, bad.reason, bad.raw)
         for row in found.rows:
-            rows.append(
-                {"tenant_id": tenant_id, **row, "_source_file": shown, "_ingested_at": now}
-            )
+            rows.append({"tenant_id": tenant_id, **row, "_source_file": shown, "_ingested_at": now})
     write_partition(
         pa.Table.from_pylist(rows, schema=ITEMS_SCHEMA), lake_path(settings, "items", tenant_id)
     )
     write_partition(
-        pa.Table.from_pylist(rejects, schema=QUARANTINE_SCHEMA), quarantine_path(settings, tenant_id)
+        pa.Table.from_pylist(rejects, schema=QUARANTINE_SCHEMA),
+        quarantine_path(settings, tenant_id),
     )
     load.rows, load.rows_quarantined = len(rows), len(rejects)
     for skipped in load.files_skipped:

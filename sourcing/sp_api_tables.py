@@ -86,6 +86,4 @@ FEE_ESTIMATES = TableSpec(
     },
 )
 
-TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (CATALOG_ITEMS, ITEM_OFFERS, FEE_ESTIMATES)
-}
+TABLES: dict[str, TableSpec] = {t.name: t for t in (CATALOG_ITEMS, ITEM_OFFERS, FEE_ESTIMATES)}

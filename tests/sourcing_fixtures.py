@@ -58,7 +58,8 @@ S-RISK,Pyongyang Trading Co,,KP
 S-REJ,Cheap Goods Ltd,,GB
 """
 
-ORDERS_CSV = """po_id,supplier_id,ordered_at,promised_at,received_at,amount,currency,quantity,rejected_quantity
+ORDERS_CSV = """po_id,supplier_id,ordered_at,promised_at,received_at,amount,currency,quantity,\
+rejected_quantity
 PO-1,S-SAFE,2026-01-01,2026-01-10,2026-01-09,100,USD,10,0
 PO-2,S-RISK,2026-01-01,2026-01-10,2026-01-09,100,USD,10,0
 """
@@ -100,11 +101,14 @@ XLSX_ROWS: list[list[Any]] = [
 EXPECTED_QUARANTINE = {
     ("price_lists/alpha.csv", 8): "upc 036000291453 fails its check digit (expected 2)",
     ("price_lists/alpha.csv", 9): "ean 4006381333932 fails its check digit (expected 1)",
-    ("price_lists/alpha.csv", 10): "asin 'XYZ' is not an ASIN (B and 9 letters or digits, or an ISBN-10)",
+    ("price_lists/alpha.csv", 10): "asin 'XYZ' is not an ASIN (B and 9 letters or digits, "
+    "or an ISBN-10)",
     ("price_lists/alpha.csv", 11): "unit_cost '0' must be a positive amount",
-    ("price_lists/alpha.csv", 12): "currency 'JPY' has no exchange rate in the tenant's sourcing configuration (has EUR, USD)",
+    ("price_lists/alpha.csv", 12): "currency 'JPY' has no exchange rate in the tenant's "
+    "sourcing configuration (has EUR, USD)",
     ("price_lists/alpha.csv", 13): "supplier_sku 'SK-1' of 'S-SAFE' repeats line 2",
-    ("price_lists/alpha.csv", 14): "no identifier: one of upc, ean or asin is needed to match a product",
+    ("price_lists/alpha.csv", 14): "no identifier: one of upc, ean or asin is needed to "
+    "match a product",
     ("price_lists/beta.xlsx", 3): "unit_cost '-1' must be a positive amount",
 }  # fmt: skip
 

@@ -21,13 +21,17 @@ from dagster import DagsterInstance, materialize
 from assets.partitions import tenants
 from assets.resources import BizosSettings
 from assets.sourcing import price_list_inputs
+from cli.sourcing import print_top_opportunities, top_opportunities
 from core.contracts.score_shape import parse_reasons_json
+from core.contracts.sourcing_opportunities import SOURCING_OPPORTUNITIES
 from core.settings import PROJECT_ROOT, Settings, get_settings
+from serving.publish import publish_table
 from sourcing.assumptions import SourcingConfigError, load_assumptions, parse_assumptions
 from sourcing.margins import margin_at_price
 from sourcing.price_list_landing import land_price_lists, read_items, read_quarantined
 from tests.sourcing_fixtures import EXPECTED_QUARANTINE, ITEMS, NOW, Landed, land_all
 from tests.test_dbt_project import dbt_build, load_raw, normalized
+from warehouse.marts import read_mart
 
 TENANT = "t1"
 SELECT = (
@@ -249,9 +253,9 @@ def test_the_asset_lands_price_lists_with_quarantine_counts(built, tmp_path):
     }
     assert metadata["items"]["rows"].value == 7
     assert metadata["items"]["rows_quarantined"].value == len(EXPECTED_QUARANTINE)
-    assert metadata["assumptions"]["marketplace_id"].value == load_assumptions(
-        TENANT
-    ).marketplace_id
+    assert (
+        metadata["assumptions"]["marketplace_id"].value == load_assumptions(TENANT).marketplace_id
+    )
 
 
 def test_a_bad_sourcing_configuration_names_the_file_and_key():
@@ -260,3 +264,18 @@ def test_a_bad_sourcing_configuration_names_the_file_and_key():
     with pytest.raises(SourcingConfigError, match=r"x\.yaml: fx_rates: .*'usd' is not an ISO"):
         parse_assumptions("version: 1\nmarketplace_id: M\nfx_rates: {usd: 1}\n", where="x.yaml")
     assert json.loads(json.dumps(load_assumptions("t1").keywords))  # the default file parses
+
+
+def test_the_mart_publishes_and_reads_back_in_the_api_order(built, capsys):
+    settings, _ = built
+    table = read_mart(settings, SOURCING_OPPORTUNITIES, tenant_id=TENANT)
+    publish_table(settings, SOURCING_OPPORTUNITIES, TENANT, table)
+    top = top_opportunities(settings, TENANT, 10)
+    # B0RISK0001 and B0EAN00001 both score 65: the low-risk supplier's comes first
+    assert [r["asin"] for r in top] == [
+        "B0SAFE0001", "B0UPC00001", "B0EAN00001", "B0RISK0001", "B0NORANK01", "B0BLOCKED1",
+    ]  # fmt: skip
+    assert top[0]["supplier"]["tier"] == "low" and top[0]["margin_pct"] == 29.25
+    assert top_opportunities(settings, "t9") == []
+    print_top_opportunities(settings, "t9")
+    assert "no sourcing data yet" in capsys.readouterr().out
