@@ -4,13 +4,15 @@
 -- high or critical risk must rank lower (the API's order: score, then the
 -- supplier component, so even two scores clamped at 0 keep the risky one below),
 -- and must say it needs review unless a reviewer approved that supplier. Rows
--- returned are violations.
+-- returned are violations; a tenant's run checks that tenant's rows.
+{{ config(meta={'dagster': {'ref': {'name': 'mart_sourcing_opportunities'}}}) }}
+
 with
 
 opportunities as (
 
     select * from {{ ref('mart_sourcing_opportunities') }}
-    where score is not null
+    where score is not null and {{ run_tenant_filter() }}
 
 )
 
