@@ -34,19 +34,20 @@ from tests.test_dbt_project import dbt_build, load_raw, normalized
 from warehouse.marts import read_mart
 
 TENANT = "t1"
+OTHER = "t2"
 SELECT = (
     "--select",
     "+mart_sourcing_opportunity_history",
     "+assert_risky_supplier_ranks_below_equal_safe_one",
 )
 QUERY = """
-select asin, score, grade, score_status, demand_score, margin_score, competition_score,
+select tenant_id, asin, score, grade, score_status, demand_score, margin_score, competition_score,
        stability_score, supplier_score, confidence, price, fees_per_unit, referral_rate,
        fixed_fees, landed_cost, margin_per_unit, margin_pct, roi_pct, sales_rank,
        est_monthly_units, est_monthly_units_low, est_monthly_units_high, est_monthly_revenue,
        offer_count, buy_box_share, price_cv, offer_days, supplier_count, supplier_id,
        supplier_tier, supplier_review_status, review_required, match_rule, reasons, reasons_json
-from analytics.mart_sourcing_opportunities order by asin
+from analytics.mart_sourcing_opportunities order by tenant_id, asin
 """
 
 
@@ -55,15 +56,19 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
     home = tmp_path_factory.mktemp("bizos")
     settings = get_settings(home=home, database_url=None)
     landed = land_all(settings, TENANT)
+    # a second tenant with the same files: a join that forgot the tenant would mix
+    # or double rows (the models' unique tests fail the build then)
+    land_all(settings, OTHER)
     dbt_build(settings, home / "dbt-duckdb", *SELECT)
     yield settings, landed
 
 
-def rows(settings: Settings) -> dict[str, dict[str, object]]:
+def rows(settings: Settings, tenant: str = TENANT) -> dict[str, dict[str, object]]:
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         cursor = conn.execute(QUERY)
         names = [d[0] for d in cursor.description]
-        return {r[0]: dict(zip(names, r, strict=True)) for r in cursor.fetchall()}
+        found = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    return {r["asin"]: r for r in found if r["tenant_id"] == tenant}
 
 
 def test_bad_price_list_rows_are_quarantined_with_file_and_line(built):
@@ -219,19 +224,22 @@ def test_every_row_has_the_score_shape(built):
         (count,) = conn.execute(
             "select count(*) from analytics.mart_sourcing_opportunity_history"
         ).fetchone()
-    assert count == len(ITEMS)
+    assert count == 2 * len(ITEMS)
+    # the other tenant's rows are its own, with the same numbers from the same files
+    mine, theirs = rows(settings, TENANT), rows(settings, OTHER)
+    assert {a: r["score"] for a, r in mine.items()} == {a: r["score"] for a, r in theirs.items()}
 
 
 def test_postgres_marts_equal_duckdb_marts(built, pg_url: str):
     settings, _ = built
-    load_raw(pg_url, settings, [TENANT])
+    load_raw(pg_url, settings, [TENANT, OTHER])
     pg_settings = get_settings(home=settings.home, database_url=pg_url)
     dbt_build(pg_settings, Path(settings.home) / "dbt-postgres", *SELECT)
     with psycopg.connect(pg_url) as conn:
         on_postgres = normalized(conn.execute(QUERY).fetchall())
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         on_duckdb = normalized(conn.execute(QUERY).fetchall())
-    assert len(on_duckdb) == len(ITEMS)
+    assert len(on_duckdb) == 2 * len(ITEMS)
     assert on_postgres == on_duckdb
 
 
