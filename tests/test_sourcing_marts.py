@@ -7,6 +7,7 @@ fixture's fixed inputs."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import statistics
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from core.settings import PROJECT_ROOT, Settings, get_settings
 from serving.publish import publish_table
 from sourcing.assumptions import SourcingConfigError, load_assumptions, parse_assumptions
 from sourcing.margins import margin_at_price
+from sourcing.price_list_files import PriceListFileError, read_price_list
 from sourcing.price_list_landing import land_price_lists, read_items, read_quarantined
 from tests.sourcing_fixtures import EXPECTED_QUARANTINE, ITEMS, NOW, Landed, land_all
 from tests.test_dbt_project import dbt_build, load_raw, normalized
@@ -287,3 +289,18 @@ def test_the_mart_publishes_and_reads_back_in_the_api_order(built, capsys):
     assert top_opportunities(settings, "t9") == []
     print_top_opportunities(settings, "t9")
     assert "no sourcing data yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("a.xlsx", b"PK\x03\x04 not really a workbook", r"a\.xlsx: not a readable XLSX"),
+        ("a.csv", b"", r"a\.csv: empty file, no header"),
+        ("a.csv", b"supplier_id,sku,asin\n", r"header lacks column\(s\) supplier_sku, unit_cost"),
+        ("a.csv", b"supplier_id,supplier_sku,unit_cost,currency\n", r"no identifier column"),
+        ("a.csv", b"\xff\xfesupplier_id\n", r"a\.csv: not UTF-8 text"),
+    ],
+)
+def test_an_unreadable_price_list_is_refused_whole_with_the_reason(name, content, reason):
+    with pytest.raises(PriceListFileError, match=reason):
+        read_price_list(io.BytesIO(content), name, frozenset({"USD"}))
