@@ -414,6 +414,10 @@ def demo(
     print_lead_models(settings, [e.tenant_id for e in exports])
     for tenant_id in DEMO_TENANTS:
         print_supplier_risk(settings, tenant_id)
+    from cli.sourcing import print_top_opportunities
+
+    for tenant_id in DEMO_TENANTS:
+        print_top_opportunities(settings, tenant_id)
     console.rule("next")
     console.print(
         "API:        [bold]make serve[/] (bizos serve), then open http://127.0.0.1:8000/docs\n"

@@ -677,9 +677,10 @@ class _Snapshot:
         return self._order_keys
 
     def column(self, name: str) -> list[Any]:
+        if self.table is None:  # others published this table; this tenant has no rows
+            return []
         found = self.columns.get(name)
         if found is None:
-            assert self.table is not None
             found = self.columns[name] = self.table.column(name).to_pylist()
         return found
 

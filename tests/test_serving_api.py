@@ -116,6 +116,7 @@ def test_publishes_keep_rls_grants_and_log(two_tenants: Settings, pg_url: str) -
             ("lead_score_history", True, True),
             ("lead_scores", True, True),
             ("publish_log", False, False),
+            ("sourcing_opportunities", True, True),
             ("supplier_risk", True, True),
         ]
         policies = conn.execute(

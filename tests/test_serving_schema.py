@@ -28,6 +28,7 @@ from serving.keys import create_key
 from serving.main import create_app
 from serving.publish import publish_lead_scores, publish_table
 from tests.test_serving_contract import history_rows, lead_scores_table, model_card_row
+from tests.test_sourcing_api import publish_both as publish_sourcing
 from tests.test_supplier_reviews import risk_row
 
 # The app is built at import, as schemathesis needs its schema to make the tests; that
@@ -49,6 +50,7 @@ def api_key() -> Iterator[str]:
         publish_table(SETTINGS, LEAD_SCORE_HISTORY, "acme", history)
         risk = [risk_row("acme", f"S-{i}") for i in range(1, 4)]
         publish_table(SETTINGS, SUPPLIER_RISK, "acme", pa.Table.from_pylist(risk))
+        publish_sourcing(SETTINGS)
         yield create_key(SETTINGS, "acme")
     finally:
         shutil.rmtree(HOME, ignore_errors=True)
@@ -86,6 +88,8 @@ def test_the_document_names_every_route_and_error_shape() -> None:
         "/v1/suppliers/{supplier_id}/risk",
         "/v1/suppliers/reviews",
         "/v1/suppliers/{supplier_id}/reviews",
+        "/v1/sourcing/opportunities",
+        "/v1/sourcing/opportunities/{asin}",
     }
     scores = document["paths"]["/v1/leads/scores"]["get"]
     for status in ("400", "401", "403", "422", "429", "503"):

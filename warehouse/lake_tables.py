@@ -1,6 +1,6 @@
 """The lake tables that reach dbt: every table of the six API sources, the CRM
-export, the supplier documents and the supplier inputs, each with the columns every one
-of its lake files has.
+export, the supplier documents, the supplier inputs, the SP-API tables and the price
+lists, each with the columns every one of its lake files has.
 
 dbt has one source per entry (``dbt/models/staging/<source>/_<source>__sources.yml``,
 tests/test_dbt_project.py checks they agree) and, on Postgres, one raw table
@@ -13,8 +13,9 @@ import pyarrow as pa
 
 from connectors.landing import INGESTED_AT_TYPE, VERSION_COLUMN, TableSpec
 from connectors.sources import SOURCES
-from core.contracts import supplier_docs, suppliers
+from core.contracts import price_lists, supplier_docs, suppliers
 from exports.crm_leads import LEADS_SCHEMA
+from sourcing import sp_api_tables
 from warehouse.raw_tables import RawTable
 
 
@@ -50,4 +51,9 @@ def lake_tables() -> list[RawTable]:
     ]
     for name, schema in suppliers.LAKE_TABLES.items():
         tables.append(RawTable(suppliers.SOURCE, name, schema))
+    if sp_api_tables.SOURCE not in SOURCES:  # the connector's own specs win once it exists
+        for spec in sp_api_tables.TABLES.values():
+            tables.append(RawTable(spec.source, spec.name, landed_schema(spec)))
+    for name, schema in price_lists.LAKE_TABLES.items():
+        tables.append(RawTable(price_lists.SOURCE, name, schema))
     return tables

@@ -1,0 +1,68 @@
+"""The sourcing part of the CLI: a tenant's top opportunities as its API key reads them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from core.contracts.sourcing_opportunities import SOURCING_OPPORTUNITIES
+from core.settings import Settings
+from serving.sourcing_schemas import SourcingOpportunityPublic
+from serving.store import NothingPublished, serving_store
+
+console = Console()
+
+
+def top_opportunities(settings: Settings, tenant_id: str, n: int = 5) -> list[dict[str, Any]]:
+    """The ``n`` best opportunities of one tenant, as the API's items would be in JSON.
+
+    Read through the same tenant-scoped path as the API (RLS on Postgres), in the
+    API's order; empty when nothing was ever published."""
+    try:
+        rows = serving_store(settings).list_rows(
+            SOURCING_OPPORTUNITIES, tenant_id=tenant_id, limit=n
+        )
+    except NothingPublished:
+        return []
+    return [SourcingOpportunityPublic.from_row(row).model_dump(mode="json") for row in rows]
+
+
+def _money(value: object) -> str:
+    return "" if value is None else f"{value:,.2f}"
+
+
+def print_top_opportunities(settings: Settings, tenant_id: str, n: int = 5) -> None:
+    """Score, margin, estimated units, supplier and its tier, review flag, top reasons."""
+    found = top_opportunities(settings, tenant_id, n)
+    if not found:
+        console.print(f"[bold]{tenant_id}[/]: no sourcing data yet (no SP-API items matched)")
+        return
+    table = Table(
+        title=f"{tenant_id}: top {n} sourcing opportunities (as the API serves them)",
+        title_justify="left",
+    )
+    columns = ("asin", "title", "score", "margin %", "price", "landed", "units/mo",
+               "supplier", "tier", "review", "confidence", "top reasons")  # fmt: skip
+    for col in columns:
+        table.add_column(col, justify="left" if col in {"asin", "title", "supplier", "tier",
+                                                         "review", "confidence", "top reasons"}
+                         else "right")  # fmt: skip
+    for row in found:
+        supplier = row["supplier"] or {}
+        table.add_row(
+            row["asin"],
+            str(row["title"] or "")[:32],
+            "" if row["score"] is None else str(row["score"]),
+            "" if row["margin_pct"] is None else f"{row['margin_pct']:.1f}",
+            _money(row["price"]),
+            _money(row["landed_cost"]),
+            "" if row["est_monthly_units"] is None else str(row["est_monthly_units"]),
+            str(supplier.get("supplier_id") or "none usable"),
+            str(supplier.get("tier") or ""),
+            "required" if row["review_required"] else "",
+            row["confidence"],
+            ", ".join(f"{r['code']} {r['points']:+d}" for r in row["reasons"][:3]),
+        )
+    console.print(table)
