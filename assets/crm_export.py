@@ -94,7 +94,7 @@ def crm_export_leads_expectations(
             severity=ERROR,
             observed_value="no lake partition",
             details={"reason": "no lake partition"},
-            run_id=context.run_id,
+            run_id=context.run.run_id,
         )
         record_results(settings, [record])
         return check_result(record)
@@ -123,7 +123,7 @@ def crm_export_leads_expectations(
             "max_quarantined_share": MAX_QUARANTINED_SHARE,
             "expectations": outcome.expectations,
         },
-        run_id=context.run_id,
+        run_id=context.run.run_id,
     )
     record_results(settings, [record])
     return check_result(record)
@@ -144,7 +144,7 @@ def crm_export_leads_row_count(
     lake_path = leads_path(settings, tenant_id)
     rows = pq.ParquetFile(lake_path).metadata.num_rows if lake_path.exists() else 0
     record = row_count_change(
-        settings, asset_key=ASSET_KEY, tenant_id=tenant_id, rows=rows, run_id=context.run_id
+        settings, asset_key=ASSET_KEY, tenant_id=tenant_id, rows=rows, run_id=context.run.run_id
     )
     record_results(settings, [record])
     return check_result(record)

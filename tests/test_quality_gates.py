@@ -1,0 +1,284 @@
+"""Data-quality gates as ops rely on them: a bad batch stops at its blocking check
+and the published scores stay as they were, a good batch after it publishes,
+every result is kept with its observed value, and a source not loaded within its
+window shows as stale in ``ops.check_results`` and ``GET /v1/ops/freshness``.
+
+The batches are CRM exports in the tenant's inbox, run by real `bizos run`
+processes on the embedded target (one home for the module); the freshness case
+loads a real source from the sandbox over HTTP and runs the freshness job.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from dagster import DagsterInstance
+from fastapi.testclient import TestClient
+
+from connectors.sources import SOURCES
+from core.settings import Settings
+from pipelines.definitions import build_definitions
+from quality.expectations import run_suite
+from quality.frames import non_null_columns, to_pandas
+from quality.results import CheckRecord, latest_results, results_of_run
+from quality.source_suites import checked_columns, source_rules
+from sandbox.crm_export import generate_crm_export
+from sandbox.generator import generate_sources
+from sandbox.server.running import RunningSandbox, start_sandbox
+from serving.keys import create_key
+from serving.main import create_app
+from serving.queries import top_lead_scores
+from tests.runs import GOOD_LEADS, LEADS, finish, start_run, tenant_log
+from tests.test_connector_sources import ingest
+
+TENANT = "t-gate"
+pytestmark = pytest.mark.timeout(1500)
+
+
+def export_path(settings: Settings) -> Path:
+    return settings.inbox_dir / TENANT / "crm" / "leads_export.csv"
+
+
+def settle(path: Path) -> None:
+    """An export touched in the last seconds is skipped as still uploading."""
+    past = time.time() - 3600
+    os.utime(path, (past, past))
+
+
+def write_bad_batch(settings: Settings) -> None:
+    """A truncated export: 3 of its leads, plus rows with no lead id and rows whose
+    created_at is not a time: a 90% drop and most of the batch refused."""
+    path = export_path(settings)
+    with path.open(newline="", encoding="utf-8") as fh:
+        header, *rows = list(csv.reader(fh))
+    created = header.index("created_at")
+    lead_id = header.index("lead_id")
+    no_key = [[("" if i == lead_id else v) for i, v in enumerate(row)] for row in rows[3:6]]
+    bad_time = [
+        [
+            (f"{v}-x" if i == lead_id else "last tuesday" if i == created else v)
+            for i, v in enumerate(r)
+        ]
+        for r in rows[6:10]
+    ]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([header, *rows[:3], *no_key, *bad_time])
+    settle(path)
+
+
+def run(settings: Settings) -> tuple[int, str]:
+    code, out = finish(start_run(settings, TENANT))
+    return code, out + tenant_log(settings, TENANT)
+
+
+def served(settings: Settings) -> list[tuple[str, int, str]]:
+    return sorted(
+        (r["lead_id"], r["score"], str(r["published_at"]))
+        for r in top_lead_scores(settings, TENANT, 100)
+    )
+
+
+def run_id_of(output: str) -> str:
+    for word in output.split():
+        if len(word) == 36 and word.count("-") == 4:
+            return word
+    raise AssertionError(f"no run id in the output: {output[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def batches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Three runs on one home: a good export, a bad one, another good one."""
+    settings = Settings(home=tmp_path_factory.mktemp("gates"), database_url=None)
+    generate_crm_export(settings.inbox_dir, TENANT, leads=LEADS, seed=20)
+    settle(export_path(settings))
+    first_code, first_out = run(settings)
+    assert first_code == 0, first_out
+    before = served(settings)
+
+    write_bad_batch(settings)
+    bad_code, bad_out = run(settings)
+    after_bad = served(settings)
+
+    generate_crm_export(settings.inbox_dir, TENANT, leads=LEADS, seed=21)
+    settle(export_path(settings))
+    good_code, good_out = run(settings)
+    return {
+        "settings": settings,
+        "before": before,
+        "bad": (bad_code, bad_out, after_bad),
+        "good": (good_code, good_out, served(settings)),
+    }
+
+
+def test_a_bad_batch_fails_its_blocking_checks_and_leaves_the_scores(batches):
+    settings: Settings = batches["settings"]  # type: ignore[assignment]
+    before = batches["before"]
+    code, out, after = batches["bad"]  # type: ignore[misc]
+    assert len(before) == GOOD_LEADS  # type: ignore[arg-type]
+    assert code == 1, out
+    assert "blocking asset check" in out
+    assert after == before  # not one score, not even its publish time, changed
+    results = {r.check_name: r for r in results_of_run(settings, run_id=run_id_of(out))}
+    drop = results["row_count_change"]
+    assert (drop.passed, drop.blocking, drop.severity) == (False, True, "ERROR")
+    assert drop.observed_value == "3"
+    assert drop.details["previous_passing_rows"] == GOOD_LEADS and drop.details["drop"] > 0.89
+    suite = results["crm_export_leads_expectations"]
+    assert not suite.passed and suite.blocking
+    assert suite.observed_value == "0 expectations failed; 7 of 10 rows quarantined"
+    # Nothing downstream ran: no mart or integrity check was evaluated in that run.
+    assert {r.asset_key for r in results.values()} <= {"crm_export/leads", *_source_keys()}
+
+
+def test_a_good_batch_after_it_publishes(batches):
+    before = batches["before"]
+    code, out, after = batches["good"]  # type: ignore[misc]
+    assert code == 0, out
+    assert len(after) == GOOD_LEADS  # type: ignore[arg-type]
+    assert after != before
+    assert {published for _, _, published in after}.isdisjoint(  # type: ignore[union-attr]
+        {published for _, _, published in before}  # type: ignore[union-attr]
+    )
+
+
+def test_every_check_of_a_good_run_is_kept_with_its_observed_value(batches):
+    settings: Settings = batches["settings"]  # type: ignore[assignment]
+    _, out, _ = batches["good"]  # type: ignore[misc]
+    kept = results_of_run(settings, run_id=run_id_of(out))
+    by_key = {(r.asset_key, r.check_name): r for r in kept}
+    assert by_key[("crm_export/leads", "row_count_change")].observed_value == str(GOOD_LEADS)
+    scores = by_key[("mart_lead_scores", "expectations")]
+    assert scores.passed and scores.blocking
+    assert scores.observed_value == f"0 of {_expectations(scores)} expectations failed on 29 rows"
+    assert ("stg_stripe__charges", "referential_integrity__customer_id") in by_key
+    assert ("stripe/charges", "freshness") in by_key
+    assert by_key[("stripe/charges", "freshness")].observed_value == "not_connected"
+    assert all(r.run_id == kept[0].run_id and r.tenant_id == TENANT for r in kept)
+    assert all(r.passed for r in kept), [r for r in kept if not r.passed]
+
+
+def _expectations(record: CheckRecord) -> int:
+    return int(str(record.observed_value).split(" of ")[1].split()[0])
+
+
+def _source_keys() -> set[str]:
+    return {f"{s}/{t}" for s, d in SOURCES.items() for t in d.tables}
+
+
+def test_a_source_suite_catches_wrong_types_null_keys_and_unknown_statuses():
+    """The suite a TableSpec gives, on rows landing would never write: it is there for
+    the day a file lands some other way."""
+    spec = SOURCES["stripe"].tables["charges"]
+    rows = pa.table(
+        {
+            "tenant_id": ["t1", "t1", "t1", "t2"],
+            "id": ["ch_1", None, "ch_1", "ch_4"],
+            "created": ["1700000000", "1700000001", "1700000002", "1700000003"],
+            "amount": pa.array([100, -5, 300, 400], pa.int64()),
+            "currency": ["usd", "usd", "USD", "eur"],
+            "status": ["succeeded", "refunded", "failed", "pending"],
+        }
+    )
+    # As the check reads a lake table: every declared column, null where never sent.
+    for name in checked_columns(spec).names:
+        if name not in rows.column_names:
+            rows = rows.append_column(name, pa.nulls(rows.num_rows, spec.columns[name]))
+    rules = source_rules(spec, tenant_id="t1", typed=non_null_columns(rows))
+    outcome = run_suite("test.stripe.charges", rules, to_pandas(rows))
+    failed = {e["expectation"]: e for e in outcome.expectations if not e["success"]}
+    assert set(failed) == {
+        "tenant_id: expect_column_values_to_be_in_set",
+        "id: expect_column_values_to_not_be_null",
+        "id: expect_column_values_to_be_unique",
+        "created: expect_column_values_to_be_in_type_list",
+        "amount: expect_column_values_to_be_between",
+        "currency: expect_column_values_to_match_regex",
+        "status: expect_column_values_to_be_in_set",
+    }
+    assert failed["created: expect_column_values_to_be_in_type_list"]["observed_value"] == "str"
+    assert failed["status: expect_column_values_to_be_in_set"]["examples"] == ["refunded"]
+
+
+# -- freshness ------------------------------------------------------------------------
+
+FORMS = "t-forms"
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    data = tmp_path_factory.mktemp("fresh") / "data"
+    generate_sources(data, tenants=[FORMS], scale=0.05, seed=7)
+    with start_sandbox(data) as sb:
+        yield sb
+
+
+def check_freshness(settings: Settings) -> None:
+    job = build_definitions(settings).resolve_job_def("check_freshness")
+    result = job.execute_in_process(
+        instance=DagsterInstance.ephemeral(), tags={"bizos/tenant": FORMS}
+    )
+    assert result.success
+
+
+def freshness_api(settings: Settings) -> dict[str, dict]:
+    key = create_key(settings, FORMS)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/v1/ops/freshness", headers={"X-API-Key": key})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["tenant_id"] == FORMS
+    return {s["source"]: s for s in body["sources"]}
+
+
+def test_a_source_not_loaded_within_its_window_is_stale(settings, sandbox, monkeypatch):
+    monkeypatch.setenv("BIZOS_HOME", str(settings.home))
+    monkeypatch.setenv("BIZOS_DATABASE_URL", "")
+    ingest(settings, sandbox, "cms_forms", tenant=FORMS)
+
+    check_freshness(settings)
+    (fresh,) = latest_results(settings, tenant_id=FORMS, asset_keys=["cms_forms/submissions"])
+    assert (fresh.check_name, fresh.passed) == ("freshness", True)
+    assert fresh.observed_value.startswith("fresh: last successful load ")  # type: ignore[union-attr]
+    shown = freshness_api(settings)
+    assert shown["cms_forms"]["status"] == "fresh" and shown["cms_forms"]["window_hours"] == 26
+    assert shown["stripe"]["status"] == "not_connected"
+
+    # The same load, a window it no longer fits in: an hourly source that missed a run.
+    monkeypatch.setenv("BIZOS_FRESHNESS_HOURS", json.dumps({"cms_forms": 0.0002}))
+    time.sleep(1.0)
+    stale_settings = Settings(home=settings.home, database_url=None)
+    check_freshness(stale_settings)
+    (stale,) = latest_results(settings, tenant_id=FORMS, asset_keys=["cms_forms/submissions"])
+    assert (stale.passed, stale.blocking, stale.severity) == (False, False, "WARN")
+    assert stale.observed_value.startswith("stale: last successful load ")  # type: ignore[union-attr]
+    assert stale.details["window_hours"] == 0.0002
+    shown = freshness_api(stale_settings)
+    forms = shown["cms_forms"]
+    assert forms["status"] == "stale" and forms["last_successful_load"] is not None
+    (table,) = forms["tables"]
+    assert table["status"] == "stale"
+    assert {c["check_name"]: c["passed"] for c in table["checks"]} == {"freshness": False}
+
+
+def test_freshness_needs_a_key_and_shows_only_the_callers_tenant(settings, sandbox, monkeypatch):
+    monkeypatch.setenv("BIZOS_HOME", str(settings.home))
+    ingest(settings, sandbox, "cms_forms", tenant=FORMS)
+    other = create_key(settings, "t-other")
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/v1/ops/freshness").status_code == 401
+        denied = client.get(
+            "/v1/ops/freshness",
+            headers={"X-API-Key": create_key(settings, FORMS, scopes="reviews:write")},
+        )
+        assert denied.status_code == 403
+        assert denied.headers["content-type"].startswith("application/problem+json")
+        theirs = client.get("/v1/ops/freshness", headers={"X-API-Key": other}).json()
+    assert theirs["tenant_id"] == "t-other"
+    assert {s["status"] for s in theirs["sources"]} == {"not_connected"}
