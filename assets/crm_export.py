@@ -12,8 +12,9 @@ from dagster import (
 )
 
 from assets.partitions import tenants
-from assets.quality_checks import check_result
+from assets.quality_checks import check_result, run_tenants
 from assets.resources import BizosSettings
+from core.settings import Settings
 from core.tenancy import check_tenant_id
 from exports.crm_leads import (
     ingest_crm_leads,
@@ -82,10 +83,19 @@ def crm_export_leads_expectations(
     context: AssetCheckExecutionContext, bizos: BizosSettings
 ) -> AssetCheckResult:
     settings = bizos.get()
-    tenant_id = check_tenant_id(context.op_execution_context.partition_key)
+    records = [
+        export_expectations(settings, tenant_id, run_id=context.run.run_id)
+        for tenant_id in run_tenants(context)
+    ]
+    record_results(settings, records)
+    return check_result(records)
+
+
+def export_expectations(settings: Settings, tenant_id: str, *, run_id: str) -> CheckRecord:
+    """The export suite over the tenant's partition, and the share it quarantined."""
     lake_path = leads_path(settings, tenant_id)
     if not lake_path.exists():
-        record = CheckRecord(
+        return CheckRecord(
             check_name=EXPECTATIONS_CHECK,
             asset_key=ASSET_KEY,
             tenant_id=tenant_id,
@@ -94,10 +104,8 @@ def crm_export_leads_expectations(
             severity=ERROR,
             observed_value="no lake partition",
             details={"reason": "no lake partition"},
-            run_id=context.run.run_id,
+            run_id=run_id,
         )
-        record_results(settings, [record])
-        return check_result(record)
     rows = pq.ParquetFile(lake_path).metadata.num_rows
     quarantine = quarantine_path(settings, tenant_id)
     quarantined = pq.ParquetFile(quarantine).metadata.num_rows if quarantine.exists() else 0
@@ -108,7 +116,7 @@ def crm_export_leads_expectations(
     # but what landed is not the tenant's leads either.
     share = quarantined / rows_in if rows_in else 0.0
     failed = [e for e in outcome.expectations if not e["success"]]
-    record = CheckRecord(
+    return CheckRecord(
         check_name=EXPECTATIONS_CHECK,
         asset_key=ASSET_KEY,
         tenant_id=tenant_id,
@@ -123,10 +131,8 @@ def crm_export_leads_expectations(
             "max_quarantined_share": MAX_QUARANTINED_SHARE,
             "expectations": outcome.expectations,
         },
-        run_id=context.run.run_id,
+        run_id=run_id,
     )
-    record_results(settings, [record])
-    return check_result(record)
 
 
 @asset_check(
@@ -140,11 +146,15 @@ def crm_export_leads_row_count(
     context: AssetCheckExecutionContext, bizos: BizosSettings
 ) -> AssetCheckResult:
     settings = bizos.get()
-    tenant_id = check_tenant_id(context.op_execution_context.partition_key)
-    lake_path = leads_path(settings, tenant_id)
-    rows = pq.ParquetFile(lake_path).metadata.num_rows if lake_path.exists() else 0
-    record = row_count_change(
-        settings, asset_key=ASSET_KEY, tenant_id=tenant_id, rows=rows, run_id=context.run.run_id
-    )
-    record_results(settings, [record])
-    return check_result(record)
+    run_id = context.run.run_id
+    records = []
+    for tenant_id in run_tenants(context):
+        lake_path = leads_path(settings, tenant_id)
+        rows = pq.ParquetFile(lake_path).metadata.num_rows if lake_path.exists() else 0
+        records.append(
+            row_count_change(
+                settings, asset_key=ASSET_KEY, tenant_id=tenant_id, rows=rows, run_id=run_id
+            )
+        )
+    record_results(settings, records)
+    return check_result(records)

@@ -18,6 +18,7 @@ One step per group, so a tenant's run pays a few steps, not one per table.
 """
 
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -42,6 +43,7 @@ from quality.gates import (
     EXPECTATIONS,
     LINKS,
     ROW_COUNT,
+    STAGING_SCHEMA,
     mart_expectations,
     referential_integrity,
     row_count_change,
@@ -50,6 +52,7 @@ from quality.gates import (
 from quality.reads import read_lake_columns
 from quality.results import ERROR, CheckRecord, record_results
 from warehouse.marts import read_mart
+from warehouse.relations import read_relation
 
 SOURCE_TABLES = {
     AssetKey([spec.source, spec.name]): spec
@@ -58,36 +61,57 @@ SOURCE_TABLES = {
 }
 
 
-def check_result(record: CheckRecord) -> AssetCheckResult:
-    """The Dagster view of a kept result."""
+def check_result(records: list[CheckRecord]) -> AssetCheckResult:
+    """The Dagster view of one check's kept results: one per tenant of the run (a
+    single-run backfill covers several); it passes when every tenant's passed."""
+    failed = [r for r in records if not r.passed]
+    worst = failed or records
+    first = records[0]
     return AssetCheckResult(
-        asset_key=AssetKey.from_user_string(record.asset_key),
-        check_name=record.check_name,
-        passed=record.passed,
-        severity=AssetCheckSeverity.ERROR if record.severity == ERROR else AssetCheckSeverity.WARN,
+        asset_key=AssetKey.from_user_string(first.asset_key),
+        check_name=first.check_name,
+        passed=not failed,
+        severity=AssetCheckSeverity.ERROR
+        if any(r.severity == ERROR for r in worst)
+        else AssetCheckSeverity.WARN,
         metadata={
-            "tenant_id": record.tenant_id,
-            "observed_value": record.observed_value or "",
-            "details": MetadataValue.json(dict(record.details)),
+            "tenant_id": ", ".join(r.tenant_id for r in records),
+            "observed_value": "; ".join(
+                (f"{r.tenant_id}: " if len(records) > 1 else "") + (r.observed_value or "")
+                for r in records
+            ),
+            "details": MetadataValue.json(
+                dict(first.details)
+                if len(records) == 1
+                else {r.tenant_id: dict(r.details) for r in records}
+            ),
         },
     )
 
 
 def _report(settings: Settings, records: Iterable[CheckRecord]) -> Iterator[AssetCheckResult]:
+    """Keep every result, then report one per check."""
     kept = list(records)
     record_results(settings, kept)
+    by_check: dict[tuple[str, str], list[CheckRecord]] = {}
     for record in kept:
-        yield check_result(record)
+        by_check.setdefault((record.asset_key, record.check_name), []).append(record)
+    for results in by_check.values():
+        yield check_result(results)
 
 
 TENANT_TAG = "bizos/tenant"
 """The tenant of a run that has no partition (the freshness job's)."""
 
 
-def _tenant(context: AssetCheckExecutionContext) -> str:
+def run_tenants(context: AssetCheckExecutionContext) -> list[str]:
+    """The run's tenants: its partition, the partitions of a single-run backfill, or
+    the ``bizos/tenant`` tag of a run without partitions."""
     op_context = context.op_execution_context
     if op_context.has_partition_key:
-        return check_tenant_id(op_context.partition_key)
+        return [check_tenant_id(op_context.partition_key)]
+    if op_context.has_partition_key_range:
+        return [check_tenant_id(k) for k in op_context.partition_keys]
     tagged = context.run.tags.get(TENANT_TAG)
     if not tagged:
         raise Failure(
@@ -95,45 +119,31 @@ def _tenant(context: AssetCheckExecutionContext) -> str:
             f"{TENANT_TAG}=<tenant>",
             allow_retries=False,
         )
-    return check_tenant_id(tagged)
+    return [check_tenant_id(tagged)]
 
 
-def _selected(context: AssetCheckExecutionContext) -> set[AssetCheckKey]:
-    return set(context.selected_asset_check_keys)
+class _Evaluate(Protocol):
+    def __call__(
+        self, settings: Settings, tenant_id: str, *, run_id: str, selected: set[AssetCheckKey]
+    ) -> list[CheckRecord]: ...
 
 
-@multi_asset_check(
-    name="source_table_checks",
-    specs=[
-        spec
-        for key in SOURCE_TABLES
-        for spec in (
-            AssetCheckSpec(
-                EXPECTATIONS,
-                asset=key,
-                blocking=True,
-                description="GX suite from the TableSpec (types, required not null, key "
-                "unique, provider enums and ranges) over the tenant's landed rows; fails "
-                "too when landing refused more than 20% of this run's batch",
-            ),
-            AssetCheckSpec(
-                ROW_COUNT,
-                asset=key,
-                blocking=True,
-                description="the tenant's row count against its last passing count: a "
-                "fall of more than BIZOS_QUALITY_MAX_ROW_DROP (default 50%) fails",
-            ),
-        )
-    ],
-    can_subset=True,
-)
-def source_table_checks(
-    context: AssetCheckExecutionContext, bizos: BizosSettings
+def _evaluate(
+    context: AssetCheckExecutionContext, bizos: BizosSettings, evaluate: _Evaluate
 ) -> Iterator[AssetCheckResult]:
     settings = bizos.get()
-    tenant_id = _tenant(context)
-    run_id = context.run.run_id
-    selected = _selected(context)
+    selected = set(context.selected_asset_check_keys)
+    records = [
+        record
+        for tenant_id in run_tenants(context)
+        for record in evaluate(settings, tenant_id, run_id=context.run.run_id, selected=selected)
+    ]
+    yield from _report(settings, records)
+
+
+def source_table_records(
+    settings: Settings, tenant_id: str, *, run_id: str, selected: set[AssetCheckKey]
+) -> list[CheckRecord]:
     records: list[CheckRecord] = []
     batches = {
         (row.source, row.table_name): {
@@ -166,7 +176,48 @@ def source_table_checks(
                     settings, asset_key=name, tenant_id=tenant_id, rows=rows.num_rows, run_id=run_id
                 )
             )
-    yield from _report(settings, records)
+    return records
+
+
+@multi_asset_check(
+    name="source_table_checks",
+    specs=[
+        spec
+        for key in SOURCE_TABLES
+        for spec in (
+            AssetCheckSpec(
+                EXPECTATIONS,
+                asset=key,
+                blocking=True,
+                description="GX suite from the TableSpec (types, required not null, key "
+                "unique, provider enums and ranges) over the tenant's landed rows; fails "
+                "too when landing refused more than 20% of this run's batch",
+            ),
+            AssetCheckSpec(
+                ROW_COUNT,
+                asset=key,
+                blocking=True,
+                description="the tenant's row count against its last passing count: a "
+                "fall of more than BIZOS_QUALITY_MAX_ROW_DROP (default 50%) fails",
+            ),
+        )
+    ],
+    can_subset=True,
+)
+def source_table_checks(
+    context: AssetCheckExecutionContext, bizos: BizosSettings
+) -> Iterator[AssetCheckResult]:
+    yield from _evaluate(context, bizos, source_table_records)
+
+
+def freshness_records(
+    settings: Settings, tenant_id: str, *, run_id: str, selected: set[AssetCheckKey]
+) -> list[CheckRecord]:
+    return [
+        freshness_record(item, tenant_id=tenant_id, run_id=run_id)
+        for item in tenant_freshness(settings, tenant_id)
+        if AssetCheckKey(AssetKey([item.source, item.table]), FRESHNESS) in selected
+    ]
 
 
 @multi_asset_check(
@@ -187,15 +238,22 @@ def source_freshness_checks(
 ) -> Iterator[AssetCheckResult]:
     """In a tenant's run, after its loads; on its own (job ``check_freshness``, tenant
     in the ``bizos/tenant`` tag), when nothing loads, which is when staleness starts."""
-    settings = bizos.get()
-    tenant_id = _tenant(context)
-    selected = _selected(context)
-    records = [
-        freshness_record(item, tenant_id=tenant_id, run_id=context.run.run_id)
-        for item in tenant_freshness(settings, tenant_id)
-        if AssetCheckKey(AssetKey([item.source, item.table]), FRESHNESS) in selected
+    yield from _evaluate(context, bizos, freshness_records)
+
+
+def mart_records(
+    settings: Settings, tenant_id: str, *, run_id: str, selected: set[AssetCheckKey]
+) -> list[CheckRecord]:
+    return [
+        mart_expectations(
+            contract,
+            read_mart(settings, contract.mart, tenant_id=tenant_id),
+            tenant_id=tenant_id,
+            run_id=run_id,
+        )
+        for contract in SERVING_TABLES.values()
+        if AssetCheckKey(AssetKey(contract.mart), EXPECTATIONS) in selected
     ]
-    yield from _report(settings, records)
 
 
 @multi_asset_check(
@@ -216,20 +274,31 @@ def source_freshness_checks(
 def mart_checks(
     context: AssetCheckExecutionContext, bizos: BizosSettings
 ) -> Iterator[AssetCheckResult]:
-    settings = bizos.get()
-    tenant_id = _tenant(context)
-    selected = _selected(context)
-    records = [
-        mart_expectations(
-            contract,
-            read_mart(settings, contract.mart, tenant_id=tenant_id),
-            tenant_id=tenant_id,
-            run_id=context.run.run_id,
+    yield from _evaluate(context, bizos, mart_records)
+
+
+def integrity_records(
+    settings: Settings, tenant_id: str, *, run_id: str, selected: set[AssetCheckKey]
+) -> list[CheckRecord]:
+    records = []
+    for link in LINKS:
+        if AssetCheckKey(AssetKey(link.child), link.check_name) not in selected:
+            continue
+        child = read_relation(
+            settings, STAGING_SCHEMA, link.child, [link.column], tenant_id=tenant_id
         )
-        for contract in SERVING_TABLES.values()
-        if AssetCheckKey(AssetKey(contract.mart), EXPECTATIONS) in selected
-    ]
-    yield from _report(settings, records)
+        # The parent is read only when there is a key to look up in it.
+        parent = (
+            read_relation(
+                settings, STAGING_SCHEMA, link.parent, [link.parent_column], tenant_id=tenant_id
+            )
+            if child.num_rows
+            else None
+        )
+        records.append(
+            referential_integrity(link, child, parent, tenant_id=tenant_id, run_id=run_id)
+        )
+    return records
 
 
 @multi_asset_check(
@@ -248,15 +317,7 @@ def mart_checks(
 def staging_integrity_checks(
     context: AssetCheckExecutionContext, bizos: BizosSettings
 ) -> Iterator[AssetCheckResult]:
-    settings = bizos.get()
-    tenant_id = _tenant(context)
-    selected = _selected(context)
-    records = [
-        referential_integrity(settings, link, tenant_id=tenant_id, run_id=context.run.run_id)
-        for link in LINKS
-        if AssetCheckKey(AssetKey(link.child), link.check_name) in selected
-    ]
-    yield from _report(settings, records)
+    yield from _evaluate(context, bizos, integrity_records)
 
 
 FRESHNESS_CHECK_KEYS = [AssetCheckKey(key, FRESHNESS) for key in SOURCE_TABLES]

@@ -145,7 +145,7 @@ class Settings(BaseSettings):
     )
     freshness_hours: dict[str, float] = Field(
         default_factory=dict,
-        description='freshness windows per source, in hours, over the defaults (JSON, e.g. '
+        description="freshness windows per source, in hours, over the defaults (JSON, e.g. "
         '{"stripe": 2, "ga4": 26}); a source not loaded within its window is stale',
     )
     # The LLM extractor, used only for a tenant that stored its own key

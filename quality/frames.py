@@ -38,7 +38,8 @@ def type_family(data_type: pa.DataType) -> list[str] | None:
     """The pandas type names GX may observe for a column declared ``data_type``.
 
     A float column may hold integers (a warehouse may type a whole-number average
-    as one); decimals are cast to floats before GX sees them. None for a type GX cannot tell apart (lists, structs)."""
+    as one); decimals are cast to floats before GX sees them. None for a type GX
+    cannot tell apart (lists, structs)."""
     if pa.types.is_integer(data_type):
         return INTEGER_TYPES
     if pa.types.is_floating(data_type) or pa.types.is_decimal(data_type):

@@ -26,7 +26,6 @@ from core.settings import Settings
 from quality.expectations import Rule, SuiteOutcome, run_suite
 from quality.frames import non_null_columns, to_pandas
 from quality.mart_suites import mart_rules
-from quality.reads import read_relation
 from quality.results import ERROR, WARN, CheckRecord, last_passing_value
 from quality.source_suites import source_rules, suite_name
 
@@ -171,17 +170,14 @@ STAGING_SCHEMA = "staging"
 
 
 def referential_integrity(
-    settings: Settings, link: Link, *, tenant_id: str, run_id: str | None
+    link: Link, child: pa.Table, parent: pa.Table | None, *, tenant_id: str, run_id: str | None
 ) -> CheckRecord:
     """Child keys of ``link`` (nulls aside) that its parent does not hold, per GX's
-    ``expect_column_values_to_be_in_set`` with the parent's keys as the set."""
-    child = read_relation(settings, STAGING_SCHEMA, link.child, [link.column], tenant_id=tenant_id)
+    ``expect_column_values_to_be_in_set`` with the parent's keys as the set.
+    ``parent`` may be None when the child has no keys (nothing to look up)."""
     child = child.filter(pc.is_valid(child.column(link.column)))
     parent_keys: list[Any] = []
-    if child.num_rows:
-        parent = read_relation(
-            settings, STAGING_SCHEMA, link.parent, [link.parent_column], tenant_id=tenant_id
-        )
+    if parent is not None:
         parent_keys = sorted({v for v in parent.column(link.parent_column).to_pylist() if v})
     rule = Rule(
         "expect_column_values_to_be_in_set", {"column": link.column, "value_set": parent_keys}

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -35,6 +36,7 @@ from sandbox.server.running import RunningSandbox, start_sandbox
 from serving.keys import create_key
 from serving.main import create_app
 from serving.queries import top_lead_scores
+from serving.store import NothingPublished
 from tests.runs import GOOD_LEADS, LEADS, finish, start_run, tenant_log
 from tests.test_connector_sources import ingest
 
@@ -52,24 +54,23 @@ def settle(path: Path) -> None:
     os.utime(path, (past, past))
 
 
-def write_bad_batch(settings: Settings) -> None:
-    """A truncated export: 3 of its leads, plus rows with no lead id and rows whose
-    created_at is not a time: a 90% drop and most of the batch refused."""
+def rewrite_export(settings: Settings, keep: int, *, no_key: int = 0, bad_time: int = 0) -> None:
+    """Rewrite the tenant's export: its first ``keep`` rows, then ``no_key`` rows
+    without a lead id and ``bad_time`` rows whose created_at is not a time."""
     path = export_path(settings)
     with path.open(newline="", encoding="utf-8") as fh:
         header, *rows = list(csv.reader(fh))
-    created = header.index("created_at")
-    lead_id = header.index("lead_id")
-    no_key = [[("" if i == lead_id else v) for i, v in enumerate(row)] for row in rows[3:6]]
-    bad_time = [
-        [
-            (f"{v}-x" if i == lead_id else "last tuesday" if i == created else v)
-            for i, v in enumerate(r)
-        ]
-        for r in rows[6:10]
-    ]
+    created, lead_id = header.index("created_at"), header.index("lead_id")
+    broken = []
+    for n, row in enumerate(rows[keep : keep + no_key + bad_time]):
+        row = list(row)
+        if n < no_key:
+            row[lead_id] = ""
+        else:
+            row[created] = "last tuesday"
+        broken.append(row)
     with path.open("w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh).writerows([header, *rows[:3], *no_key, *bad_time])
+        csv.writer(fh).writerows([header, *rows[:keep], *broken])
     settle(path)
 
 
@@ -78,90 +79,84 @@ def run(settings: Settings) -> tuple[int, str]:
     return code, out + tenant_log(settings, TENANT)
 
 
-def served(settings: Settings) -> list[tuple[str, int, str]]:
-    return sorted(
-        (r["lead_id"], r["score"], str(r["published_at"]))
-        for r in top_lead_scores(settings, TENANT, 100)
-    )
+def served(settings: Settings) -> list[tuple[str, int, str]] | None:
+    """The tenant's served scores (lead, score, publish time); None before any publish."""
+    try:
+        rows = top_lead_scores(settings, TENANT, 100)
+    except NothingPublished:
+        return None
+    return sorted((r["lead_id"], r["score"], str(r["published_at"])) for r in rows)
 
 
-def run_id_of(output: str) -> str:
-    for word in output.split():
-        if len(word) == 36 and word.count("-") == 4:
-            return word
-    raise AssertionError(f"no run id in the output: {output[-2000:]}")
+def kept(settings: Settings) -> dict[tuple[str, str], CheckRecord]:
+    """The results the tenant's latest run kept, by (asset, check): that run is the
+    one of the latest export check, which every run evaluates."""
+    (latest,) = latest_results(settings, tenant_id=TENANT, asset_keys=["crm_export/leads"])[:1] or [
+        None
+    ]
+    assert latest is not None and latest.run_id, "no check result kept"
+    results = results_of_run(settings, run_id=latest.run_id)
+    return {(r.asset_key, r.check_name): r for r in results}
 
 
 @pytest.fixture(scope="module")
-def batches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """Three runs on one home: a good export, a bad one, another good one."""
+def batches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Three runs of one tenant on one home; only the good one reaches dbt:
+    a first export with 10 of its 30 rows unreadable (wrong type, no key), the
+    corrected export, then an export truncated to 3 of its leads."""
     settings = Settings(home=tmp_path_factory.mktemp("gates"), database_url=None)
+    out: dict[str, Any] = {"settings": settings}
+    generate_crm_export(settings.inbox_dir, TENANT, leads=LEADS, seed=20)
+    rewrite_export(settings, 20, no_key=4, bad_time=6)
+    out["unreadable"] = (*run(settings), served(settings), kept(settings))
     generate_crm_export(settings.inbox_dir, TENANT, leads=LEADS, seed=20)
     settle(export_path(settings))
-    first_code, first_out = run(settings)
-    assert first_code == 0, first_out
-    before = served(settings)
-
-    write_bad_batch(settings)
-    bad_code, bad_out = run(settings)
-    after_bad = served(settings)
-
-    generate_crm_export(settings.inbox_dir, TENANT, leads=LEADS, seed=21)
-    settle(export_path(settings))
-    good_code, good_out = run(settings)
-    return {
-        "settings": settings,
-        "before": before,
-        "bad": (bad_code, bad_out, after_bad),
-        "good": (good_code, good_out, served(settings)),
-    }
+    out["good"] = (*run(settings), served(settings), kept(settings))
+    rewrite_export(settings, 3)
+    out["truncated"] = (*run(settings), served(settings), kept(settings))
+    return out
 
 
-def test_a_bad_batch_fails_its_blocking_checks_and_leaves_the_scores(batches):
-    settings: Settings = batches["settings"]  # type: ignore[assignment]
-    before = batches["before"]
-    code, out, after = batches["bad"]  # type: ignore[misc]
-    assert len(before) == GOOD_LEADS  # type: ignore[arg-type]
+def test_wrong_types_and_null_keys_fail_the_blocking_check_and_nothing_is_published(batches):
+    code, out, scores, results = batches["unreadable"]
     assert code == 1, out
     assert "blocking asset check" in out
-    assert after == before  # not one score, not even its publish time, changed
-    results = {r.check_name: r for r in results_of_run(settings, run_id=run_id_of(out))}
-    drop = results["row_count_change"]
-    assert (drop.passed, drop.blocking, drop.severity) == (False, True, "ERROR")
-    assert drop.observed_value == "3"
-    assert drop.details["previous_passing_rows"] == GOOD_LEADS and drop.details["drop"] > 0.89
-    suite = results["crm_export_leads_expectations"]
-    assert not suite.passed and suite.blocking
-    assert suite.observed_value == "0 expectations failed; 7 of 10 rows quarantined"
-    # Nothing downstream ran: no mart or integrity check was evaluated in that run.
-    assert {r.asset_key for r in results.values()} <= {"crm_export/leads", *_source_keys()}
+    assert scores is None  # dbt and publish never ran
+    suite = results[("crm_export/leads", "crm_export_leads_expectations")]
+    assert (suite.passed, suite.blocking, suite.severity) == (False, True, "ERROR")
+    assert suite.observed_value == "0 expectations failed; 10 of 30 rows quarantined"
+    # Nothing downstream of the lake ran: no mart or staging check in that run.
+    assert {asset for asset, _ in results} <= {"crm_export/leads", *_source_keys()}
 
 
 def test_a_good_batch_after_it_publishes(batches):
-    before = batches["before"]
-    code, out, after = batches["good"]  # type: ignore[misc]
+    code, out, scores, _ = batches["good"]
     assert code == 0, out
-    assert len(after) == GOOD_LEADS  # type: ignore[arg-type]
-    assert after != before
-    assert {published for _, _, published in after}.isdisjoint(  # type: ignore[union-attr]
-        {published for _, _, published in before}  # type: ignore[union-attr]
-    )
+    assert scores is not None and len(scores) == GOOD_LEADS
 
 
-def test_every_check_of_a_good_run_is_kept_with_its_observed_value(batches):
-    settings: Settings = batches["settings"]  # type: ignore[assignment]
-    _, out, _ = batches["good"]  # type: ignore[misc]
-    kept = results_of_run(settings, run_id=run_id_of(out))
-    by_key = {(r.asset_key, r.check_name): r for r in kept}
-    assert by_key[("crm_export/leads", "row_count_change")].observed_value == str(GOOD_LEADS)
-    scores = by_key[("mart_lead_scores", "expectations")]
+def test_a_90_percent_drop_fails_the_blocking_check_and_leaves_the_scores(batches):
+    code, out, scores, results = batches["truncated"]
+    assert code == 1, out
+    assert scores == batches["good"][2]  # not one score, not even its publish time
+    drop = results[("crm_export/leads", "row_count_change")]
+    assert (drop.passed, drop.blocking, drop.severity) == (False, True, "ERROR")
+    assert drop.observed_value == "3"
+    assert drop.details["previous_passing_rows"] == GOOD_LEADS
+    assert drop.details["drop"] == round((GOOD_LEADS - 3) / GOOD_LEADS, 4)
+
+
+def test_every_check_of_the_good_run_is_kept_with_its_observed_value(batches):
+    results = batches["good"][3]
+    assert results[("crm_export/leads", "row_count_change")].observed_value == str(GOOD_LEADS)
+    scores = results[("mart_lead_scores", "expectations")]
     assert scores.passed and scores.blocking
     assert scores.observed_value == f"0 of {_expectations(scores)} expectations failed on 29 rows"
-    assert ("stg_stripe__charges", "referential_integrity__customer_id") in by_key
-    assert ("stripe/charges", "freshness") in by_key
-    assert by_key[("stripe/charges", "freshness")].observed_value == "not_connected"
-    assert all(r.run_id == kept[0].run_id and r.tenant_id == TENANT for r in kept)
-    assert all(r.passed for r in kept), [r for r in kept if not r.passed]
+    assert ("stg_stripe__charges", "referential_integrity__customer_id") in results
+    assert results[("stripe/charges", "freshness")].observed_value == "not_connected"
+    assert results[("stripe/charges", "expectations")].passed
+    assert {r.tenant_id for r in results.values()} == {TENANT}
+    assert all(r.passed for r in results.values()), [r for r in results.values() if not r.passed]
 
 
 def _expectations(record: CheckRecord) -> int:

@@ -86,6 +86,7 @@ def test_the_document_names_every_route_and_error_shape() -> None:
         "/v1/suppliers/{supplier_id}/risk",
         "/v1/suppliers/reviews",
         "/v1/suppliers/{supplier_id}/reviews",
+        "/v1/ops/freshness",
     }
     scores = document["paths"]["/v1/leads/scores"]["get"]
     for status in ("400", "401", "403", "422", "429", "503"):
