@@ -3,9 +3,10 @@ and the published scores stay as they were, a good batch after it publishes,
 every result is kept with its observed value, and a source not loaded within its
 window shows as stale in ``ops.check_results`` and ``GET /v1/ops/freshness``.
 
-The batches are CRM exports in the tenant's inbox, run by real `bizos run`
-processes on the embedded target (one home for the module); the freshness case
-loads a real source from the sandbox over HTTP and runs the freshness job.
+The batches are CRM exports in the tenant's inbox, run as `bizos run` runs them
+(pipelines.runner: the whole job, real Dagster, real dbt) on the embedded target,
+one home for the module, and only the good batch's run reaches dbt; the freshness
+case loads a real source from the sandbox over HTTP and runs the freshness job.
 """
 
 from __future__ import annotations
@@ -15,20 +16,24 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterInstance, Definitions
 from fastapi.testclient import TestClient
 
 from connectors.sources import SOURCES
+from core.contracts.serving_tables import SERVING_TABLES
 from core.settings import Settings
 from pipelines.definitions import build_definitions
+from pipelines.runner import dagster_instance, run_tenants
 from quality.expectations import run_suite
 from quality.frames import non_null_columns, to_pandas
-from quality.results import CheckRecord, latest_results, results_of_run
+from quality.gates import mart_expectations, row_count_change
+from quality.results import CheckRecord, latest_results, record_results, results_of_run
 from quality.source_suites import checked_columns, source_rules
 from sandbox.crm_export import generate_crm_export
 from sandbox.generator import generate_sources
@@ -37,7 +42,7 @@ from serving.keys import create_key
 from serving.main import create_app
 from serving.queries import top_lead_scores
 from serving.store import NothingPublished
-from tests.runs import GOOD_LEADS, LEADS, finish, start_run, tenant_log
+from tests.runs import GOOD_LEADS, LEADS, tenant_log
 from tests.test_connector_sources import ingest
 
 TENANT = "t-gate"
@@ -74,9 +79,13 @@ def rewrite_export(settings: Settings, keep: int, *, no_key: int = 0, bad_time: 
     settle(path)
 
 
-def run(settings: Settings) -> tuple[int, str]:
-    code, out = finish(start_run(settings, TENANT))
-    return code, out + tenant_log(settings, TENANT)
+def run(settings: Settings, defs: Definitions, instance: DagsterInstance) -> tuple[int, str]:
+    """One tenant run as `bizos run --tenant` makes it (pipelines.runner), in this
+    process: the run's error summary and the tail of its log."""
+    (result,) = run_tenants(
+        defs, settings, instance, tenant_ids=[TENANT], log_dir=settings.home / "logs"
+    )
+    return (0 if result.success else 1), (result.error or "") + tenant_log(settings, TENANT)
 
 
 def served(settings: Settings) -> list[tuple[str, int, str]] | None:
@@ -106,14 +115,19 @@ def batches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     corrected export, then an export truncated to 3 of its leads."""
     settings = Settings(home=tmp_path_factory.mktemp("gates"), database_url=None)
     out: dict[str, Any] = {"settings": settings}
-    generate_crm_export(settings.inbox_dir, TENANT, leads=LEADS, seed=20)
-    rewrite_export(settings, 20, no_key=4, bad_time=6)
-    out["unreadable"] = (*run(settings), served(settings), kept(settings))
-    generate_crm_export(settings.inbox_dir, TENANT, leads=LEADS, seed=20)
-    settle(export_path(settings))
-    out["good"] = (*run(settings), served(settings), kept(settings))
-    rewrite_export(settings, 3)
-    out["truncated"] = (*run(settings), served(settings), kept(settings))
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("DAGSTER_HOME", raising=False)  # dagster_instance sets it; undone after
+        instance = dagster_instance(settings)
+        defs = build_definitions(settings)
+        generate_crm_export(settings.inbox_dir, TENANT, leads=LEADS, seed=20)
+        rewrite_export(settings, 20, no_key=4, bad_time=6)
+        out["unreadable"] = (*run(settings, defs, instance), served(settings), kept(settings))
+        generate_crm_export(settings.inbox_dir, TENANT, leads=LEADS, seed=20)
+        settle(export_path(settings))
+        out["good"] = (*run(settings, defs, instance), served(settings), kept(settings))
+        rewrite_export(settings, 3)
+        out["truncated"] = (*run(settings, defs, instance), served(settings), kept(settings))
+        instance.dispose()
     return out
 
 
@@ -155,6 +169,9 @@ def test_every_check_of_the_good_run_is_kept_with_its_observed_value(batches):
     assert ("stg_stripe__charges", "referential_integrity__customer_id") in results
     assert results[("stripe/charges", "freshness")].observed_value == "not_connected"
     assert results[("stripe/charges", "expectations")].passed
+    # dbt's own tests, from the build's run_results.json, beside the GX checks.
+    dbt_test = results[("mart_lead_scores", "not_null_mart_lead_scores_lead_id")]
+    assert dbt_test.passed and dbt_test.observed_value == "pass: 0 failing rows"
     assert {r.tenant_id for r in results.values()} == {TENANT}
     assert all(r.passed for r in results.values()), [r for r in results.values() if not r.passed]
 
@@ -277,3 +294,54 @@ def test_freshness_needs_a_key_and_shows_only_the_callers_tenant(settings, sandb
         theirs = client.get("/v1/ops/freshness", headers={"X-API-Key": other}).json()
     assert theirs["tenant_id"] == "t-other"
     assert {s["status"] for s in theirs["sources"]} == {"not_connected"}
+
+
+def test_a_mart_suite_catches_scores_out_of_range_and_duplicate_leads():
+    """What a model change could produce and the API must never serve."""
+    contract = SERVING_TABLES["lead_scores"]
+    # Every column filled with a plausible value of its type.
+    sample = {pa.string(): "x", pa.int32(): 1, pa.float64(): 0.5, pa.bool_(): False}
+    good: dict[str, object] = {
+        f.name: sample.get(f.type, datetime(2026, 1, 1, tzinfo=UTC)) for f in contract.schema
+    }
+    good |= {"tenant_id": "t1", "email": "a@b.co", "score_model": "rules_v0"}
+    rows = [
+        good | {"lead_id": "L1", "score": 80, "grade": "A"},
+        good | {"lead_id": "L1", "score": 150, "grade": "E"},
+        good | {"lead_id": "L3", "score": 20, "grade": "D", "email": None},
+    ]
+    # As the warehouse hands it back: nothing there enforces the contract's not-nulls.
+    schema = pa.schema([f.with_nullable(True) for f in contract.schema])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    record = mart_expectations(contract, table, tenant_id="t1", run_id=None)
+    assert (record.passed, record.blocking, record.asset_key) == (False, True, contract.mart)
+    failed = {e["expectation"] for e in record.details["failed_expectations"]}
+    assert failed == {
+        "lead_id: expect_column_values_to_be_unique",
+        "score: expect_column_values_to_be_between",
+        "grade: expect_column_values_to_be_in_set",
+        "email: expect_column_values_to_not_be_null",
+    }
+
+
+def test_row_count_change_compares_with_the_last_passing_count(pg_settings):
+    """On Postgres (the ops schema of production): a failing count never becomes the
+    baseline, so two truncated loads in a row both fail."""
+    asset = "stripe/charges"
+
+    def check(rows: int) -> CheckRecord:
+        record = row_count_change(
+            pg_settings, asset_key=asset, tenant_id="t1", rows=rows, run_id="r"
+        )
+        record_results(pg_settings, [record])
+        return record
+
+    assert check(100).passed  # nothing to compare with yet
+    assert check(60).passed  # a 40% fall is within the default 50%
+    dropped = check(20)
+    assert not dropped.passed and dropped.details["previous_passing_rows"] == 60
+    assert not check(25).passed  # still measured against 60, not the failed 20
+    assert check(70).passed
+    (latest,) = latest_results(pg_settings, tenant_id="t1", asset_keys=[asset])
+    assert (latest.observed_value, latest.passed) == ("70", True)
+    assert latest_results(pg_settings, tenant_id="t2") == []
