@@ -34,7 +34,6 @@ from dagster import (
 
 from assets.resources import BizosSettings
 from connectors.sources import SOURCES
-from connectors.state import read_load_log
 from core.contracts.serving_tables import SERVING_TABLES
 from core.settings import Settings
 from core.tenancy import check_tenant_id
@@ -49,6 +48,7 @@ from quality.gates import (
     row_count_change,
     source_expectations,
 )
+from quality.load_log import batch_counts
 from quality.reads import read_lake_columns
 from quality.results import ERROR, CheckRecord, record_results
 from warehouse.marts import read_mart
@@ -145,14 +145,7 @@ def source_table_records(
     settings: Settings, tenant_id: str, *, run_id: str, selected: set[AssetCheckKey]
 ) -> list[CheckRecord]:
     records: list[CheckRecord] = []
-    batches = {
-        (row.source, row.table_name): {
-            "rows_in": row.rows_in,
-            "rows_quarantined": row.rows_quarantined,
-        }
-        for row in read_load_log(settings, tenant_id)
-        if row.run_id == run_id
-    }
+    batches = batch_counts(settings, tenant_id=tenant_id, run_id=run_id)
     for key, spec in SOURCE_TABLES.items():
         wanted = {c for c in (EXPECTATIONS, ROW_COUNT) if AssetCheckKey(key, c) in selected}
         if not wanted:

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import credentials
 from connectors.sources import SOURCES
-from connectors.state import read_load_log
 from core.settings import Settings
+from quality.load_log import load_history
 from quality.results import WARN, CheckRecord
 
 FRESHNESS = "freshness"
@@ -48,16 +48,10 @@ def tenant_freshness(
 ) -> list[TableFreshness]:
     """Every table of every source, for one tenant, as of ``now``."""
     now = now or datetime.now(UTC)
-    log = read_load_log(settings, tenant_id)
+    history = load_history(settings, tenant_id=tenant_id)
     connected = {c.source for c in credentials.list_credentials(settings, tenant_id)}
-    last: dict[tuple[str, str], datetime] = {}
-    loaded_sources = set()
-    for row in log:
-        loaded_sources.add(row.source)
-        if row.status == "success":
-            key = (row.source, row.table_name)
-            if key not in last or row.finished_at > last[key]:
-                last[key] = row.finished_at
+    last = history.last_success
+    loaded_sources = history.sources_loaded
     out = []
     for source, definition in SOURCES.items():
         hours = window_hours(settings, source)
