@@ -217,6 +217,15 @@ def test_a_source_suite_catches_wrong_types_null_keys_and_unknown_statuses():
     }
     assert failed["created: expect_column_values_to_be_in_type_list"]["observed_value"] == "str"
     assert failed["status: expect_column_values_to_be_in_set"]["examples"] == ["refunded"]
+    # The suite is built once per process and rebuilt when its rules change (another
+    # tenant): the verdict follows the rules, not the first build.
+    again = run_suite(
+        "test.stripe.charges",
+        source_rules(spec, tenant_id="t2", typed=non_null_columns(rows)),
+        to_pandas(rows),
+    )
+    (tenant_rule,) = [e for e in again.expectations if e["expectation"].startswith("tenant_id")]
+    assert tenant_rule["unexpected_count"] == 3
 
 
 # -- freshness ------------------------------------------------------------------------
