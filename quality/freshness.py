@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import credentials
 from connectors.sources import SOURCES
 from core.settings import Settings
-from quality.load_log import load_history
+from quality.load_log import LoadHistory, load_history
 from quality.results import WARN, CheckRecord
 
 FRESHNESS = "freshness"
@@ -47,17 +47,27 @@ def tenant_freshness(
     settings: Settings, tenant_id: str, *, now: datetime | None = None
 ) -> list[TableFreshness]:
     """Every table of every source, for one tenant, as of ``now``."""
-    now = now or datetime.now(UTC)
     history = load_history(settings, tenant_id=tenant_id)
     connected = {c.source for c in credentials.list_credentials(settings, tenant_id)}
-    last = history.last_success
-    loaded_sources = history.sources_loaded
+    return freshness_from(settings, history, connected, now=now)
+
+
+def freshness_from(
+    settings: Settings,
+    history: LoadHistory,
+    connected: set[str],
+    *,
+    now: datetime | None = None,
+) -> list[TableFreshness]:
+    """Every table of every source from the tenant's load history and the sources it
+    stored a credential for (the API reads those through its own role)."""
+    now = now or datetime.now(UTC)
     out = []
     for source, definition in SOURCES.items():
         hours = window_hours(settings, source)
         for table in definition.tables:
-            seen = last.get((source, table))
-            if source not in connected and source not in loaded_sources:
+            seen = history.last_success.get((source, table))
+            if source not in connected and source not in history.sources_loaded:
                 status = NOT_CONNECTED
             elif seen is not None and now - seen <= timedelta(hours=hours):
                 status = FRESH

@@ -20,12 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pyarrow as pa
 import pytest
 from dagster import AssetCheckKey, DagsterInstance, Definitions
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
-from assets.quality_checks import SOURCE_TABLES, source_table_records
+from assets.quality_checks import SOURCE_TABLES, freshness_records, source_table_records
 from connectors.sources import SOURCES
 from core.contracts.serving_tables import SERVING_TABLES
 from core.settings import Settings
@@ -39,6 +41,7 @@ from quality.source_suites import checked_columns, source_rules
 from sandbox.crm_export import generate_crm_export
 from sandbox.generator import generate_sources
 from sandbox.server.running import RunningSandbox, start_sandbox
+from serving.api_role import create_api_role
 from serving.keys import create_key
 from serving.main import create_app
 from serving.queries import top_lead_scores
@@ -375,3 +378,34 @@ def test_every_source_suite_passes_on_what_the_providers_send(settings, sandbox)
     )
     assert charges.details["rows_checked"] > 0 and charges.details["batch_rows_in"] > 0
     assert charges.details["expectations"] >= 15
+
+
+def test_on_postgres_the_api_reads_freshness_as_its_own_role(pg_settings, sandbox):
+    """The API's role reads the ops tables only through the key-checking functions:
+    the caller's tenant, its sources' loads and its latest checks, nothing else."""
+    ingest(pg_settings, sandbox, "cms_forms", tenant=FORMS)
+    selected = {AssetCheckKey(key, "freshness") for key in SOURCE_TABLES}
+    record_results(
+        pg_settings, freshness_records(pg_settings, FORMS, run_id="r1", selected=selected)
+    )
+    role = "bizos_api_quality_" + os.environ.get("PYTEST_XDIST_WORKER", "main")
+    url = create_api_role(pg_settings, role)
+    api = pg_settings.model_copy(update={"api_database_url": SecretStr(url)})
+    mine, other = create_key(pg_settings, FORMS), create_key(pg_settings, "t-other")
+    with TestClient(create_app(api)) as client:
+        shown = client.get("/v1/ops/freshness", headers={"X-API-Key": mine}).json()
+        theirs = client.get("/v1/ops/freshness", headers={"X-API-Key": other}).json()
+    sources = {s["source"]: s for s in shown["sources"]}
+    forms = sources["cms_forms"]
+    assert forms["status"] == "fresh" and forms["last_successful_load"] is not None
+    (table,) = forms["tables"]
+    assert [(c["check_name"], c["passed"], c["run_id"]) for c in table["checks"]] == [
+        ("freshness", True, "r1")
+    ]
+    assert sources["stripe"]["status"] == "not_connected"
+    assert theirs["tenant_id"] == "t-other"
+    assert {s["status"] for s in theirs["sources"]} == {"not_connected"}
+    assert all(t["checks"] == [] for s in theirs["sources"] for t in s["tables"])
+    # The role itself cannot read the tables: only through a key.
+    with psycopg.connect(url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT * FROM ops.check_results")

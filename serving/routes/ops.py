@@ -3,8 +3,9 @@ latest data-quality checks said.
 
 Scope ``scores:read`` (or ``admin``): an app that may read the tenant's scores may
 know how current they are; nothing here is another tenant's or a secret. Read
-from the ops database (``ops.load_log``, ``ops.check_results``) in the thread
-pool, filtered by the key's tenant.
+in the thread pool from the ops database (``ops.load_log``, ``ops.check_results``;
+on Postgres as the API's role, through functions that take the key:
+serving/ops_health.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from fastapi import APIRouter, HTTPException, Request, status
 
 from core.settings import Settings
 from opsdb.engine import OpsDatabaseUnavailable
-from quality.freshness import NOT_CONNECTED, STALE, TableFreshness, tenant_freshness
-from quality.results import CheckRecord, latest_results
+from quality.freshness import NOT_CONNECTED, STALE, TableFreshness
+from quality.results import CheckRecord
 from serving.deps import ScoresReader
+from serving.keys import KeyGrant
+from serving.ops_health import tenant_health
 from serving.ops_schemas import (
     CheckResultPublic,
     Freshness,
@@ -72,19 +75,17 @@ def _source(
     )
 
 
-def freshness_of(settings: Settings, tenant_id: str) -> FreshnessPublic:
+def freshness_of(settings: Settings, grant: KeyGrant) -> FreshnessPublic:
     now = datetime.now(UTC)
-    tables = tenant_freshness(settings, tenant_id, now=now)
+    health = tenant_health(settings, grant, now=now)
     checks: dict[str, list[CheckRecord]] = {}
-    for record in latest_results(
-        settings, tenant_id=tenant_id, asset_keys={t.asset_key for t in tables}
-    ):
+    for record in health.checks:
         checks.setdefault(record.asset_key, []).append(record)
     by_source: dict[str, list[TableFreshness]] = {}
-    for item in tables:
+    for item in health.tables:
         by_source.setdefault(item.source, []).append(item)
     return FreshnessPublic(
-        tenant_id=tenant_id,
+        tenant_id=grant.tenant_id,
         as_of=now,
         sources=[_source(s, items, checks) for s, items in by_source.items()],
     )
@@ -95,7 +96,7 @@ def freshness(request: Request, grant: ScoresReader) -> FreshnessPublic:
     """Per source: its window, last successful load, fresh/stale/not_connected, and
     per table the latest result of each data-quality check. The tenant is the key's."""
     try:
-        return freshness_of(request.app.state.settings, grant.tenant_id)
+        return freshness_of(request.app.state.settings, grant)
     except OpsDatabaseUnavailable as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -7,6 +7,11 @@ severity, the observed value and the details. It is the history the health
 dashboard and ``GET /v1/ops/freshness`` read, and the row-count check compares a
 load with the last passing result of its table and tenant.
 
+On Postgres the API's role reads them only through two ``SECURITY DEFINER``
+functions that take the caller's API key hash and answer for its tenant alone:
+``ops.tenant_source_loads`` (newest successful load per table, and the connected
+sources) and ``ops.tenant_check_results`` (the latest result of each check).
+
 Nothing refers to this revision id: it is chained after whatever ops revision
 comes before it when branches merge.
 
@@ -29,6 +34,50 @@ depends_on: str | Sequence[str] | None = None
 _TIME = sa.DateTime(timezone=True)
 _JSON = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 _AUTO_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+# The key is checked here, not by the caller, as in ops_0003: the tenant comes
+# from the key, and a key without scores:read (or admin) reads nothing.
+_KEY_TENANT = """
+    SELECT a.tenant_id FROM ops.api_keys a
+    WHERE a.key_hash = p_key_hash AND a.revoked_at IS NULL
+      AND (a.expires_at IS NULL OR a.expires_at > now())
+      AND (' ' || a.scopes || ' ' LIKE '% scores:read %'
+           OR ' ' || a.scopes || ' ' LIKE '% admin %')
+"""
+SOURCE_LOADS = f"""
+CREATE FUNCTION ops.tenant_source_loads(p_key_hash text)
+RETURNS TABLE (source text, table_name text, last_success timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT l.source, l.table_name, max(l.finished_at) FILTER (WHERE l.status = 'success')
+    FROM ops.load_log l
+    WHERE l.tenant_id = ({_KEY_TENANT})
+    GROUP BY l.source, l.table_name
+    UNION ALL
+    SELECT c.source, NULL, NULL
+    FROM ops.tenant_credentials c
+    WHERE c.tenant_id = ({_KEY_TENANT})
+$$
+"""
+CHECK_RESULTS = f"""
+CREATE FUNCTION ops.tenant_check_results(p_key_hash text)
+RETURNS TABLE (asset_key text, check_name text, passed boolean, blocking boolean,
+               severity text, observed_value text, run_id text, evaluated_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT DISTINCT ON (r.asset_key, r.check_name)
+           r.asset_key, r.check_name, r.passed, r.blocking, r.severity,
+           r.observed_value, r.run_id, r.evaluated_at
+    FROM ops.check_results r
+    WHERE r.tenant_id = ({_KEY_TENANT})
+    ORDER BY r.asset_key, r.check_name, r.id DESC
+$$
+"""
+FUNCTIONS = (
+    "ops.tenant_source_loads(text)",
+    "ops.tenant_check_results(text)",
+)
 
 
 def _schema() -> str | None:
@@ -61,9 +110,19 @@ def upgrade() -> None:
         ["tenant_id", "asset_key", "check_name", "evaluated_at"],
         schema=schema,
     )
+    if schema is None:
+        return
+    op.execute(SOURCE_LOADS)
+    op.execute(CHECK_RESULTS)
+    for function in FUNCTIONS:
+        op.execute(f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
+        op.execute(f"GRANT EXECUTE ON FUNCTION {function} TO bizos_reader")
 
 
 def downgrade() -> None:
     schema = _schema()
+    if schema is not None:
+        for function in FUNCTIONS:
+            op.execute(f"DROP FUNCTION {function}")
     op.drop_index("check_results_lookup_idx", table_name="check_results", schema=schema)
     op.drop_table("check_results", schema=schema)
