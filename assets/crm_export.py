@@ -4,7 +4,6 @@ import pyarrow.parquet as pq
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetExecutionContext,
     MaterializeResult,
     MetadataValue,
@@ -13,7 +12,9 @@ from dagster import (
 )
 
 from assets.partitions import tenants
+from assets.quality_checks import check_result, run_tenants
 from assets.resources import BizosSettings
+from core.settings import Settings
 from core.tenancy import check_tenant_id
 from exports.crm_leads import (
     ingest_crm_leads,
@@ -21,6 +22,11 @@ from exports.crm_leads import (
     quarantine_path,
 )
 from quality.crm_leads import validate_partition
+from quality.gates import MAX_QUARANTINED_SHARE, ROW_COUNT, row_count_change
+from quality.results import ERROR, CheckRecord, record_results
+
+ASSET_KEY = "crm_export/leads"
+EXPECTATIONS_CHECK = "crm_export_leads_expectations"
 
 
 @asset(
@@ -68,31 +74,87 @@ def crm_export_leads(context: AssetExecutionContext, bizos: BizosSettings) -> Ma
 
 @asset_check(
     asset=crm_export_leads,
-    description="Great Expectations suite `crm_leads` over the lake partition",
+    blocking=True,
+    description="Great Expectations suite `crm_leads` over the lake partition; fails too "
+    "when more than 20% of the export's rows were quarantined (a broken export). "
+    "Blocking: the tenant's raw copy, dbt and publish wait for it.",
 )
 def crm_export_leads_expectations(
     context: AssetCheckExecutionContext, bizos: BizosSettings
 ) -> AssetCheckResult:
     settings = bizos.get()
-    tenant_id = context.op_execution_context.partition_key
+    records = [
+        export_expectations(settings, tenant_id, run_id=context.run.run_id)
+        for tenant_id in run_tenants(context)
+    ]
+    record_results(settings, records)
+    return check_result(records)
+
+
+def export_expectations(settings: Settings, tenant_id: str, *, run_id: str) -> CheckRecord:
+    """The export suite over the tenant's partition, and the share it quarantined."""
     lake_path = leads_path(settings, tenant_id)
     if not lake_path.exists():
-        return AssetCheckResult(passed=False, metadata={"reason": "no lake partition"})
+        return CheckRecord(
+            check_name=EXPECTATIONS_CHECK,
+            asset_key=ASSET_KEY,
+            tenant_id=tenant_id,
+            passed=False,
+            blocking=True,
+            severity=ERROR,
+            observed_value="no lake partition",
+            details={"reason": "no lake partition"},
+            run_id=run_id,
+        )
     rows = pq.ParquetFile(lake_path).metadata.num_rows
     quarantine = quarantine_path(settings, tenant_id)
     quarantined = pq.ParquetFile(quarantine).metadata.num_rows if quarantine.exists() else 0
     outcome = validate_partition(lake_path)
     rows_in = rows + quarantined
     # Quarantined rows are expected now and then; a load that rejects most of
-    # its rows is a broken export worth an alert even though nothing bad landed.
-    severity = AssetCheckSeverity.ERROR if not outcome.success else AssetCheckSeverity.WARN
-    passed = outcome.success and (rows_in == 0 or quarantined / rows_in <= 0.2)
-    return AssetCheckResult(
-        passed=passed,
-        severity=severity,
-        metadata={
+    # its rows (wrong types, no lead id) is a broken export: nothing bad landed,
+    # but what landed is not the tenant's leads either.
+    share = quarantined / rows_in if rows_in else 0.0
+    failed = [e for e in outcome.expectations if not e["success"]]
+    return CheckRecord(
+        check_name=EXPECTATIONS_CHECK,
+        asset_key=ASSET_KEY,
+        tenant_id=tenant_id,
+        passed=outcome.success and share <= MAX_QUARANTINED_SHARE,
+        blocking=True,
+        severity=ERROR,
+        observed_value=f"{len(failed)} expectations failed; "
+        f"{quarantined} of {rows_in} rows quarantined",
+        details={
             "rows_checked": rows,
             "rows_quarantined": quarantined,
-            "expectations": MetadataValue.json(outcome.expectations),
+            "max_quarantined_share": MAX_QUARANTINED_SHARE,
+            "expectations": outcome.expectations,
         },
+        run_id=run_id,
     )
+
+
+@asset_check(
+    asset=crm_export_leads,
+    name=ROW_COUNT,
+    blocking=True,
+    description="the tenant's lead count against its last passing count: an export "
+    "more than BIZOS_QUALITY_MAX_ROW_DROP (default 50%) smaller is a truncated export",
+)
+def crm_export_leads_row_count(
+    context: AssetCheckExecutionContext, bizos: BizosSettings
+) -> AssetCheckResult:
+    settings = bizos.get()
+    run_id = context.run.run_id
+    records = []
+    for tenant_id in run_tenants(context):
+        lake_path = leads_path(settings, tenant_id)
+        rows = pq.ParquetFile(lake_path).metadata.num_rows if lake_path.exists() else 0
+        records.append(
+            row_count_change(
+                settings, asset_key=ASSET_KEY, tenant_id=tenant_id, rows=rows, run_id=run_id
+            )
+        )
+    record_results(settings, records)
+    return check_result(records)

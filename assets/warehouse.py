@@ -32,6 +32,8 @@ from assets.partitions import tenants
 from assets.resources import BizosSettings
 from core.settings import PROJECT_ROOT, Settings, get_settings
 from core.tenancy import check_tenant_id
+from quality.dbt_results import dbt_test_records
+from quality.results import record_results
 from warehouse.dbt_runs import (
     PARENT_PID_ENV,
     TENANT_ENV,
@@ -171,11 +173,18 @@ def bizos_dbt_models(
         # only and tests look at its rows only (dbt/macros/run_tenant.sql). Unit
         # tests check the SQL, not the data: they run in `make test`
         # (tests/test_dbt_project.py), not in every tenant's build.
-        yield from dbt.cli(
-            BUILD_ARGS,
-            context=context,
-            target_path=target_path,
-        ).stream()
+        try:
+            yield from dbt.cli(
+                BUILD_ARGS,
+                context=context,
+                target_path=target_path,
+            ).stream()
+        finally:
+            # dbt's test verdicts, kept beside the GX checks (docs/quality.md); a
+            # failed build's passing tests are kept too.
+            record_results(
+                settings, dbt_test_records(target_path, tenant_id=tenant_id, run_id=run_id)
+            )
 
 
 def dbt_resource(settings: Settings) -> DbtCliResource:

@@ -144,6 +144,19 @@ class Settings(BaseSettings):
         description="longest a supplier document may take to read (OCR included); "
         "one that takes longer is quarantined (`timeout`) and the batch goes on",
     )
+    # Data-quality gates (docs/quality.md).
+    quality_max_row_drop: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="a table whose row count for a tenant falls by more than this share "
+        "against its last passing check fails its blocking row-count check",
+    )
+    freshness_hours: dict[str, float] = Field(
+        default_factory=dict,
+        description="freshness windows per source, in hours, over the defaults (JSON, e.g. "
+        '{"stripe": 2, "ga4": 26}); a source not loaded within its window is stale',
+    )
     # The LLM extractor, used only for a tenant that stored its own key
     # (`bizos credentials set --tenant T --source llm`): any OpenAI-compatible
     # chat-completions endpoint.

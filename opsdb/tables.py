@@ -190,3 +190,24 @@ supplier_review_audit = sa.Table(
     ),
     sa.Index("supplier_review_audit_tenant_idx", "tenant_id", "audit_id"),
 )
+
+# -- data-quality check results (quality.results) -------------------------------------
+
+check_results = sa.Table(
+    "check_results",
+    metadata,
+    sa.Column("id", AutoId, sa.Identity(always=True), primary_key=True),
+    sa.Column("check_name", sa.Text, nullable=False),
+    # The checked asset, as Dagster writes it: ``crm_export/leads``, ``mart_lead_scores``.
+    sa.Column("asset_key", sa.Text, nullable=False),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("blocking", sa.Boolean, nullable=False),
+    sa.Column("severity", sa.Text, nullable=False),
+    sa.Column("observed_value", sa.Text),
+    sa.Column("details", JsonDocument),
+    sa.Column("run_id", sa.Text),
+    sa.Column("evaluated_at", UtcDateTime, nullable=False),
+    sa.CheckConstraint("severity IN ('ERROR', 'WARN')", name="check_results_severity_check"),
+    sa.Index("check_results_lookup_idx", "tenant_id", "asset_key", "check_name", "evaluated_at"),
+)

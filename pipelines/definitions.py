@@ -16,9 +16,14 @@ from dagster import (
     sensor,
 )
 
-from assets.crm_export import crm_export_leads, crm_export_leads_expectations
+from assets.crm_export import (
+    crm_export_leads,
+    crm_export_leads_expectations,
+    crm_export_leads_row_count,
+)
 from assets.lead_model import lead_model
 from assets.partitions import tenants
+from assets.quality_checks import quality_checks
 from assets.raw_tables import raw_tables
 from assets.resources import BizosSettings
 from assets.serving_tables import serving_table_assets
@@ -29,6 +34,7 @@ from assets.suppliers import supplier_inputs
 from assets.warehouse import bizos_dbt_models, dbt_resource
 from core.settings import Settings
 from exports.inbox import scan_inbox
+from pipelines.quality import check_freshness, freshness_every_half_hour
 from suppliers.reviews import latest_decision_ids
 
 materialize_all = define_asset_job(
@@ -130,9 +136,9 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             *SP_API_STAND_INS,
             *serving_table_assets,
         ],
-        asset_checks=[crm_export_leads_expectations],
-        jobs=[materialize_all, refresh_suppliers],
-        schedules=[daily_refresh],
+        asset_checks=[crm_export_leads_expectations, crm_export_leads_row_count, *quality_checks],
+        jobs=[materialize_all, refresh_suppliers, check_freshness],
+        schedules=[daily_refresh, freshness_every_half_hour],
         sensors=[tenant_inboxes, supplier_document_arrivals, supplier_reviews],
         resources={"bizos": bizos, "dbt": dbt_resource(settings)},
     )

@@ -16,6 +16,7 @@ import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 # GX would phone home and draw progress bars; neither belongs in a pipeline log.
@@ -54,24 +55,53 @@ def describe(config: Any) -> str:
     return f"{column}: {config.type}" if column else str(config.type)
 
 
-def run_suite(name: str, rules: Sequence[Rule], frame: pd.DataFrame) -> SuiteOutcome:
+_prepared: dict[str, tuple[tuple[Rule, ...], Any, Any]] = {}
+"""Per suite name: its rules, GX batch definition and suite, made once per process."""
+
+
+@cache
+def _context() -> Any:
+    """One ephemeral GX context per process: making one costs about a second, and a
+    run evaluates a suite per table."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def _suite_for(name: str, rules: Sequence[Rule]) -> tuple[Any, Any]:
+    """The batch definition and suite of ``name``, rebuilt only when its rules changed
+    (a referential-integrity suite's value set moves with its parent table)."""
+    import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import (
         ExpectationConfiguration,
     )
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    frozen = tuple(rules)
+    hit = _prepared.get(name)
+    if hit is not None and hit[0] == frozen:
+        return hit[1], hit[2]
+    context = _context()
+    if hit is not None:
+        context.data_sources.delete(name)
+        context.suites.delete(name)
     batch_definition = (
         context.data_sources.add_pandas(name)
         .add_dataframe_asset(name)
         .add_batch_definition_whole_dataframe(name)
     )
     suite = context.suites.add(gx.ExpectationSuite(name=name))
-    for rule in rules:
+    for rule in frozen:
         config = ExpectationConfiguration(type=rule.type, kwargs=dict(rule.kwargs))
         suite.add_expectation(config.to_domain_obj())
+    _prepared[name] = (frozen, batch_definition, suite)
+    return batch_definition, suite
+
+
+def run_suite(name: str, rules: Sequence[Rule], frame: pd.DataFrame) -> SuiteOutcome:
+    batch_definition, suite = _suite_for(name, rules)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(suite, result_format="COMPLETE")
 
@@ -81,13 +111,17 @@ def run_suite(name: str, rules: Sequence[Rule], frame: pd.DataFrame) -> SuiteOut
     for item in result.results:
         reason = describe(item.expectation_config)
         unexpected = item.result.get("unexpected_index_list") or []
-        outcome.expectations.append(
-            {
-                "expectation": reason,
-                "success": bool(item.success),
-                "unexpected_count": int(item.result.get("unexpected_count") or 0),
-            }
-        )
+        entry: dict[str, Any] = {
+            "expectation": reason,
+            "success": bool(item.success),
+            "unexpected_count": int(item.result.get("unexpected_count") or 0),
+        }
+        observed = item.result.get("observed_value")
+        if observed is not None:
+            entry["observed_value"] = str(observed)
+        if not item.success and item.result.get("partial_unexpected_list"):
+            entry["examples"] = [str(v) for v in item.result["partial_unexpected_list"][:5]]
+        outcome.expectations.append(entry)
         for index in unexpected:
             failures[index].append(reason)
     outcome.row_failures = dict(failures)

@@ -21,6 +21,7 @@ from serving.observability import Metrics, RequestContext, log_config
 from serving.ratelimit import rate_limiter
 from serving.readers import api_reader
 from serving.routes import api_router
+from serving.routes import ops as ops_routes
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ scores, all at once. Responses carry an `ETag` per publish; send it back as
 TAGS = [
     {"name": "lead scores", "description": "Scored leads of the caller's tenant."},
     {"name": "health", "description": "Liveness, readiness and metrics; no key needed."},
+    {"name": "ops", "description": "Freshness and data-quality checks of the tenant's sources."},
 ]
 
 
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(api_router)
+    app.include_router(ops_routes.router)
     problems.install(app)
     # Outermost last: request ids, logs and metrics cover the fast path's answers too.
     app.add_middleware(LeadScoreFastPath)

@@ -89,6 +89,7 @@ def test_materialize_all_loads_every_source_table(settings):
     assert [j.name for j in defs.jobs if not j.name.startswith("__")] == [
         "materialize_all",
         "refresh_suppliers",
+        "check_freshness",
     ]
 
 

@@ -90,6 +90,7 @@ def test_the_document_names_every_route_and_error_shape() -> None:
         "/v1/suppliers/{supplier_id}/reviews",
         "/v1/sourcing/opportunities",
         "/v1/sourcing/opportunities/{asin}",
+        "/v1/ops/freshness",
     }
     scores = document["paths"]["/v1/leads/scores"]["get"]
     for status in ("400", "401", "403", "422", "429", "503"):

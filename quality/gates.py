@@ -1,0 +1,202 @@
+"""The data-quality gates as plain functions: each evaluates one check for one
+tenant and returns the result as it is kept (``quality.results.CheckRecord``).
+The Dagster wiring (assets/quality_checks.py) only reads their verdicts out.
+
+- ``source_expectations``: a raw table's GX suite over the tenant's landed rows,
+  and the share of this run's batch that landing refused (wrong types, a null
+  key: those rows are quarantined, so a batch that is mostly refused shows here).
+- ``row_count_change``: the tenant's row count against the last passing result of
+  the same check; a fall of more than ``quality_max_row_drop`` fails.
+- ``mart_expectations``: a serving mart's GX suite over the tenant's rows.
+- ``referential_integrity``: child keys of one staging table that its parent lacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from connectors.landing import TableSpec
+from core.contracts.table import TableContract
+from core.settings import Settings
+from quality.expectations import Rule, SuiteOutcome, run_suite
+from quality.frames import non_null_columns, to_pandas
+from quality.mart_suites import mart_rules
+from quality.results import ERROR, WARN, CheckRecord, last_passing_value
+from quality.source_suites import source_rules, suite_name
+
+EXPECTATIONS = "expectations"
+ROW_COUNT = "row_count_change"
+INTEGRITY = "referential_integrity"
+
+MAX_QUARANTINED_SHARE = 0.2
+"""A batch of which landing refused more than this share is a broken extract, not a
+few bad records: it fails the table's gate even though nothing bad landed."""
+
+
+def _validate(name: str, rules: Sequence[Rule], table: pa.Table) -> SuiteOutcome:
+    """GX over ``table``; an empty table meets every expectation (no GX run: most
+    tenants use a few of the sources, and each empty suite would cost a validation)."""
+    if table.num_rows == 0:
+        return SuiteOutcome(suite_name=name, success=True)
+    return run_suite(name, rules, to_pandas(table))
+
+
+def _failed(outcome: SuiteOutcome) -> list[dict[str, Any]]:
+    return [e for e in outcome.expectations if not e["success"]]
+
+
+def source_expectations(
+    spec: TableSpec,
+    rows: pa.Table,
+    *,
+    tenant_id: str,
+    batch: Mapping[str, int] | None,
+    asset_key: str,
+    run_id: str | None,
+) -> CheckRecord:
+    """The GX suite of ``spec`` over the tenant's ``rows``, and the refused share of
+    ``batch`` (``rows_in``/``rows_quarantined`` of this run's load, if it loaded)."""
+    rules = source_rules(spec, tenant_id=tenant_id, typed=non_null_columns(rows))
+    outcome = _validate(suite_name(spec), rules, rows)
+    rows_in = int(batch.get("rows_in", 0)) if batch else 0
+    refused = int(batch.get("rows_quarantined", 0)) if batch else 0
+    share = refused / rows_in if rows_in else 0.0
+    passed = outcome.success and share <= MAX_QUARANTINED_SHARE
+    failed = _failed(outcome)
+    return CheckRecord(
+        check_name=EXPECTATIONS,
+        asset_key=asset_key,
+        tenant_id=tenant_id,
+        passed=passed,
+        blocking=True,
+        severity=ERROR,
+        observed_value=f"{len(failed)} of {len(rules)} expectations failed; "
+        f"{refused} of {rows_in} rows of the batch quarantined",
+        details={
+            "rows_checked": rows.num_rows,
+            "batch_rows_in": rows_in,
+            "batch_rows_quarantined": refused,
+            "max_quarantined_share": MAX_QUARANTINED_SHARE,
+            "failed_expectations": failed,
+            "expectations": len(rules),
+        },
+        run_id=run_id,
+    )
+
+
+def row_count_change(
+    settings: Settings, *, asset_key: str, tenant_id: str, rows: int, run_id: str | None
+) -> CheckRecord:
+    """``rows`` against the last passing count of this table and tenant."""
+    previous_text = last_passing_value(
+        settings, check_name=ROW_COUNT, asset_key=asset_key, tenant_id=tenant_id
+    )
+    previous = int(previous_text) if previous_text and previous_text.isdigit() else None
+    limit = settings.quality_max_row_drop
+    drop = (previous - rows) / previous if previous else 0.0
+    passed = drop <= limit
+    return CheckRecord(
+        check_name=ROW_COUNT,
+        asset_key=asset_key,
+        tenant_id=tenant_id,
+        passed=passed,
+        blocking=True,
+        severity=ERROR,
+        observed_value=str(rows),
+        details={
+            "rows": rows,
+            "previous_passing_rows": previous,
+            "drop": round(drop, 4),
+            "max_drop": limit,
+        },
+        run_id=run_id,
+    )
+
+
+def mart_expectations(
+    contract: TableContract, rows: pa.Table, *, tenant_id: str, run_id: str | None
+) -> CheckRecord:
+    """The GX suite of the mart behind ``contract`` over the tenant's ``rows``."""
+    rules = mart_rules(
+        contract,
+        tenant_id=tenant_id,
+        typed=non_null_columns(rows),
+        columns=set(rows.column_names),
+    )
+    outcome = _validate(f"mart.{contract.name}", rules, rows)
+    failed = _failed(outcome)
+    return CheckRecord(
+        check_name=EXPECTATIONS,
+        asset_key=contract.mart,
+        tenant_id=tenant_id,
+        passed=outcome.success,
+        blocking=True,
+        severity=ERROR,
+        observed_value=f"{len(failed)} of {len(rules)} expectations failed on {rows.num_rows} rows",
+        details={"rows_checked": rows.num_rows, "failed_expectations": failed},
+        run_id=run_id,
+    )
+
+
+@dataclass(frozen=True)
+class Link:
+    """A staging table's column that must name a row of its parent staging table."""
+
+    child: str
+    column: str
+    parent: str
+    parent_column: str
+
+    @property
+    def check_name(self) -> str:
+        return f"{INTEGRITY}__{self.column}"
+
+
+LINKS: tuple[Link, ...] = (
+    Link("stg_stripe__charges", "customer_id", "stg_stripe__customers", "customer_id"),
+    Link("stg_stripe__invoices", "customer_id", "stg_stripe__customers", "customer_id"),
+    Link("stg_saleor__order_lines", "order_id", "stg_saleor__orders", "order_id"),
+    Link("stg_crm_api__activities", "lead_id", "stg_crm_api__leads", "lead_id"),
+)
+"""The links worth a check: each is a join a mart makes, where an orphan drops out
+of it silently (a charge of an unknown customer is revenue nobody is credited with)."""
+
+STAGING_SCHEMA = "staging"
+
+
+def referential_integrity(
+    link: Link, child: pa.Table, parent: pa.Table | None, *, tenant_id: str, run_id: str | None
+) -> CheckRecord:
+    """Child keys of ``link`` (nulls aside) that its parent does not hold, per GX's
+    ``expect_column_values_to_be_in_set`` with the parent's keys as the set.
+    ``parent`` may be None when the child has no keys (nothing to look up)."""
+    child = child.filter(pc.is_valid(child.column(link.column)))
+    parent_keys: list[Any] = []
+    if parent is not None:
+        parent_keys = sorted({v for v in parent.column(link.parent_column).to_pylist() if v})
+    rule = Rule(
+        "expect_column_values_to_be_in_set", {"column": link.column, "value_set": parent_keys}
+    )
+    outcome = _validate(f"integrity.{link.child}.{link.column}", [rule], child)
+    failed = _failed(outcome)
+    orphans = sum(int(e["unexpected_count"]) for e in failed)
+    return CheckRecord(
+        check_name=link.check_name,
+        asset_key=link.child,
+        tenant_id=tenant_id,
+        passed=outcome.success,
+        blocking=False,
+        severity=WARN,
+        observed_value=f"{orphans} of {child.num_rows} {link.column} not in {link.parent}",
+        details={
+            "parent": link.parent,
+            "orphans": orphans,
+            "examples": [x for e in failed for x in e.get("examples", [])][:5],
+        },
+        run_id=run_id,
+    )
