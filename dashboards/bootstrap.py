@@ -217,6 +217,21 @@ def _ensure_analyst_role(datasets: list[Any]) -> None:
         security_manager.add_permission_role(role, pv)
 
 
+def _open_dashboards_to_analysts(contents: dict[str, str]) -> None:
+    """Give the analyst role our dashboards (DASHBOARD_RBAC): what they may open does
+    not depend on which marts have landed. Rows are still the tenant filters' call."""
+    from superset import security_manager
+    from superset.extensions import db
+    from superset.models.dashboard import Dashboard
+
+    role = security_manager.find_role(ANALYST_ROLE)
+    uuids = [yaml.safe_load(t)["uuid"] for p, t in contents.items() if p.startswith("dashboards/")]
+    for dashboard in db.session.query(Dashboard).filter(Dashboard.uuid.in_(uuids)):
+        if role not in dashboard.roles:
+            dashboard.roles.append(role)
+    db.session.commit()
+
+
 def _tenant_role(tenant: str) -> Any:
     from superset import security_manager
 
@@ -305,6 +320,7 @@ def do_import(request: dict[str, Any]) -> dict[str, Any]:
             ImportAssetsCommand(contents).run()
             datasets = _our_datasets()
             _ensure_analyst_role(datasets)
+            _open_dashboards_to_analysts(contents)
             _ensure_tenant_filters(request["tenants"], datasets)
             db.session.commit()
             marker.write_text(fingerprint)

@@ -42,7 +42,9 @@ SESSION_COOKIE_SECURE = False
 FEATURE_FLAGS = {
     # Analysts open dashboards; they do not write SQL against the serving store.
     "ENABLE_TEMPLATE_PROCESSING": False,
-    "DASHBOARD_RBAC": False,
+    # Dashboards are opened through the analyst role the bootstrap gives them, so a
+    # dashboard whose charts are all not-landed notes (no dataset) is still listed.
+    "DASHBOARD_RBAC": True,
     "THUMBNAILS": False,
     "ALERT_REPORTS": False,
 }
