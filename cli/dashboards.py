@@ -310,6 +310,7 @@ def start(superset: Superset) -> bool:
     log = open(superset.log_file, "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
         [str(gunicorn), "--workers", "1", "--threads", "8", "--timeout", "120"]
+        + ["--graceful-timeout", "5"]
         + ["--bind", f"127.0.0.1:{superset.dashboard.port}", "--limit-request-line", "0"]
         + ["superset.app:create_app()"],
         env=superset.env(),
@@ -435,13 +436,19 @@ def down_command() -> None:
 
 
 @dashboards_app.command("export")
-def export_command() -> None:
-    """Write the dashboards as they are in Superset back to dashboards/bundle."""
+def export_command(
+    bundle: Annotated[
+        Path, typer.Option(help="bundle folder to write (default: dashboards/bundle)")
+    ] = BUNDLE_DIR,
+) -> None:
+    """Write the dashboards as they are in Superset back to the bundle, for review as code."""
+    if not (bundle / "metadata.yaml").exists():
+        raise _fail(DashboardsError(f"{bundle} is not a dashboards bundle (no metadata.yaml)"))
     try:
-        result = export(superset_for())
+        result = export(superset_for(), bundle)
     except DashboardsError as exc:
         raise _fail(exc) from None
-    console.print(f"wrote {len(result['written'])} files to {BUNDLE_DIR}")
+    console.print(f"wrote {len(result['written'])} files to {bundle}")
     for title in result["kept_not_landed"]:
         console.print(f"kept as in the bundle (shows a not-landed note): {title}")
 

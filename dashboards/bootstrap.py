@@ -62,7 +62,9 @@ def _existing_tables(uri: str, extra: dict[str, Any], schema: str | None) -> set
         engine.dispose()
 
 
-def render_bundle(bundle: Path, databases: dict[str, dict[str, Any]]) -> tuple[dict[str, str], list[str]]:
+def render_bundle(
+    bundle: Path, databases: dict[str, dict[str, Any]]
+) -> tuple[dict[str, str], list[str]]:
     """The bundle as this installation imports it, and the tables it found missing."""
     files = _bundle_files(bundle)
     db_by_uuid: dict[str, dict[str, Any]] = {}
@@ -264,9 +266,7 @@ def _ensure_tenant_filters(tenants: list[str], datasets: list[Any]) -> None:
         _set_list_if_changed(rls, "roles", [role])
         _set_list_if_changed(rls, "tables", datasets)
     existing = [
-        r
-        for r in security_manager.get_all_roles()
-        if r.name.startswith(TENANT_ROLE_PREFIX)
+        r for r in security_manager.get_all_roles() if r.name.startswith(TENANT_ROLE_PREFIX)
     ]
     deny = db.session.query(RowLevelSecurityFilter).filter_by(name=DENY_FILTER).one_or_none()
     if deny is None:
@@ -338,9 +338,8 @@ def do_grant(request: dict[str, Any]) -> dict[str, Any]:
     app = _app()
     with app.app_context():
         from superset import security_manager
-        from superset.extensions import db
-
         from superset.connectors.sqla.models import SqlaTable
+        from superset.extensions import db
 
         _BUNDLE_DATASETS[:] = request["dataset_uuids"]
         datasets = list(
@@ -448,11 +447,11 @@ def do_export(request: dict[str, Any]) -> dict[str, Any]:
     app = _app()
     written, kept = [], []
     with app.app_context():
+        from flask import g
         from superset import security_manager
         from superset.commands.dashboard.export import ExportDashboardsCommand
-        from superset.models.dashboard import Dashboard
         from superset.extensions import db
-        from flask import g
+        from superset.models.dashboard import Dashboard
 
         g.user = security_manager.find_user(username=request["admin_user"])
         dashboard_uuids = [
@@ -470,7 +469,10 @@ def do_export(request: dict[str, Any]) -> dict[str, Any]:
         for path, content in ExportDashboardsCommand(ids, export_related=True).run():
             if not path.endswith(".yaml") or path.endswith("metadata.yaml"):
                 continue
-            rel = path.split("/", 1)[1]
+            # Superset puts the files under a dated root folder; keep what follows it.
+            parts = path.split("/")
+            kinds = ("databases", "datasets", "charts", "dashboards")
+            rel = "/".join(parts[next(i for i, p in enumerate(parts) if p in kinds) :])
             doc = yaml.safe_load(content() if callable(content) else content)
             doc = _normalized(rel, doc, db_names)
             target = existing.get(str(doc.get("uuid")), rel)

@@ -58,6 +58,7 @@ return {
   rendered: charts.filter(c => c.querySelector(arguments[0])).length,
   loading: visible(arguments[2]).length,
   errors: visible(arguments[1]).map(e => e.innerText.trim()).filter(t => t),
+  text: charts.map(c => c.innerText).join("\\n"),
   notes: visible(".dashboard-markdown").filter(e => e.innerText.includes("Not landed yet")).length,
 };
 """

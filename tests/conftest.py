@@ -37,6 +37,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 LONGEST_FIRST = (
     "test_runs_postgres.py",
     "test_runs_embedded.py",
+    "test_dashboards.py",
     "test_lead_marts.py",
     "test_dbt_project.py",
     "test_supplier_marts.py",
