@@ -38,6 +38,7 @@ LONGEST_FIRST = (
     "test_runs_postgres.py",
     "test_runs_embedded.py",
     "test_dashboards.py",
+    "test_dashboards_marts.py",
     "test_lead_marts.py",
     "test_dbt_project.py",
     "test_supplier_marts.py",
