@@ -191,18 +191,12 @@ def _ensure_admin(username: str, password: str) -> bool:
     return True
 
 
-def _our_datasets() -> list[Any]:
+def _datasets(uuids: list[str]) -> list[Any]:
+    """The bundle's datasets as imported here (those whose table has landed)."""
     from superset.connectors.sqla.models import SqlaTable
     from superset.extensions import db
 
-    return list(db.session.query(SqlaTable).filter(SqlaTable.uuid.in_(_bundle_dataset_uuids())))
-
-
-_BUNDLE_DATASETS: list[Any] = []
-
-
-def _bundle_dataset_uuids() -> list[Any]:
-    return _BUNDLE_DATASETS
+    return list(db.session.query(SqlaTable).filter(SqlaTable.uuid.in_(uuids)))
 
 
 def _ensure_analyst_role(datasets: list[Any]) -> None:
@@ -250,10 +244,8 @@ def _ensure_tenant_filters(tenants: list[str], datasets: list[Any]) -> None:
     from superset.connectors.sqla.models import RowLevelSecurityFilter
     from superset.extensions import db
 
-    tenant_roles = []
     for tenant in sorted(set(tenants)):
         role = _tenant_role(tenant)
-        tenant_roles.append(role)
         name = f"bizos tenant {tenant}"
         rls = db.session.query(RowLevelSecurityFilter).filter_by(name=name).one_or_none()
         if rls is None:
@@ -286,9 +278,12 @@ def _set_if_changed(obj: Any, attr: str, value: Any) -> None:
 
 
 def _set_list_if_changed(obj: Any, attr: str, values: list[Any]) -> None:
-    if {v.id for v in getattr(obj, attr)} != {v.id for v in values if v.id is not None} or any(
-        v.id is None for v in values
-    ):
+    """Replace a relationship only when its members differ, so a second ``up`` writes
+    nothing (the objects are flushed first, so new ones have ids to compare)."""
+    from superset.extensions import db
+
+    db.session.flush()
+    if {v.id for v in getattr(obj, attr)} != {v.id for v in values}:
         setattr(obj, attr, values)
 
 
@@ -304,7 +299,7 @@ def do_import(request: dict[str, Any]) -> dict[str, Any]:
         upgraded = _upgrade_metadata(state)
         admin_created = _ensure_admin(request["admin_user"], request["admin_password"])
         contents, missing = render_bundle(bundle, request["databases"])
-        _BUNDLE_DATASETS[:] = [
+        dataset_uuids = [
             yaml.safe_load(t)["uuid"] for p, t in contents.items() if p.startswith("datasets/")
         ]
         version = getattr(superset, "__version__", "unknown")
@@ -318,7 +313,7 @@ def do_import(request: dict[str, Any]) -> dict[str, Any]:
             # The import checks the acting user's rights: act as the admin.
             g.user = security_manager.find_user(username=request["admin_user"])
             ImportAssetsCommand(contents).run()
-            datasets = _our_datasets()
+            datasets = _datasets(dataset_uuids)
             _ensure_analyst_role(datasets)
             _open_dashboards_to_analysts(contents)
             _ensure_tenant_filters(request["tenants"], datasets)
@@ -338,13 +333,9 @@ def do_grant(request: dict[str, Any]) -> dict[str, Any]:
     app = _app()
     with app.app_context():
         from superset import security_manager
-        from superset.connectors.sqla.models import SqlaTable
         from superset.extensions import db
 
-        _BUNDLE_DATASETS[:] = request["dataset_uuids"]
-        datasets = list(
-            db.session.query(SqlaTable).filter(SqlaTable.uuid.in_(request["dataset_uuids"]))
-        )
+        datasets = _datasets(request["dataset_uuids"])
         tenant_roles = {
             r.name[len(TENANT_ROLE_PREFIX) :]
             for r in security_manager.get_all_roles()
