@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 export BIZOS_HOME ?= $(CURDIR)/.bizos
 
-.PHONY: demo test env lint typecheck serve dagster clean
+.PHONY: demo test env lint typecheck serve dagster clean superset-env chromium
 
 $(UV):
 	@echo "uv not found: installing it into .tools/ from the package registry"
@@ -27,7 +27,7 @@ env: $(VENV)/.synced
 demo: env
 	$(VENV)/bin/bizos demo
 
-test: env
+test: env superset-env chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -n auto --dist loadfile --durations=15
@@ -38,6 +38,17 @@ lint: env
 
 typecheck: env
 	$(VENV)/bin/mypy
+
+# Superset's own virtualenv (it pins SQLAlchemy 1.4 and pandas 2.1), rebuilt when its
+# requirements change; `bizos dashboards up` builds it the same way when missing.
+superset-env: env
+	$(VENV)/bin/bizos dashboards env
+
+# Debian's Chromium and its driver, for the dashboards' browser tests; installed
+# only when missing (browser downloads from other hosts are not reachable).
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver)
 
 serve: env
 	$(VENV)/bin/bizos serve

@@ -37,6 +37,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 LONGEST_FIRST = (
     "test_runs_postgres.py",
     "test_runs_embedded.py",
+    "test_dashboards.py",
+    "test_dashboards_marts.py",
     "test_lead_marts.py",
     "test_quality_gates.py",
     "test_dbt_project.py",

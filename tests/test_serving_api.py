@@ -111,13 +111,16 @@ def test_publishes_keep_rls_grants_and_log(two_tenants: Settings, pg_url: str) -
             " WHERE n.nspname = 'serving' AND c.relkind = 'r' ORDER BY relname"
         ).fetchall()
         assert tables == [
+            ("ai_usage_cost", True, True),
             ("alembic_version_serving", False, False),
             ("lead_model_cards", True, True),
             ("lead_score_history", True, True),
             ("lead_scores", True, True),
             ("publish_log", False, False),
+            ("revenue_monthly", True, True),
             ("sourcing_opportunities", True, True),
             ("supplier_risk", True, True),
+            ("traffic_by_source", True, True),
         ]
         policies = conn.execute(
             "SELECT policyname, cmd, roles::text[] FROM pg_policies"
