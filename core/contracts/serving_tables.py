@@ -6,8 +6,8 @@ from __future__ import annotations
 from core.contracts.lead_model_cards import LEAD_MODEL_CARDS
 from core.contracts.lead_score_history import LEAD_SCORE_HISTORY
 from core.contracts.lead_scores import LEAD_SCORES
-from core.contracts.sourcing_opportunities import SOURCING_OPPORTUNITIES
 from core.contracts.revenue_traffic import AI_USAGE_COST, REVENUE_MONTHLY, TRAFFIC_BY_SOURCE
+from core.contracts.sourcing_opportunities import SOURCING_OPPORTUNITIES
 from core.contracts.supplier_risk import SUPPLIER_RISK
 from core.contracts.table import TableContract
 
