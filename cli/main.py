@@ -16,6 +16,7 @@ from cli.credentials import credentials_app
 from cli.db import db_app
 from cli.keys import keys_app
 from cli.scores import scores_app
+from cli.tenants import tenants_app
 from core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(db_app, name="db")
 app.add_typer(scores_app, name="scores")
+app.add_typer(tenants_app, name="tenants")
 # Our own handle on the terminal: run logs are redirected at the fd level while
 # a job runs, and the progress shown here must not follow them into the file.
 console = Console(

@@ -190,3 +190,17 @@ supplier_review_audit = sa.Table(
     ),
     sa.Index("supplier_review_audit_tenant_idx", "tenant_id", "audit_id"),
 )
+
+# -- tenants (opsdb.tenants) ----------------------------------------------------------
+
+# A tenant with no row here but with keys or data (installs from before ops_0004)
+# counts as active: the row is what `bizos tenants` adds and what disabling changes.
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("disabled_at", UtcDateTime),
+    sa.CheckConstraint("status IN ('active', 'disabled')", name="tenants_status_check"),
+)

@@ -15,7 +15,8 @@ key does not turn every read into a write).
 
 The hashes live in the ops database's ``api_keys`` table (``opsdb.tables``): on
 Postgres in schema ``ops``, which the API's role reads only through
-``ops.api_key_find`` (migration ops_0002); embedded in ``state/ops.sqlite``.
+``ops.api_key_find`` (migration ops_0002); embedded in ``state/ops.sqlite``. Both
+lookups refuse the keys of a disabled tenant (``opsdb.tenants``, migration ops_0004).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import sqlalchemy as sa
 from core.settings import Settings
 from core.tenancy import check_tenant_id
 from opsdb.engine import OpsDatabaseUnavailable, ops_database_exists, transaction
-from opsdb.tables import api_keys
+from opsdb.tables import api_keys, tenants
 from serving.store import StoreUnavailable
 
 KEY_PREFIX = "bz_"
@@ -173,10 +174,17 @@ def find_grant(
         return None  # no key was ever created; do not litter an empty file
     key_hash = hash_key(key)
     k = api_keys.c
+    t = tenants.c
     with _ops(settings, write=False) as connection:
+        # A disabled tenant's keys fail from the commit that disabled it; a tenant with
+        # no registry row (an install from before ops_0004) counts as active.
         row = connection.execute(
-            sa.select(k.key_hash, k.tenant_id, k.key_prefix, k.scopes, k.expires_at).where(
-                k.key_hash == key_hash, k.revoked_at.is_(None)
+            sa.select(k.key_hash, k.tenant_id, k.key_prefix, k.scopes, k.expires_at)
+            .select_from(api_keys.outerjoin(tenants, t.tenant_id == k.tenant_id))
+            .where(
+                k.key_hash == key_hash,
+                k.revoked_at.is_(None),
+                sa.or_(t.status.is_(None), t.status == "active"),
             )
         ).first()
     if row is None or not hmac.compare_digest(row[0], key_hash):

@@ -56,7 +56,7 @@ def stamp(settings: Settings, revision: str) -> None:
 
 def test_upgrade_from_empty_builds_the_declared_tables(target: Settings) -> None:
     assert migrations.status(target, "ops").state == "empty"
-    assert migrations.upgrade(target, "ops") == migrations.head("ops") == "ops_0003"
+    assert migrations.upgrade(target, "ops") == migrations.head("ops") == "ops_0004"
     engine = inspect_engine(target)
     inspector = sa.inspect(engine)
     schema = schema_of(target)
@@ -82,20 +82,20 @@ def test_upgrade_from_empty_builds_the_declared_tables(target: Settings) -> None
 def test_a_second_upgrade_changes_nothing_and_keeps_rows(target: Settings) -> None:
     key = create_key(target, "acme")  # the store upgrades on first use
     assert migrations.status(target, "ops").state == "current"
-    assert migrations.upgrade(target, "ops") == "ops_0003"
-    assert migrations.upgrade(target, "ops") == "ops_0003"
+    assert migrations.upgrade(target, "ops") == "ops_0004"
+    assert migrations.upgrade(target, "ops") == "ops_0004"
     assert resolve_key(target, key) == "acme"
     engine = inspect_engine(target)
     with engine.connect() as conn:
         table = "ops.alembic_version_ops" if schema_of(target) else "alembic_version_ops"
-        assert conn.execute(sa.text(f"SELECT version_num FROM {table}")).all() == [("ops_0003",)]
+        assert conn.execute(sa.text(f"SELECT version_num FROM {table}")).all() == [("ops_0004",)]
     engine.dispose()
 
 
 def test_a_database_ahead_of_the_code_is_refused(target: Settings) -> None:
     migrations.upgrade(target, "ops")
     stamp(target, "ops_9999")
-    with pytest.raises(migrations.SchemaAhead, match="revision ops_9999.*newest is ops_0003"):
+    with pytest.raises(migrations.SchemaAhead, match="revision ops_9999.*newest is ops_0004"):
         migrations.upgrade(target, "ops")
     # A store refuses too, before it reads or writes a row (a fresh process would).
     migrations._checked.clear()
@@ -126,8 +126,8 @@ def test_two_processes_upgrading_at_once_both_succeed(target: Settings) -> None:
     ]
     results = [p.communicate(timeout=180) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in results]
-    assert [out.strip() for out, _ in results] == ["ops_0003"] * 3
-    assert migrations.status(target, "ops").current == "ops_0003"
+    assert [out.strip() for out, _ in results] == ["ops_0004"] * 3
+    assert migrations.status(target, "ops").current == "ops_0004"
 
 
 def test_db_status_and_upgrade_commands(target: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,10 +144,10 @@ def test_db_status_and_upgrade_commands(target: Settings, monkeypatch: pytest.Mo
 
     upgraded = runner.invoke(app, ["db", "upgrade"])
     assert upgraded.exit_code == 0, upgraded.output
-    assert "ops: empty -> ops_0003" in upgraded.output
+    assert "ops: empty -> ops_0004" in upgraded.output
     after = runner.invoke(app, ["db", "status"])
     ops_line = next(line for line in after.output.splitlines() if "│ ops " in line)
-    assert ops_line.count("ops_0003") == 2 and "up to date" in ops_line
+    assert ops_line.count("ops_0004") == 2 and "up to date" in ops_line
     serving_line = next(line for line in after.output.splitlines() if "│ serving " in line)
     if target.target is Target.DUCKDB:
         assert "Postgres only" in serving_line
