@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli import backfill as backfill_cli
 from cli import sandbox as sandbox_cli
 from cli.credentials import credentials_app
 from cli.db import db_app
@@ -47,6 +48,7 @@ TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="one tenan
 # CRM exports), and the local HTTP server speaking each provider's shapes.
 app.command("generate")(sandbox_cli.generate)
 app.command("sandbox")(sandbox_cli.serve)
+app.command("backfill")(backfill_cli.backfill)
 
 
 @app.command("connect-sandbox")

@@ -116,10 +116,10 @@ def disabled_tenants(settings: Settings) -> set[str]:
         return set()
     t = tenants.c
     with transaction(settings, write=False) as connection:
-        rows = connection.execute(
+        found = connection.execute(
             sa.select(t.tenant_id).where(t.status == TenantStatus.DISABLED)
         ).scalars()
-        return set(rows)
+        return {str(tenant_id) for tenant_id in found}
 
 
 def runnable(settings: Settings, tenant_ids: Iterable[str]) -> list[str]:

@@ -276,13 +276,11 @@ def _clear_postgres_warehouse(settings: Settings, tenant_id: str) -> int:
                 {"skip": list(NOT_WAREHOUSE)},
             ).all()
             removed = 0
+            quoted = conn.dialect.identifier_preparer
             for schema, table in tables:
-                quoted = conn.dialect.identifier_preparer
+                name = f"{quoted.quote_schema(str(schema))}.{quoted.quote(str(table))}"
                 removed += conn.execute(
-                    sa.text(
-                        f"DELETE FROM {quoted.quote_schema(schema)}.{quoted.quote(table)} "
-                        "WHERE tenant_id = :t"
-                    ),
+                    sa.text(f"DELETE FROM {name} WHERE tenant_id = :t"),
                     {"t": tenant_id},
                 ).rowcount
             return removed
