@@ -116,10 +116,9 @@ def disabled_tenants(settings: Settings) -> set[str]:
         return set()
     t = tenants.c
     with transaction(settings, write=False) as connection:
-        found = connection.execute(
-            sa.select(t.tenant_id).where(t.status == TenantStatus.DISABLED)
-        ).scalars()
-        return {str(tenant_id) for tenant_id in found}
+        query = sa.select(t.tenant_id).where(t.status == TenantStatus.DISABLED)
+        rows = connection.execute(query).tuples().all()
+    return {str(row[0]) for row in rows}
 
 
 def runnable(settings: Settings, tenant_ids: Iterable[str]) -> list[str]:
