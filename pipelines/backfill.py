@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from dagster import DagsterInstance, Definitions
 from assets.partitions import tenants
 from assets.sources import SourceLoadConfig
 from connectors.sources import SOURCES, get_source
+from core.run_window import WINDOW_TAG, DayWindow
 from core.settings import Settings
 from core.tenancy import check_tenant_id
 from opsdb.tenants import disabled_tenants
@@ -40,29 +40,6 @@ from pipelines.runner import (
     output_to,
 )
 from pipelines.schedules import source_job_name
-
-WINDOW_TAG = "bizos/window"
-"""``<since>..<until>`` (UTC days, both included) of a backfill run."""
-
-
-@dataclass(frozen=True)
-class DayWindow:
-    since: date
-    until: date
-
-    @property
-    def tag(self) -> str:
-        return f"{self.since.isoformat()}..{self.until.isoformat()}"
-
-
-def parse_window_tag(value: str | None) -> DayWindow | None:
-    """The window of a run's ``bizos/window`` tag; None when it has none."""
-    if not value:
-        return None
-    since, sep, until = value.partition("..")
-    if not sep:
-        raise ValueError(f"tag {WINDOW_TAG}={value!r}: expected YYYY-MM-DD..YYYY-MM-DD")
-    return DayWindow(date.fromisoformat(since), date.fromisoformat(until))
 
 
 def check_window(since: str, until: str | None) -> DayWindow:

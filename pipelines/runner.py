@@ -117,6 +117,9 @@ def storage_config(settings: Settings, home: Path) -> dict[str, Any]:
         "db_name": pg.dbname,
         "port": pg.port,
         "params": {"options": f"-csearch_path={DAGSTER_SCHEMA}"},
+        # dagster-postgres speaks psycopg2 (LISTEN/NOTIFY with its parameter style);
+        # SQLAlchemy 2.1's default for postgresql:// is psycopg 3.
+        "scheme": "postgresql+psycopg2",
     }
     if pg.password:
         db["password"] = {"env": PG_PASSWORD_ENV}
