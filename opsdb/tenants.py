@@ -45,11 +45,16 @@ def register_tenant(settings: Settings, tenant_id: str) -> tuple[TenantRecord, b
     now = datetime.now(UTC)
     t = tenants.c
     with transaction(settings) as connection:
-        inserted = connection.execute(
-            insert(connection, tenants)
-            .values(tenant_id=tenant_id, status=TenantStatus.ACTIVE, created_at=now)
-            .on_conflict_do_nothing(index_elements=["tenant_id"])
-        ).rowcount
+        inserted = (
+            connection.execute(
+                insert(connection, tenants)
+                .values(tenant_id=tenant_id, status=TenantStatus.ACTIVE, created_at=now)
+                .on_conflict_do_nothing(index_elements=["tenant_id"])
+                # rowcount of an INSERT .. ON CONFLICT is not reliable across drivers
+                .returning(t.tenant_id)
+            ).first()
+            is not None
+        )
         enabled = 0
         if not inserted:
             enabled = connection.execute(
@@ -70,16 +75,20 @@ def disable_tenant(settings: Settings, tenant_id: str) -> bool:
     now = datetime.now(UTC)
     t = tenants.c
     with transaction(settings) as connection:
-        inserted = connection.execute(
-            insert(connection, tenants)
-            .values(
-                tenant_id=tenant_id,
-                status=TenantStatus.DISABLED,
-                created_at=now,
-                disabled_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["tenant_id"])
-        ).rowcount
+        inserted = (
+            connection.execute(
+                insert(connection, tenants)
+                .values(
+                    tenant_id=tenant_id,
+                    status=TenantStatus.DISABLED,
+                    created_at=now,
+                    disabled_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["tenant_id"])
+                .returning(t.tenant_id)
+            ).first()
+            is not None
+        )
         if inserted:
             return True
         changed = connection.execute(
