@@ -82,4 +82,5 @@ def test_materialize_all_loads_every_source_table(settings):
     assert [j.name for j in defs.jobs if not j.name.startswith("__")] == [
         "materialize_all",
         "refresh_suppliers",
+        *(f"{s}_load" for s in [*SOURCES, "crm_export"]),  # pipelines/schedules.py
     ]
