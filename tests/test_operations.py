@@ -24,8 +24,10 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetKey,
+    Backoff,
     DagsterInstance,
     DagsterRunStatus,
+    Jitter,
     RunsFilter,
     asset,
     asset_check,
@@ -36,7 +38,9 @@ from dagster import (
 
 import credentials
 from assets.resources import BizosSettings
-from assets.sources import source_assets
+from assets.sources import is_transient, source_assets
+from connectors.http_client import CredentialError as ConnectorCredentialError
+from connectors.http_client import MalformedResponse, SourceRequestError, SourceUnavailable
 from connectors.landing import read_table
 from connectors.sources import SOURCES
 from core.run_window import WINDOW_TAG
@@ -44,8 +48,8 @@ from core.settings import Settings, get_settings
 from opsdb.tenants import disable_tenant, register_tenant
 from pipelines.alerts import check_failure_alerts_sensor, run_failure_alerts
 from pipelines.backfill import backfill
-from pipelines.definitions import build_definitions, daily_refresh
-from pipelines.runner import dagster_instance
+from pipelines.definitions import build_definitions, daily_refresh, tenant_inboxes
+from pipelines.runner import dagster_instance, run_tenants
 from pipelines.schedules import CADENCES, CRON, Cadence, cadence_of, source_schedules
 from sandbox.generator import generate_sources
 from sandbox.server.running import RunningSandbox, start_sandbox
@@ -186,8 +190,19 @@ def test_each_source_has_a_schedule_at_its_cadence_for_active_tenants_only(ops: 
             instance=ops.instance, scheduled_execution_time=tick, resources=resources
         )
         assert IDLE not in {r.partition_key for r in daily(context)}
+
+        # A new inbox folder is a new tenant, unless that tenant is disabled.
+        for tenant in ("newco", "gone"):
+            (ops.settings.inbox_dir / tenant).mkdir(parents=True)
+        disable_tenant(ops.settings, "gone")
+        found = tenant_inboxes(sensor_context(ops))
+        assert [r.partition_key for r in found.run_requests or []] == ["newco"]
+        with pytest.raises(ValueError, match=f"tenant {IDLE} is disabled"):
+            run_tenants(ops.defs, ops.settings, ops.instance, tenant_ids=[IDLE])
     finally:
         register_tenant(ops.settings, IDLE)  # active again for the tests below
+        for tenant in ("newco", "gone"):
+            (ops.settings.inbox_dir / tenant).rmdir()
 
 
 # -- backfill and a failing tenant ----------------------------------------------------
@@ -299,6 +314,25 @@ def test_a_failed_error_check_is_alerted_with_its_asset(ops: Ops) -> None:
     assert checks[0]["asset"] == ["ops_test/orders"] and checks[0]["tenant"] == "acme"
     assert "negative_rows" in checks[0]["error"]
     assert checks[0]["link"].endswith(f"/runs/{result.run_id}")
+
+
+def test_only_transient_source_errors_are_retried() -> None:
+    """The step retry policy retries what may pass (the provider down past the
+    client's own retries, the ops database unreachable), never what fails the same
+    way again (a refused credential, a bad request, pages of the wrong shape)."""
+    stripe = next(a for a in source_assets if a.op.name == "stripe_ingest")
+    policy = stripe.op.retry_policy
+    assert policy is not None and policy.max_retries == 3
+    assert policy.backoff is Backoff.EXPONENTIAL and policy.jitter is Jitter.PLUS_MINUS
+    where = {"source": "stripe", "tenant_id": "acme"}
+    assert is_transient(SourceUnavailable("503 for 8 tries", **where))
+    assert is_transient(credentials.CredentialStoreUnavailable("ops db down"))
+    for permanent in (
+        ConnectorCredentialError("401", **where),
+        MalformedResponse("not JSON", **where),
+        SourceRequestError("400", **where),
+    ):
+        assert not is_transient(permanent)
 
 
 def test_source_pools_carry_each_sources_limit(ops: Ops) -> None:
