@@ -19,14 +19,14 @@ charges as (
     select * from {{ ref('stg_stripe__charges') }}
     {%- if is_incremental() %}
     where {{ run_tenant_filter() }}
-        and {{ run_window_filter('cast(created_at as date)') }}
+        and {{ run_window_filter(utc_date('created_at')) }}
     {%- endif %}
 
 )
 
 select
     tenant_id,
-    cast(created_at as date) as revenue_date,
+    {{ utc_date('created_at') }} as revenue_date,
     currency,
     count(*) as charges,
     sum(case when status = 'succeeded' then 1 else 0 end) as charges_succeeded,
@@ -34,4 +34,4 @@ select
     sum(case when status = 'succeeded' then amount_refunded else 0 end) as amount_refunded,
     sum(case when status = 'succeeded' then amount - amount_refunded else 0 end) as amount_net
 from charges
-group by tenant_id, cast(created_at as date), currency
+group by tenant_id, {{ utc_date('created_at') }}, currency
