@@ -1,6 +1,7 @@
 """A backfill's window reaches dbt and the incremental mart really runs incrementally:
 the days inside the window are rebuilt, the rows of every other day are left as
-they were (marked here by hand to tell them apart), on a real dbt build."""
+they were (marked here by hand to tell them apart), on real dbt builds on DuckDB
+and on Postgres."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import psycopg
 import pytest
+from pydantic import SecretStr
 
 from assets.warehouse import BUILD_ARGS, build_args
 from connectors.landing import read_table
 from core.run_window import WINDOW_TAG, DayWindow, parse_window_tag
-from core.settings import Settings, get_settings
+from core.settings import Settings, Target, get_settings
 from tests.test_connector_sources import ingest as ingest_source
 from tests.test_connector_sources import start as start_sandbox_data
-from tests.test_dbt_project import dbt_build
+from tests.test_dbt_project import dbt_build, load_raw
 
 TENANT = "acme"
 MART = "analytics.mart_revenue_daily"
@@ -35,18 +38,44 @@ def stripe_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sett
     yield settings, as_of
 
 
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def target(request: pytest.FixtureRequest, stripe_lake: tuple[Settings, date]) -> Settings:
+    """The lake's settings on DuckDB, or the same lake copied into a fresh Postgres
+    (schema raw, as the raw_tables asset copies it) with dbt building there."""
+    settings, _ = stripe_lake
+    if request.param == "duckdb":
+        return settings
+    pg_url: str = request.getfixturevalue("pg_url")
+    load_raw(pg_url, settings, [TENANT])
+    return settings.model_copy(update={"database_url": SecretStr(pg_url)})
+
+
 def mart(settings: Settings) -> dict[tuple[date, str], int]:
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
-        rows = conn.execute(
-            f"SELECT revenue_date, currency, amount_net FROM {MART} WHERE tenant_id = ?", [TENANT]
-        ).fetchall()
+    query = f"SELECT revenue_date, currency, amount_net FROM {MART} WHERE tenant_id = '{TENANT}'"
+    if settings.target is Target.POSTGRES:
+        with psycopg.connect(settings.postgres_url) as conn:
+            rows = conn.execute(query).fetchall()  # type: ignore[arg-type]
+    else:
+        with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+            rows = conn.execute(query).fetchall()
     return {(day, currency): int(net) for day, currency, net in rows}
 
 
+def mark_every_row(settings: Settings) -> None:
+    update = f"UPDATE {MART} SET amount_net = {UNTOUCHED}"
+    if settings.target is Target.POSTGRES:
+        with psycopg.connect(settings.postgres_url, autocommit=True) as conn:
+            conn.execute(update)  # type: ignore[arg-type]
+    else:
+        with duckdb.connect(str(settings.warehouse_path)) as conn:
+            conn.execute(update)
+
+
 def test_a_backfill_window_rebuilds_only_its_days(
-    stripe_lake: tuple[Settings, date], tmp_path: Path
+    stripe_lake: tuple[Settings, date], target: Settings, tmp_path: Path
 ) -> None:
-    settings, as_of = stripe_lake
+    _, as_of = stripe_lake
+    settings = target
     landed = read_table(settings, "stripe", "charges", TENANT)
     assert landed is not None
     days = sorted(
@@ -66,8 +95,7 @@ def test_a_backfill_window_rebuilds_only_its_days(
     assert {day for day, _ in built} == set(days)
     assert all(net != UNTOUCHED for net in built.values())
 
-    with duckdb.connect(str(settings.warehouse_path)) as conn:
-        conn.execute(f"UPDATE {MART} SET amount_net = ?", [UNTOUCHED])
+    mark_every_row(settings)
 
     output = dbt_build(settings, tmp_path / "window", *vars_args, *SELECT, tenant=TENANT)
     assert "mart_revenue_daily" in output
