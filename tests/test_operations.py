@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -120,9 +121,10 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
     receiver = Receiver()
     with start_sandbox(data) as sb, pytest.MonkeyPatch.context() as mp:
         # The assets read the rest of their settings from the environment, as deployed.
-        for name in ("DAGSTER_HOME", "BIZOS_DATABASE_URL"):
-            mp.delenv(name, raising=False)
+        mp.delenv("BIZOS_DATABASE_URL", raising=False)
         mp.setenv("BIZOS_HOME", str(home))
+        # dagster_instance() exports DAGSTER_HOME: set here, so it is restored after.
+        mp.setenv("DAGSTER_HOME", str(home / "dagster"))
         mp.setenv("BIZOS_MASTER_KEY", credentials.generate_master_key().encoded())
         mp.setenv("BIZOS_ALERT_WEBHOOK_URL", receiver.url)
         mp.setenv("BIZOS_DAGSTER_URL", "http://dagster.example:3000/")
@@ -149,12 +151,16 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
             receiver.close()
 
 
-def sensor_context(ops: Ops, cursor: str | None = None) -> Any:
-    return build_sensor_context(
+@contextmanager
+def sensor_context(ops: Ops, cursor: str | None = None) -> Iterator[Any]:
+    """A sensor's context, closed after use: a context left open keeps Dagster's
+    definitions-state storage pointing at an instance that is then collected."""
+    with build_sensor_context(
         instance=ops.instance,
         cursor=cursor,
         resources={"bizos": BizosSettings(home=str(ops.settings.home), database_url="")},
-    )
+    ) as context:
+        yield context
 
 
 # -- schedules ------------------------------------------------------------------------
@@ -176,26 +182,26 @@ def test_each_source_has_a_schedule_at_its_cadence_for_active_tenants_only(ops: 
         tick = datetime(2026, 11, 29, 10, 15, tzinfo=UTC)
         resources = {"bizos": BizosSettings(home=str(ops.settings.home), database_url="")}
         for name in ("stripe_hourly", "ga4_daily"):
-            context = build_schedule_context(
+            with build_schedule_context(
                 instance=ops.instance, scheduled_execution_time=tick, resources=resources
-            )
-            requests = schedules[name](context)
+            ) as context:
+                requests = schedules[name](context)
             assert sorted(r.partition_key for r in requests) == sorted([*GOOD, BROKEN])
             source = name.rsplit("_", 1)[0]
             assert {r.run_key for r in requests} == {
                 f"{source}:2026-11-29T10:15:{t}" for t in [*GOOD, BROKEN]
             }
-        daily = daily_refresh
-        context = build_schedule_context(
+        with build_schedule_context(
             instance=ops.instance, scheduled_execution_time=tick, resources=resources
-        )
-        assert IDLE not in {r.partition_key for r in daily(context)}
+        ) as context:
+            assert IDLE not in {r.partition_key for r in daily_refresh(context)}
 
         # A new inbox folder is a new tenant, unless that tenant is disabled.
         for tenant in ("newco", "gone"):
             (ops.settings.inbox_dir / tenant).mkdir(parents=True)
         disable_tenant(ops.settings, "gone")
-        found = tenant_inboxes(sensor_context(ops))
+        with sensor_context(ops) as context:
+            found = tenant_inboxes(context)
         assert [r.partition_key for r in found.run_requests or []] == ["newco"]
         with pytest.raises(ValueError, match=f"tenant {IDLE} is disabled"):
             run_tenants(ops.defs, ops.settings, ops.instance, tenant_ids=[IDLE])
@@ -248,7 +254,8 @@ def test_a_backfill_of_3_days_for_2_tenants_loads_exactly_those(ops: Ops) -> Non
 
 def test_a_failing_tenant_does_not_stop_the_next_and_the_alert_arrives(ops: Ops) -> None:
     before = len(ops.receiver.bodies)
-    first = run_failure_alerts(sensor_context(ops))  # nothing failed yet
+    with sensor_context(ops) as context:
+        first = run_failure_alerts(context)  # nothing failed yet
     assert len(ops.receiver.bodies) == before and first is not None
 
     runs = backfill(
@@ -269,8 +276,9 @@ def test_a_failing_tenant_does_not_stop_the_next_and_the_alert_arrives(ops: Ops)
     assert status is not None and status.status is DagsterRunStatus.FAILURE
 
     ops.receiver.fail_next = 1  # the webhook hiccups once: the alert is retried
-    context = sensor_context(ops)
-    run_failure_alerts(context)
+    with sensor_context(ops) as context:
+        run_failure_alerts(context)
+        cursor = context.cursor
     alerts = [b for b in ops.receiver.bodies[before:] if b["kind"] == "run_failure"]
     assert len(alerts) == 1, alerts
     (alert,) = alerts
@@ -282,7 +290,8 @@ def test_a_failing_tenant_does_not_stop_the_next_and_the_alert_arrives(ops: Ops)
     assert not any(BAD_KEY.encode() in raw for raw in ops.receiver.raw)
 
     # The cursor moved past it: the next tick sends nothing again.
-    run_failure_alerts(sensor_context(ops, context.cursor))
+    with sensor_context(ops, cursor) as context:
+        run_failure_alerts(context)
     assert len([b for b in ops.receiver.bodies[before:] if b["kind"] == "run_failure"]) == 1
 
 
@@ -308,7 +317,8 @@ def test_a_failed_error_check_is_alerted_with_its_asset(ops: Ops) -> None:
         tags={"dagster/partition": "acme"},
     )
     assert result.success
-    check_failure_alerts_sensor(sensor_context(ops))
+    with sensor_context(ops) as context:
+        check_failure_alerts_sensor(context)
     checks = [b for b in ops.receiver.bodies[before:] if b["kind"] == "check_failure"]
     assert [c["check"] for c in checks] == ["no_negative_totals"], checks
     assert checks[0]["asset"] == ["ops_test/orders"] and checks[0]["tenant"] == "acme"
@@ -353,7 +363,8 @@ def test_an_embedded_instance_keeps_its_history_in_sqlite_under_bizos_home(ops: 
 def test_run_history_on_postgres_survives_a_new_instance(
     pg_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    # dagster_instance() exports DAGSTER_HOME: set here, so it is restored after.
+    monkeypatch.setenv("DAGSTER_HOME", str(pg_settings.home / "dagster"))
 
     @asset
     def probe() -> int:
@@ -365,8 +376,8 @@ def test_run_history_on_postgres_survives_a_new_instance(
     first.dispose()
 
     # Another machine (another DAGSTER_HOME), the same database: the same history.
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
     other = get_settings(home=tmp_path / "elsewhere", database_url=pg_settings.postgres_url)
+    monkeypatch.setenv("DAGSTER_HOME", str(other.home / "dagster"))
     second = dagster_instance(other)
     found = second.get_run_by_id(run_id)
     assert found is not None and found.status is DagsterRunStatus.SUCCESS

@@ -70,7 +70,7 @@ def test_add_list_and_disable_from_the_cli(
     target: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BIZOS_HOME", str(target.home))
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(target.home / "dagster"))  # restored after
     if target.database_url is not None:
         monkeypatch.setenv("BIZOS_DATABASE_URL", target.database_url.get_secret_value())
     else:
