@@ -25,10 +25,13 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetSpec,
+    Backoff,
     Config,
     Failure,
+    Jitter,
     MaterializeResult,
     MetadataValue,
+    RetryPolicy,
     RetryRequested,
     multi_asset,
 )
@@ -38,7 +41,7 @@ import credentials
 from assets.partitions import tenants
 from assets.resources import BizosSettings
 from connectors.connector import LoadResult, Window, days_window
-from connectors.http_client import ConnectorError
+from connectors.http_client import ConnectorError, SourceUnavailable
 from connectors.ingest import run_source
 from connectors.sources import SOURCES, get_source
 from connectors.state import LoadInProgress
@@ -142,8 +145,35 @@ def _load(
         # try again shortly instead of failing the tenant's run.
         raise RetryRequested(max_retries=3, seconds_to_wait=30) from exc
     except (ConnectorError, credentials.CredentialError) as exc:
-        # Messages name tenant and source and never the secret.
-        raise Failure(description=str(exc)) from exc
+        # Messages name tenant and source and never the secret. Only what may pass
+        # is retried (SOURCE_RETRY): a refused credential, a rejected request or
+        # pages that are not the documented shape fail the same way next time.
+        raise Failure(description=str(exc), allow_retries=is_transient(exc)) from exc
+
+
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    SourceUnavailable,
+    credentials.CredentialStoreUnavailable,
+)
+"""The provider kept failing past the client's own retries (429/5xx/transport), or
+the ops database was unreachable: worth another try minutes later."""
+
+SOURCE_RETRY = RetryPolicy(
+    max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
+"""Step retries for transient errors: 30 s, 60 s, 120 s, each +/- jitter, so tenants
+that failed together against one provider do not come back together. The HTTP
+client already retries each request (seconds apart); this covers an outage."""
+
+
+def source_pool(source: str) -> str:
+    """The Dagster pool of a source's ingest steps; its limit is the source's setting
+    (``BIZOS_SOURCE_CONCURRENCY``), applied by ``pipelines.runner.apply_pool_limits``."""
+    return f"source_{source}"
+
+
+def is_transient(exc: Exception) -> bool:
+    return isinstance(exc, TRANSIENT_ERRORS)
 
 
 def table_results(source: str, loads: list[LoadResult]) -> Iterator[MaterializeResult]:
@@ -199,6 +229,8 @@ def build_source_assets(source: str) -> AssetsDefinition:
         ],
         partitions_def=tenants,
         can_subset=True,
+        pool=source_pool(source),
+        retry_policy=SOURCE_RETRY,
     )
     def _ingest(
         context: AssetExecutionContext, config: SourceLoadConfig, bizos: BizosSettings
@@ -206,7 +238,7 @@ def build_source_assets(source: str) -> AssetsDefinition:
         try:
             window = config.window()
         except ValueError as exc:
-            raise Failure(description=str(exc)) from None
+            raise Failure(description=str(exc), allow_retries=False) from None
         settings = bizos.get()
         loads: list[LoadResult] = []
         for key in context.partition_keys:

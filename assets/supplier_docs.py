@@ -33,6 +33,7 @@ from assets.resources import BizosSettings
 from core.contracts.supplier_docs import DOCUMENTS_TABLE, FIELDS_TABLE, SOURCE
 from core.tenancy import check_tenant_id
 from exports.inbox import scan_inbox
+from opsdb.tenants import disabled_tenants
 from supplier_docs.inbox import inbox_fingerprint
 from supplier_docs.landing import read_supplier_documents
 from supplier_docs.llm import tenant_extractor
@@ -136,8 +137,9 @@ def supplier_document_arrivals(
     known = set(context.instance.get_dynamic_partitions(tenants.name or "tenants"))
     requests = []
     current: dict[str, str] = {}
+    disabled = disabled_tenants(settings)
     for tenant_id in scan_inbox(settings).tenants:
-        if tenant_id not in known:
+        if tenant_id not in known or tenant_id in disabled:
             continue
         fingerprint = inbox_fingerprint(settings, tenant_id)
         if fingerprint:

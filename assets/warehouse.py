@@ -10,6 +10,7 @@ folder under BIZOS_HOME, and each build writes its target/ and logs/ to a folder
 of its own there (warehouse/dbt_runs.py), under the warehouse writer lock.
 """
 
+import json
 import os
 import shutil
 from collections.abc import Iterator, Mapping
@@ -30,6 +31,7 @@ from filelock import FileLock
 
 from assets.partitions import tenants
 from assets.resources import BizosSettings
+from core.run_window import WINDOW_TAG, parse_window_tag
 from core.settings import PROJECT_ROOT, Settings, get_settings
 from core.tenancy import check_tenant_id
 from quality.dbt_results import dbt_test_records
@@ -51,6 +53,18 @@ dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR, target_path=
 PARTIAL_PARSE = "partial_parse.msgpack"
 
 BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
+
+
+def build_args(run_tags: Mapping[str, str]) -> list[str]:
+    """dbt's arguments for a run: a backfill's window (tag ``bizos/window``) becomes
+    ``--vars {window_start, window_end}`` for the incremental marts'
+    ``run_window_filter``. Only backfills pass vars: a change of vars costs dbt its
+    partial parse (~10 s), which scheduled runs keep."""
+    window = parse_window_tag(run_tags.get(WINDOW_TAG))
+    if window is None:
+        return list(BUILD_ARGS)
+    return [*BUILD_ARGS, "--vars", json.dumps(window.dbt_vars())]
+
 
 WAREHOUSE_POOL = "warehouse"
 """Dagster concurrency pool of the dbt build step: ops see queued builds in the UI."""
@@ -175,7 +189,7 @@ def bizos_dbt_models(
         # (tests/test_dbt_project.py), not in every tenant's build.
         try:
             yield from dbt.cli(
-                BUILD_ARGS,
+                build_args(context.run.tags),
                 context=context,
                 target_path=target_path,
             ).stream()

@@ -41,13 +41,17 @@ WAIT_LINE = re.compile(r"got the warehouse lock after (\d+)s")
 
 def scheduled_tenants(home: Path, tenants: list[str]) -> list[str]:
     """The tenants the real `daily_refresh` schedule requests runs for."""
+    from assets.resources import BizosSettings
     from pipelines.definitions import daily_refresh
     from pipelines.runner import dagster_instance
 
     instance: DagsterInstance = dagster_instance(get_settings(home=home))
     instance.add_dynamic_partitions("tenants", tenants)
     context = build_schedule_context(
-        instance=instance, scheduled_execution_time=datetime.now(UTC).replace(hour=2, minute=0)
+        instance=instance,
+        scheduled_execution_time=datetime.now(UTC).replace(hour=2, minute=0),
+        # the schedule skips disabled tenants (opsdb.tenants): it reads the settings
+        resources={"bizos": BizosSettings(home=str(home), database_url="")},
     )
     requests = daily_refresh(context)
     assert isinstance(requests, list)

@@ -11,12 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli import backfill as backfill_cli
 from cli import sandbox as sandbox_cli
 from cli.credentials import credentials_app
 from cli.dashboards import dashboards_app
 from cli.db import db_app
 from cli.keys import keys_app
 from cli.scores import scores_app
+from cli.tenants import tenants_app
 from core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ app.add_typer(credentials_app, name="credentials")
 app.add_typer(db_app, name="db")
 app.add_typer(scores_app, name="scores")
 app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(tenants_app, name="tenants")
 # Our own handle on the terminal: run logs are redirected at the fd level while
 # a job runs, and the progress shown here must not follow them into the file.
 console = Console(
@@ -47,6 +50,7 @@ TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="one tenan
 # CRM exports), and the local HTTP server speaking each provider's shapes.
 app.command("generate")(sandbox_cli.generate)
 app.command("sandbox")(sandbox_cli.serve)
+app.command("backfill")(backfill_cli.backfill)
 
 
 @app.command("connect-sandbox")

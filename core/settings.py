@@ -104,6 +104,30 @@ class Settings(BaseSettings):
         description="how often a run waiting for the warehouse writer lock logs who holds it",
     )
 
+    # Operations (docs/operations.md): per-source concurrency across tenants, alerts.
+    source_concurrency: dict[str, int] = Field(
+        default_factory=dict,
+        description="steps of one source that may run at once across all tenants (Dagster "
+        'pool source_<name>), e.g. {"stripe": 2}; a source not named gets '
+        "source_concurrency_default",
+    )
+    source_concurrency_default: int = Field(
+        default=4, ge=1, description="pool limit of a source not in source_concurrency"
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="where run-failure and check-failure alerts are POSTed as JSON; "
+        "no alerts without it (the URL may hold a token, so it is never logged)",
+    )
+    alert_timeout_s: float = Field(default=5.0, gt=0, description="bound on one alert POST")
+    alert_attempts: int = Field(
+        default=3, ge=1, description="tries per alert (backoff between them) before giving up"
+    )
+    dagster_url: str = Field(
+        default="http://127.0.0.1:3000",
+        description="the Dagster UI's base URL, for the run links in alerts",
+    )
+
     # Where each integration source is reached. The defaults are the providers'
     # own APIs; the sandbox, a provider's test server or any server speaking the
     # documented shape stands in by setting BIZOS_<SOURCE>_BASE_URL.
@@ -222,6 +246,10 @@ class Settings(BaseSettings):
     @property
     def dbt_project_dir(self) -> Path:
         return PROJECT_ROOT / "dbt"
+
+    def source_pool_limit(self, source: str) -> int:
+        """How many steps of ``source`` may run at once across tenants."""
+        return max(1, int(self.source_concurrency.get(source, self.source_concurrency_default)))
 
     def base_url(self, source: str) -> str:
         """The base URL of an integration source (``BIZOS_<SOURCE>_BASE_URL``)."""

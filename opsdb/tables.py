@@ -211,3 +211,17 @@ check_results = sa.Table(
     sa.CheckConstraint("severity IN ('ERROR', 'WARN')", name="check_results_severity_check"),
     sa.Index("check_results_lookup_idx", "tenant_id", "asset_key", "check_name", "evaluated_at"),
 )
+
+# -- tenants (opsdb.tenants) ----------------------------------------------------------
+
+# A tenant with no row here but with keys or data (installs from before ops_0006)
+# counts as active: the row is what `bizos tenants` adds and what disabling changes.
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("disabled_at", UtcDateTime),
+    sa.CheckConstraint("status IN ('active', 'disabled')", name="tenants_status_check"),
+)

@@ -34,7 +34,10 @@ from assets.suppliers import supplier_inputs
 from assets.warehouse import bizos_dbt_models, dbt_resource
 from core.settings import Settings
 from exports.inbox import scan_inbox
+from opsdb.tenants import disabled_tenants
+from pipelines.alerts import alert_sensors
 from pipelines.quality import check_freshness, freshness_every_half_hour
+from pipelines.schedules import source_jobs, source_schedules, tenant_run_requests
 from suppliers.reviews import latest_decision_ids
 
 materialize_all = define_asset_job(
@@ -61,13 +64,9 @@ refresh_suppliers = define_asset_job(
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
 )
-def daily_refresh(context: ScheduleEvaluationContext) -> list[RunRequest]:
-    """Every known tenant, once a day; the run key makes a tick idempotent."""
-    day = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    return [
-        RunRequest(partition_key=tenant, run_key=f"{day}:{tenant}")
-        for tenant in context.instance.get_dynamic_partitions(tenants.name or "tenants")
-    ]
+def daily_refresh(context: ScheduleEvaluationContext, bizos: BizosSettings) -> list[RunRequest]:
+    """Every active tenant, once a day; the run key makes a tick idempotent."""
+    return tenant_run_requests(context, bizos.get(), what="daily")
 
 
 @sensor(minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING)
@@ -77,8 +76,8 @@ def tenant_inboxes(context: SensorEvaluationContext, bizos: BizosSettings) -> Se
     scan = scan_inbox(bizos.get())
     for refused in scan.refused:
         context.log.warning(f"inbox folder skipped: {refused}")
-    found = scan.tenants
-    new = [t for t in found if t not in known]
+    disabled = disabled_tenants(bizos.get())
+    new = [t for t in scan.tenants if t not in known and t not in disabled]
     return SensorResult(
         run_requests=[
             RunRequest(partition_key=t, run_key=f"new-tenant:{t}", job_name=materialize_all.name)
@@ -98,14 +97,15 @@ def supplier_reviews(context: SensorEvaluationContext, bizos: BizosSettings) -> 
     seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
     latest = latest_decision_ids(bizos.get())
     known = set(context.instance.get_dynamic_partitions(tenants.name or "tenants"))
+    disabled = disabled_tenants(bizos.get())
     requests = [
         RunRequest(partition_key=tenant, run_key=f"reviews:{tenant}:{newest}")
         for tenant, newest in sorted(latest.items())
-        if newest > seen.get(tenant, 0) and tenant in known
+        if newest > seen.get(tenant, 0) and tenant in known and tenant not in disabled
     ]
     # A tenant that is not a partition yet keeps its old position: its decisions are
     # picked up once it is one.
-    cursor = {**seen, **{t: n for t, n in latest.items() if t in known}}
+    cursor = {**seen, **{t: n for t, n in latest.items() if t in known and t not in disabled}}
     return SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
 
 
@@ -137,9 +137,9 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             *serving_table_assets,
         ],
         asset_checks=[crm_export_leads_expectations, crm_export_leads_row_count, *quality_checks],
-        jobs=[materialize_all, refresh_suppliers, check_freshness],
-        schedules=[daily_refresh, freshness_every_half_hour],
-        sensors=[tenant_inboxes, supplier_document_arrivals, supplier_reviews],
+        jobs=[materialize_all, refresh_suppliers, check_freshness, *source_jobs.values()],
+        schedules=[daily_refresh, freshness_every_half_hour, *source_schedules],
+        sensors=[tenant_inboxes, supplier_document_arrivals, supplier_reviews, *alert_sensors],
         resources={"bizos": bizos, "dbt": dbt_resource(settings)},
     )
 

@@ -20,9 +20,10 @@ from dagster import AssetKey, DagsterEvent, DagsterInstance, Definitions
 from filelock import FileLock
 
 from assets.partitions import tenants
-from core.settings import Settings
+from core.settings import Settings, Target
 from core.tenancy import check_tenant_id
 from exports.inbox import tenants_with_inbox
+from opsdb.tenants import disabled_tenants
 from pipelines.housekeeping import clean_up_after_dead_runs, process_tags
 
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -96,21 +97,56 @@ def failure_summary(events: Sequence[DagsterEvent]) -> str:
     return "; ".join(parts) or "run failed"
 
 
-def instance_config(settings: Settings) -> dict[str, Any]:
+DAGSTER_SCHEMA = "dagster"
+"""Postgres schema of Dagster's own storage (runs, events, schedules): beside the
+platform's schemas in the same database, never mixed into them."""
+PG_PASSWORD_ENV = "BIZOS_DAGSTER_PG_PASSWORD"
+"""dagster.yaml names this variable instead of holding the password itself."""
+
+
+def storage_config(settings: Settings, home: Path) -> dict[str, Any]:
+    """Dagster's storage: Postgres (schema ``dagster``) when ``BIZOS_DATABASE_URL`` is
+    set, so run history survives restarts and is shared by every machine; SQLite
+    files under ``home`` otherwise (the embedded default's own layout)."""
+    if settings.target is not Target.POSTGRES:
+        return {"sqlite": {"base_dir": str(home)}}
+    pg = settings.postgres
+    db: dict[str, Any] = {
+        "username": pg.user,
+        "hostname": pg.host,
+        "db_name": pg.dbname,
+        "port": pg.port,
+        "params": {"options": f"-csearch_path={DAGSTER_SCHEMA}"},
+        # dagster-postgres speaks psycopg2 (LISTEN/NOTIFY with its parameter style);
+        # SQLAlchemy 2.1's default for postgresql:// is psycopg 3.
+        "scheme": "postgresql+psycopg2",
+    }
+    if pg.password:
+        db["password"] = {"env": PG_PASSWORD_ENV}
+    return {"postgres": {"postgres_db": db}}
+
+
+def instance_config(settings: Settings, home: Path | None = None) -> dict[str, Any]:
     """What the platform needs in dagster.yaml.
 
+    - Storage: see :func:`storage_config` (``home`` is the instance's folder).
     - The run queue starts at most ``max_concurrent_runs`` runs at once, so the
       daily schedule's one run per tenant queues instead of stampeding.
-    - No pool limit: the dbt build step is in pool ``warehouse`` so the UI groups
-      it, but one build at a time is enforced by the warehouse writer lock
+    - No default pool limit: the dbt build step is in pool ``warehouse`` so the UI
+      groups it, but one build at a time is enforced by the warehouse writer lock
       (warehouse/dbt_runs.py), which also holds across instances and machines and
       logs who holds it. A pool limit of 1 was tried: in-process runs of separate
-      processes then waited on the pool for minutes after the slot was free.
+      processes then waited on the pool for minutes after the slot was free. The
+      source pools do have limits (a provider's rate limit is shared by every
+      tenant): dagster.yaml cannot hold a limit per pool, so
+      :func:`apply_pool_limits` sets them in the instance's storage.
     - Run monitoring fails runs whose process died (the daemon's counterpart of
       ``pipelines.housekeeping`` for runs it launched).
     """
+    home = home or Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
     return {
         "telemetry": {"enabled": False},
+        "storage": storage_config(settings, home),
         "concurrency": {
             "runs": {"max_concurrent_runs": settings.max_concurrent_runs},
         },
@@ -120,17 +156,51 @@ def instance_config(settings: Settings) -> dict[str, Any]:
 
 def write_dagster_config(settings: Settings, home: Path) -> Path:
     """Write dagster.yaml, keeping any other keys an operator added; the keys above
-    are set to the platform's values (change them through settings)."""
+    are set to the platform's values (change them through settings). On Postgres the
+    storage schema is created and the password put where dagster.yaml points."""
     home.mkdir(parents=True, exist_ok=True)
+    if settings.target is Target.POSTGRES:
+        prepare_postgres_storage(settings)
     path = home / "dagster.yaml"
     current = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
     config = dict(current or {})
-    config.update(instance_config(settings))
+    config.update(instance_config(settings, home))
     if config != current:
         tmp = path.with_name(f".dagster.yaml.{os.getpid()}.tmp")
         tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         os.replace(tmp, path)
     return path
+
+
+def prepare_postgres_storage(settings: Settings) -> None:
+    """Create Dagster's schema (Dagster creates its tables, not its schema) and hand
+    the password to this process's Dagster through the variable dagster.yaml names."""
+    import psycopg
+
+    with psycopg.connect(settings.postgres_url, connect_timeout=10, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {DAGSTER_SCHEMA}")
+    if settings.postgres.password:
+        os.environ[PG_PASSWORD_ENV] = settings.postgres.password
+
+
+def source_pool_limits(settings: Settings) -> dict[str, int]:
+    """Every source pool and its limit (``BIZOS_SOURCE_CONCURRENCY``)."""
+    from assets.sources import source_pool
+    from connectors.sources import SOURCES
+
+    return {source_pool(s): settings.source_pool_limit(s) for s in SOURCES}
+
+
+def apply_pool_limits(settings: Settings, instance: DagsterInstance) -> dict[str, int]:
+    """Set each source pool's limit in the instance (what ``dagster instance concurrency
+    set`` does), only where it differs, so every process opening the instance agrees."""
+    limits = source_pool_limits(settings)
+    storage = instance.event_log_storage
+    for pool, limit in limits.items():
+        info = storage.get_concurrency_info(pool)
+        if info.slot_count != limit:
+            storage.set_concurrency_slots(pool, limit)
+    return limits
 
 
 def dagster_instance(settings: Settings) -> DagsterInstance:
@@ -147,6 +217,7 @@ def dagster_instance(settings: Settings) -> DagsterInstance:
         instance.get_runs(limit=1)
         instance.get_dynamic_partitions(tenants.name or "tenants")
         instance.get_latest_materialization_event(AssetKey("bizos_instance_probe"))
+        apply_pool_limits(settings, instance)
     return instance
 
 
@@ -169,9 +240,21 @@ def run_tenants(
     temporary files no live run can own are swept (pipelines/housekeeping.py);
     every run is tagged with this process, so a later start can do the same.
     """
-    chosen = [check_tenant_id(t) for t in (tenant_ids or tenants_with_inbox(settings))]
+    disabled = disabled_tenants(settings)
+    if tenant_ids:
+        chosen = [check_tenant_id(t) for t in tenant_ids]
+        refused = [t for t in chosen if t in disabled]
+        if refused:
+            raise ValueError(
+                f"tenant {', '.join(refused)} is disabled: bizos tenants add {refused[0]} "
+                "enables it again"
+            )
+    else:
+        chosen = [t for t in tenants_with_inbox(settings) if t not in disabled]
     if not chosen:
-        raise LookupError(f"no tenant to run: no inbox folder under {settings.inbox_dir}")
+        raise LookupError(
+            f"no tenant to run: no inbox folder of an active tenant under {settings.inbox_dir}"
+        )
     clean_up_after_dead_runs(settings, instance)
     tags = process_tags()
     partitions = tenants.name or "tenants"

@@ -11,7 +11,7 @@ CLI, an operator's psql):
 - ``bizos_api_keys``, payload the key's hash: a key revoked, deleted, or its scopes,
   expiry or tenant changed (ops_0004, on ``ops.api_keys``). The feed answers each
   with ``NOTIFY bizos_api_keys_ack`` once the key is dropped, and ``bizos keys
-  revoke`` waits for those answers (serving/key_changes.py): a revoke holds at once.
+  revoke`` waits for those answers (opsdb/key_changes.py): a revoke holds at once.
 
 A copy is taken with a *stamp* (the feed's connection epoch and the topic's count of
 notifications) read before its rows are; it stays valid while the stamp is unchanged.
@@ -36,7 +36,7 @@ from typing import Any
 
 import psycopg
 
-from serving.key_changes import ACK_CHANNEL, FEED_APPLICATION, KEYS_CHANNEL
+from opsdb.key_changes import ACK_CHANNEL, FEED_APPLICATION, KEYS_CHANNEL
 
 log = logging.getLogger(__name__)
 

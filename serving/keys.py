@@ -15,7 +15,8 @@ key does not turn every read into a write).
 
 The hashes live in the ops database's ``api_keys`` table (``opsdb.tables``): on
 Postgres in schema ``ops``, which the API's role reads only through
-``ops.api_key_find`` (migration ops_0002); embedded in ``state/ops.sqlite``.
+``ops.api_key_find`` (migration ops_0002); embedded in ``state/ops.sqlite``. Both
+lookups refuse the keys of a disabled tenant (``opsdb.tenants``, migration ops_0006).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ import sqlalchemy as sa
 from core.settings import Settings
 from core.tenancy import check_tenant_id
 from opsdb.engine import OpsDatabaseUnavailable, ops_database_exists, transaction
-from opsdb.tables import api_keys
-from serving.key_changes import confirmed
+from opsdb.key_changes import confirmed
+from opsdb.tables import api_keys, tenants
 from serving.store import StoreUnavailable
 
 KEY_PREFIX = "bz_"
@@ -174,10 +175,17 @@ def find_grant(
         return None  # no key was ever created; do not litter an empty file
     key_hash = hash_key(key)
     k = api_keys.c
+    t = tenants.c
     with _ops(settings, write=False) as connection:
+        # A disabled tenant's keys fail from the commit that disabled it; a tenant with
+        # no registry row (an install from before ops_0006) counts as active.
         row = connection.execute(
-            sa.select(k.key_hash, k.tenant_id, k.key_prefix, k.scopes, k.expires_at).where(
-                k.key_hash == key_hash, k.revoked_at.is_(None)
+            sa.select(k.key_hash, k.tenant_id, k.key_prefix, k.scopes, k.expires_at)
+            .select_from(api_keys.outerjoin(tenants, t.tenant_id == k.tenant_id))
+            .where(
+                k.key_hash == key_hash,
+                k.revoked_at.is_(None),
+                sa.or_(t.status.is_(None), t.status == "active"),
             )
         ).first()
     if row is None or not hmac.compare_digest(row[0], key_hash):
@@ -204,7 +212,7 @@ def touch_key(settings: Settings, key_hash: str, at: datetime) -> None:
 
 def revoke_key(settings: Settings, key: str) -> bool:
     """Revoke ``key`` at once (every API process has dropped it when this returns,
-    serving/key_changes.py); True when an active key was revoked."""
+    opsdb/key_changes.py); True when an active key was revoked."""
     if not looks_like_key(key) or not ops_database_exists(settings):
         return False
     k = api_keys.c

@@ -49,9 +49,9 @@ import migrations
 from core.contracts.serving_tables import SERVING_TABLES
 from core.contracts.table import TableContract
 from core.settings import Settings, Target
+from opsdb.key_changes import KEY_MAX_AGE_S
 from serving import keys as api_keys
 from serving.change_feed import KEYS_TOPIC, ChangeFeed, Stamp, publish_topic
-from serving.key_changes import KEY_MAX_AGE_S
 from serving.keys import KeyGrant
 from serving.store import (
     NothingPublished,
@@ -282,7 +282,7 @@ class PostgresReader:
         """The key's grant: from memory while the change feed has heard of no key change
         since it was checked (and for at most ``KEY_MAX_AGE_S``), else from
         ``ops.api_key_find``. A revoke waits until every process has dropped the key
-        (serving/key_changes.py), so it holds from the next request. Unknown keys are
+        (opsdb/key_changes.py), so it holds from the next request. Unknown keys are
         not remembered: a key created a moment ago works at once."""
         key_hash = api_keys.hash_key(key)
         feed = self._feed

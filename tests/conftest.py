@@ -44,6 +44,8 @@ LONGEST_FIRST = (
     "test_dbt_project.py",
     "test_supplier_marts.py",
     "test_supplier_documents.py",
+    "test_backfill_window.py",
+    "test_operations.py",
 )
 
 

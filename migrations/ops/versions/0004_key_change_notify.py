@@ -3,7 +3,7 @@
 
 The API remembers the grants of the keys it has checked (serving/readers.py) and
 drops one when it hears of a change to it (serving/change_feed.py); ``bizos keys
-revoke`` waits until every process has (serving/key_changes.py). A trigger, so that
+revoke`` waits until every process has (opsdb/key_changes.py). A trigger, so that
 any writer is heard: the CLI, another process, an operator's UPDATE. Recording a
 key's last use does not notify: a request checks nothing it changes.
 
