@@ -57,6 +57,8 @@ def secret_for(sb: RunningSandbox, tenant: str, source: str, *, expired: bool = 
 def ingest(settings: Settings, sb: RunningSandbox, source: str, tenant: str = "acme", **kw):
     kw.setdefault("policy", FAST)
     kw.setdefault("page_size", PAGE)
+    if source == "sp_api":  # its token endpoint is a setting of its own, not the base URL
+        settings = settings.model_copy(update={"lwa_token_url": sb.env()["BIZOS_LWA_TOKEN_URL"]})
     return run_source(
         settings,
         tenant_id=tenant,
