@@ -46,8 +46,8 @@ def test_dbt_launcher_child_dies_when_its_parent_is_terminated(tmp_path):
         time.sleep(0.05)  # until the launcher has become /bin/sleep
     assert child.cmdline() == ["/bin/sleep", "300"] and os.getpgid(child.pid) == child.pid
     parent.send_signal(signal.SIGTERM)
-    parent.wait(timeout=10)
-    child.wait(timeout=10)  # raises TimeoutExpired if the child outlives its parent
+    parent.wait(timeout=30)
+    child.wait(timeout=30)  # raises TimeoutExpired if the child outlives its parent
 
 
 # -- the parts, without a whole run --------------------------------------------------
