@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
@@ -12,7 +13,8 @@ from core.settings import Settings
 from serving.sourcing_schemas import SourcingOpportunityPublic
 from serving.store import NothingPublished, serving_store
 
-console = Console()
+# As wide as cli/main.py's console when the output is not a terminal (a log file).
+console = Console(width=None if sys.stdout.isatty() else 120)
 
 
 def top_opportunities(settings: Settings, tenant_id: str, n: int = 5) -> list[dict[str, Any]]:
@@ -42,27 +44,30 @@ def print_top_opportunities(settings: Settings, tenant_id: str, n: int = 5) -> N
     table = Table(
         title=f"{tenant_id}: top {n} sourcing opportunities (as the API serves them)",
         title_justify="left",
+        caption="score ? = a weak estimate (no sales rank, or few days of offers)",
+        caption_justify="left",
     )
-    columns = ("asin", "title", "score", "margin %", "price", "landed", "units/mo",
-               "supplier", "tier", "review", "confidence", "top reasons")  # fmt: skip
-    for col in columns:
-        table.add_column(col, justify="left" if col in {"asin", "title", "supplier", "tier",
-                                                         "review", "confidence", "top reasons"}
-                         else "right")  # fmt: skip
+    # Numbers stay whole on one line; the title and the reasons take what is left.
+    texts = ("asin", "title", "supplier", "review", "top reasons")
+    for col in ("asin", "title", "score", "margin", "price", "landed", "units/mo", *texts[2:]):
+        wraps = col in {"title", "top reasons"}
+        ratio = (3 if col == "top reasons" else 2) if wraps else None
+        justify: Literal["left", "right"] = "left" if col in texts else "right"
+        table.add_column(col, justify=justify, no_wrap=not wraps, ratio=ratio)
     for row in found:
         supplier = row["supplier"] or {}
+        tier = supplier.get("tier")
+        strong = row["confidence"] == "high"
         table.add_row(
             row["asin"],
-            str(row["title"] or "")[:32],
-            "" if row["score"] is None else str(row["score"]),
-            "" if row["margin_pct"] is None else f"{row['margin_pct']:.1f}",
+            str(row["title"] or ""),
+            "" if row["score"] is None else f"{row['score']}{'' if strong else ' ?'}",
+            "" if row["margin_pct"] is None else f"{row['margin_pct']:.1f}%",
             _money(row["price"]),
             _money(row["landed_cost"]),
             "" if row["est_monthly_units"] is None else str(row["est_monthly_units"]),
-            str(supplier.get("supplier_id") or "none usable"),
-            str(supplier.get("tier") or ""),
+            f"{supplier.get('supplier_id')} ({tier})" if tier else "none usable",
             "required" if row["review_required"] else "",
-            row["confidence"],
-            ", ".join(f"{r['code']} {r['points']:+d}" for r in row["reasons"][:3]),
+            ", ".join(f"{r['code']}\u00a0{r['points']:+d}" for r in row["reasons"][:3]),
         )
     console.print(table)
