@@ -166,22 +166,41 @@ class ChangeFeed:
                 self._waiting = False
                 if self._acks:
                     acks, self._acks = self._acks, []
-                    await asyncio.wait_for(
+                    await self._bounded(
                         conn.execute(
                             "SELECT pg_notify(%s, h) FROM unnest(%s::text[]) h", [ACK_CHANNEL, acks]
-                        ),
-                        timeout=self._timeout,
+                        )
                     )
                 if time.monotonic() - checked > CHECK_EVERY_S:
                     # Is the connection still there, with nothing heard for a while?
-                    await asyncio.wait_for(conn.execute("SELECT 1"), timeout=self._timeout)
+                    await self._bounded(conn.execute("SELECT 1"))
                     checked = time.monotonic()
         finally:
             self._waiting = False
             self._conn = None
+
+    async def _bounded(self, query: Any) -> None:
+        """Await a query for at most the timeout; past it the feed is down at once.
+
+        Not ``wait_for``: cancelling a psycopg query in place asks the server to cancel
+        and waits for its answer, which from a frozen server never comes."""
+        task = asyncio.ensure_future(query)
+        done, _ = await asyncio.wait({task}, timeout=self._timeout)
+        if not done:
+            self._live = False
+            task.cancel()
+            task.add_done_callback(_forget)
+            raise TimeoutError("the change feed's connection stopped answering")
+        task.result()
 
     async def _backoff(self, failures: int, exc: BaseException) -> None:
         wait = RETRY_S[min(failures, len(RETRY_S) - 1)]
         if failures == 0:
             log.warning("change feed down (%s): reading through the database", exc)
         await asyncio.sleep(wait)
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    """Collect an abandoned query's outcome, so it is not reported as never retrieved."""
+    if not task.cancelled():
+        task.exception()

@@ -36,8 +36,15 @@ def test_dbt_launcher_child_dies_when_its_parent_is_terminated(tmp_path):
         "print(child.pid, flush=True)\n"
         "child.wait()\n"
     )
+    # The stand-in for `bizos run` gets SIGTERM's default action, as a process started
+    # from a shell does: an ignored SIGTERM (SIG_IGN survives exec) left in this test
+    # process by another test of the session would otherwise make it unkillable.
     parent = subprocess.Popen(
-        [sys.executable, "-c", parent_code], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", parent_code],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
     )
     assert parent.stdout is not None
     child = psutil.Process(int(parent.stdout.readline()))
