@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 
 Encoder = Callable[[Row], bytes]
 TENANT_SETTING = "bizos.tenant_id"
+LOAD_WAIT_S = 0.1
+"""How long a request waits for its tenant's copy to be read before it reads through SQL."""
 LOAD_TIMEOUT_S = 120
 """Bound on reading one tenant's copy of a table on Postgres (in the background)."""
 # A key's last use is written at most this often per key and process.
@@ -214,6 +216,12 @@ class PostgresReader:
                 await self._feed_task
         if self._pool is not None:
             await self._pool.close()
+
+    def in_memory(self, table: str, tenant_id: str) -> bool:
+        """Whether the tenant's rows of ``table`` are served from memory now."""
+        held = self._snapshots.get((table, tenant_id))
+        topic = publish_topic(table, tenant_id)
+        return held is not None and self._feed is not None and self._feed.holds(held[0], topic)
 
     @property
     def change_feed(self) -> ChangeFeed | None:
@@ -439,8 +447,8 @@ class PostgresReader:
             return held[1]
         self._raise_if_nothing_published(feed, contract)
         # One load per tenant and table at a time, in the background: requests wait
-        # for it as long as for any read, then read through SQL while it goes on (a
-        # large tenant's copy may take longer than a request may).
+        # for it briefly (a small tenant's copy is there at once), then read through
+        # SQL while it goes on, so a large tenant's first seconds cost no latency.
         task = self._loads.get(slot)
         if task is None or task.done():
             stamp, table_stamp = feed.stamp(topic), feed.stamp(contract.name)
@@ -450,7 +458,9 @@ class PostgresReader:
             task.add_done_callback(_forget)
             self._loads[slot] = task
         try:
-            return await asyncio.wait_for(asyncio.shield(task), timeout=self._timeout)
+            return await asyncio.wait_for(
+                asyncio.shield(task), timeout=min(self._timeout, LOAD_WAIT_S)
+            )
         except TimeoutError:
             return None
         except NothingPublished:

@@ -341,7 +341,11 @@ def test_a_held_lock_is_503_in_bounded_time_and_recovers(
         while not feed.live:  # memory is used once the API listens for changes
             assert time.monotonic() < deadline, "the change feed never listened"
             time.sleep(0.01)
-        assert client.get(url, headers={"X-API-Key": acme}).status_code == 200
+        reader = client.app.state.reader  # type: ignore[attr-defined]
+        while not reader.in_memory("lead_scores", "acme"):  # read in the background
+            assert client.get(url, headers={"X-API-Key": acme}).status_code == 200
+            assert time.monotonic() < deadline, "acme's rows never reached memory"
+            time.sleep(0.01)
         locked = threading.Event()
         release = threading.Event()
 

@@ -102,7 +102,11 @@ def test_a_frozen_database_is_503_in_bounded_time_then_recovers(
         while not feed.live:
             assert time.monotonic() < deadline, "the change feed never listened"
             time.sleep(0.01)
-        assert client.get(SCORES_URL, headers=headers).status_code == 200  # now in memory
+        reader = client.app.state.reader  # type: ignore[attr-defined]
+        while not reader.in_memory("lead_scores", "acme"):  # read in the background
+            assert client.get(SCORES_URL, headers=headers).status_code == 200
+            assert time.monotonic() < deadline, "acme's rows never reached memory"
+            time.sleep(0.01)
         proxy.frozen.set()
         # While a request waits on the frozen database (globex: not in memory yet),
         # /health answers at once.
