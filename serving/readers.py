@@ -913,7 +913,10 @@ class EmbeddedReader:
             raise StoreUnavailable(
                 f"{contract.name}/{path.name} predates columns {missing[:3]}: republish the tenant"
             )
-        return _snapshot_of(version, contract, table.select(list(contract.served_columns)))
+        # One chunk per column: a row is sliced out per request, and slicing a column of
+        # many chunks (one per row group read) costs several times one of a single chunk.
+        served = table.select(list(contract.served_columns)).combine_chunks()
+        return _snapshot_of(version, contract, served)
 
     def _evict(self) -> None:
         total = sum(len(s) for s in self._snapshots.values())
