@@ -69,6 +69,7 @@ Encoder = Callable[[Row], bytes]
 TENANT_SETTING = "bizos.tenant_id"
 LOAD_WAIT_S = 0.1
 """How long a request waits for its tenant's copy to be read before it reads through SQL."""
+LOAD_BATCH_ROWS = 1000
 LOAD_TIMEOUT_S = 120
 """Bound on reading one tenant's copy of a table on Postgres (in the background)."""
 # A key's last use is written at most this often per key and process.
@@ -516,7 +517,14 @@ class PostgresReader:
                     f" WHERE tenant_id = %s ORDER BY {order_clause(contract)}",
                     [tenant_id],
                 )
-                return str(found[0]), await cur.fetchall()
+                # Rows become Python values as they are fetched, on the event loop:
+                # a batch at a time, letting requests in between, so a large tenant's
+                # copy does not stall every request of the process while it loads.
+                rows: list[Any] = []
+                while batch := await cur.fetchmany(LOAD_BATCH_ROWS):
+                    rows += batch
+                    await asyncio.sleep(0)
+                return str(found[0]), rows
 
         loaded = await self._run(work, timeout=LOAD_TIMEOUT_S)
         if loaded is None:
