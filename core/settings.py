@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +24,22 @@ class Target(StrEnum):
 
     DUCKDB = "duckdb"
     POSTGRES = "postgres"
+
+
+class RunLauncher(StrEnum):
+    """How Dagster starts a run that its daemon or UI launches (``bizos run`` always
+    runs in its own process)."""
+
+    PROCESS = "process"
+    K8S = "k8s"
+
+
+class StepExecutor(StrEnum):
+    """Where a launched run's steps execute: processes beside the run, or a
+    Kubernetes Job per step."""
+
+    MULTIPROCESS = "multiprocess"
+    K8S = "k8s"
 
 
 class PostgresParts:
@@ -128,6 +144,42 @@ class Settings(BaseSettings):
         description="the Dagster UI's base URL, for the run links in alerts",
     )
 
+    # Dagster past one machine (docs/scaling.md): each launched run a Kubernetes
+    # Job, optionally each step too. Needs the Postgres target: a run in another
+    # pod must share Dagster's storage, the warehouse and the serving store.
+    run_launcher: RunLauncher = Field(
+        default=RunLauncher.PROCESS,
+        description="process (the default run launcher) or k8s (dagster-k8s K8sRunLauncher)",
+    )
+    step_executor: StepExecutor = Field(
+        default=StepExecutor.MULTIPROCESS,
+        description="multiprocess (steps beside their run) or k8s (a Kubernetes Job per step)",
+    )
+    k8s_namespace: str = Field(default="bizos", description="namespace of launched run Jobs")
+    k8s_job_image: str | None = Field(
+        default=None,
+        description="image of run Jobs; unset, the image the code location server reports",
+    )
+    k8s_env_secrets: list[str] = Field(
+        default_factory=lambda: ["bizos-env"],
+        description="Kubernetes Secrets whose keys become the run pods' environment "
+        "(BIZOS_DATABASE_URL, BIZOS_MASTER_KEY, AWS_*): values never enter dagster.yaml",
+    )
+    k8s_instance_config_map: str = Field(
+        default="dagster-instance",
+        description="ConfigMap holding dagster.yaml for run pods (the Dagster Helm chart's "
+        "<release>-instance)",
+    )
+    k8s_service_account: str = Field(
+        default="default",
+        description="service account of run pods (the Helm chart's, to launch step Jobs)",
+    )
+    k8s_kubeconfig: Path | None = Field(
+        default=None,
+        description="kubeconfig for launching Jobs from outside the cluster; unset, the "
+        "in-cluster service account is used",
+    )
+
     # Where each integration source is reached. The defaults are the providers'
     # own APIs; the sandbox, a provider's test server or any server speaking the
     # documented shape stands in by setting BIZOS_<SOURCE>_BASE_URL.
@@ -192,6 +244,22 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(
         default=60.0, gt=0, description="bound on one LLM extraction request, in seconds"
     )
+
+    @model_validator(mode="after")
+    def _cluster_needs_postgres(self) -> Settings:
+        if self.database_url is None:
+            if self.run_launcher is RunLauncher.K8S:
+                raise ValueError(
+                    "BIZOS_RUN_LAUNCHER=k8s needs BIZOS_DATABASE_URL: a run in another pod "
+                    "shares Dagster's storage, the warehouse and the serving store through "
+                    "Postgres; the embedded defaults live on one machine's disk"
+                )
+            if self.step_executor is StepExecutor.K8S:
+                raise ValueError(
+                    "BIZOS_STEP_EXECUTOR=k8s needs BIZOS_DATABASE_URL: steps in other pods "
+                    "cannot share the embedded warehouse file"
+                )
+        return self
 
     @property
     def target(self) -> Target:

@@ -36,6 +36,7 @@ from core.settings import Settings
 from exports.inbox import scan_inbox
 from opsdb.tenants import disabled_tenants
 from pipelines.alerts import alert_sensors
+from pipelines.cluster import step_executor
 from pipelines.quality import check_freshness, freshness_every_half_hour
 from pipelines.schedules import source_jobs, source_schedules, tenant_run_requests
 from suppliers.reviews import latest_decision_ids
@@ -141,6 +142,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         schedules=[daily_refresh, freshness_every_half_hour, *source_schedules],
         sensors=[tenant_inboxes, supplier_document_arrivals, supplier_reviews, *alert_sensors],
         resources={"bizos": bizos, "dbt": dbt_resource(settings)},
+        executor=step_executor(settings),
     )
 
 

@@ -24,6 +24,7 @@ from core.settings import Settings, Target
 from core.tenancy import check_tenant_id
 from exports.inbox import tenants_with_inbox
 from opsdb.tenants import disabled_tenants
+from pipelines.cluster import run_launcher_config
 from pipelines.housekeeping import clean_up_after_dead_runs, process_tags
 
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -142,9 +143,11 @@ def instance_config(settings: Settings, home: Path | None = None) -> dict[str, A
       :func:`apply_pool_limits` sets them in the instance's storage.
     - Run monitoring fails runs whose process died (the daemon's counterpart of
       ``pipelines.housekeeping`` for runs it launched).
+    - On Kubernetes (``BIZOS_RUN_LAUNCHER=k8s``) each launched run is a Job
+      (:func:`pipelines.cluster.run_launcher_config`).
     """
     home = home or Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
-    return {
+    config: dict[str, Any] = {
         "telemetry": {"enabled": False},
         "storage": storage_config(settings, home),
         "concurrency": {
@@ -152,6 +155,10 @@ def instance_config(settings: Settings, home: Path | None = None) -> dict[str, A
         },
         "run_monitoring": {"enabled": True},
     }
+    launcher = run_launcher_config(settings)
+    if launcher is not None:
+        config["run_launcher"] = launcher
+    return config
 
 
 def write_dagster_config(settings: Settings, home: Path) -> Path:
