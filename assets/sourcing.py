@@ -16,10 +16,8 @@ from dagster import (
 
 from assets.partitions import tenants
 from assets.resources import BizosSettings
-from connectors.sources import SOURCES
 from core.contracts.price_lists import SOURCE
 from core.tenancy import check_tenant_id
-from sourcing import sp_api_tables
 from sourcing.assumptions import SourcingConfigError, load_assumptions
 from sourcing.price_list_landing import land_assumptions, land_price_lists
 from suppliers.landing import utc_now
@@ -78,22 +76,3 @@ def price_list_inputs(
             "marketplace_id": assumptions.marketplace_id,
         },
     )
-
-
-# The SP-API connector's lake assets, declared (not materialized) here until the
-# connector is in connectors.sources.SOURCES, so the raw copies and the sourcing
-# models have their upstream in the graph, partitioned like every lake table.
-SP_API_STAND_INS: list[AssetSpec] = (
-    []
-    if sp_api_tables.SOURCE in SOURCES
-    else [
-        AssetSpec(
-            AssetKey([spec.source, spec.name]),
-            group_name=spec.source,
-            partitions_def=tenants,
-            description=f"lake/{spec.source}/{spec.name}, landed by the SP-API connector "
-            "(declared here until the connector exists; see sourcing/sp_api_tables.py).",
-        )
-        for spec in sp_api_tables.TABLES.values()
-    ]
-)

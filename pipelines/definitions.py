@@ -28,7 +28,7 @@ from assets.raw_tables import raw_tables
 from assets.resources import BizosSettings
 from assets.serving_tables import serving_table_assets
 from assets.sources import source_assets
-from assets.sourcing import SP_API_STAND_INS, price_list_inputs
+from assets.sourcing import price_list_inputs
 from assets.supplier_docs import supplier_docs_read, supplier_document_arrivals
 from assets.suppliers import supplier_inputs
 from assets.warehouse import bizos_dbt_models, dbt_resource
@@ -134,7 +134,6 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             lead_model,
             supplier_inputs,
             price_list_inputs,
-            *SP_API_STAND_INS,
             *serving_table_assets,
         ],
         asset_checks=[crm_export_leads_expectations, crm_export_leads_row_count, *quality_checks],

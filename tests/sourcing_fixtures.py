@@ -14,10 +14,10 @@ from typing import Any
 from openpyxl import Workbook
 
 from connectors.landing import Fetched, land_batch
+from connectors.sources.sp_api import TABLES as SP_API_TABLES
 from core.settings import Settings
 from sourcing.assumptions import SourcingAssumptions, parse_assumptions
 from sourcing.price_list_landing import PriceListLoad, land_assumptions, land_price_lists
-from sourcing.sp_api_tables import CATALOG_ITEMS, FEE_ESTIMATES, ITEM_OFFERS
 from suppliers.landing import (
     land_policy,
     land_purchase_orders,
@@ -130,6 +130,7 @@ def write_sp_api(settings: Settings, tenant_id: str) -> None:
                 "sales_rank": rank, "upc": upc, "ean": ean, "item_weight_kg": weight,
                 "length_cm": 10.0, "width_cm": 10.0, "height_cm": 10.0,
                 "list_price": "29.99", "currency": "USD", "updated_at": NOW.isoformat(),
+                "first_seen_at": NOW.isoformat(), "found_by": "keyword:planter",
             }
         )  # fmt: skip
         for back, price in enumerate(reversed(prices)):
@@ -152,7 +153,9 @@ def write_sp_api(settings: Settings, tenant_id: str) -> None:
                 "fetched_at": NOW.isoformat(),
             }
         )  # fmt: skip
-    for spec, records in ((CATALOG_ITEMS, catalog), (ITEM_OFFERS, offers), (FEE_ESTIMATES, fees)):
+    tables = {"catalog_items": catalog, "item_offers": offers, "fee_estimates": fees}
+    for name, records in tables.items():
+        spec = SP_API_TABLES[name]
         batch = [Fetched(r, origin="fixture", position=i) for i, r in enumerate(records)]
         land_batch(settings, spec, tenant_id=tenant_id, batch=batch, run_id="fixture", now=NOW)
 

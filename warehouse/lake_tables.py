@@ -15,7 +15,6 @@ from connectors.landing import INGESTED_AT_TYPE, VERSION_COLUMN, TableSpec
 from connectors.sources import SOURCES
 from core.contracts import price_lists, supplier_docs, suppliers
 from exports.crm_leads import LEADS_SCHEMA
-from sourcing import sp_api_tables
 from warehouse.raw_tables import RawTable
 
 
@@ -51,9 +50,6 @@ def lake_tables() -> list[RawTable]:
     ]
     for name, schema in suppliers.LAKE_TABLES.items():
         tables.append(RawTable(suppliers.SOURCE, name, schema))
-    if sp_api_tables.SOURCE not in SOURCES:  # the connector's own specs win once it exists
-        for spec in sp_api_tables.TABLES.values():
-            tables.append(RawTable(spec.source, spec.name, landed_schema(spec)))
     for name, schema in price_lists.LAKE_TABLES.items():
         tables.append(RawTable(price_lists.SOURCE, name, schema))
     return tables
