@@ -103,36 +103,6 @@ def print_evaluation(settings: Settings, tenant_id: str | None, *, calibration: 
     return True
 
 
-def print_top_scored_leads(settings: Settings, tenant_id: str, n: int = 5) -> None:
-    """The tenant's best leads from the warehouse mart, with probability, grade and reasons."""
-    from core.contracts.score_shape import parse_reasons_json
-    from scoring.store import read_tenant_rows
-
-    mart = read_tenant_rows(settings, "analytics", "mart_lead_scores", [tenant_id])
-    if mart.is_empty():
-        return
-    top = mart.sort(["score", "lead_id"], descending=[True, False], nulls_last=True).head(n)
-    table = Table(title=f"{tenant_id}: top {n} leads", title_justify="left")
-    for col in ("lead", "name", "score", "prob.", "grade", "MQL", "fit", "engag.", "reasons"):
-        table.add_column(col, justify="left" if col in {"lead", "name", "reasons"} else "right")
-    for row in top.iter_rows(named=True):
-        reasons = ", ".join(
-            f"{r.label} {r.points:+d}" for r in parse_reasons_json(row["reasons_json"])
-        )
-        table.add_row(
-            row["lead_id"],
-            f"{row['first_name'] or ''} {row['last_name'] or ''}".strip(),
-            _fmt(row["score"]),
-            _fmt(row["probability"], 2),
-            _fmt(row["grade"]),
-            "yes" if row["is_mql"] else "no",
-            _fmt(row["fit_score"]),
-            _fmt(row["engagement_score"]),
-            reasons,
-        )
-    console.print(table)
-
-
 def evaluate_synthetic(leads: int, seed: int) -> None:
     """Fit on the planted-signal set and print model vs rules vs the hidden truth."""
     import numpy as np
