@@ -239,13 +239,12 @@ def dashboards_login_url(superset: Superset) -> str:
             row = conn.execute(
                 "SELECT current_user, pg_has_role(current_user, %s, 'USAGE')", [DASHBOARDS_GROUP]
             ).fetchone()
-            assert row is not None
-            user, member = row
+            user, member = row if row is not None else ("?", False)
             refusal = login_role_refusal(conn, user, DASHBOARDS_GROUP)
     except psycopg.Error as exc:
         raise DashboardsError(
             f"BIZOS_SUPERSET_DATABASE_URL: cannot connect ({type(exc).__name__}:"
-            f" {str(exc).splitlines()[0] if str(exc) else ''})"
+            f" {_without_secret(str(exc).splitlines()[0] if str(exc) else '', uri)})"
         ) from None
     if refusal is None and not member:
         refusal = f"role {user} is not a member of {DASHBOARDS_GROUP}"
@@ -255,6 +254,19 @@ def dashboards_login_url(superset: Superset) -> str:
             " role: `bizos dashboards db-role`)"
         )
     return uri
+
+
+def _without_secret(message: str, uri: str) -> str:
+    """``message`` with the URL and its password taken out (libpq quotes a malformed
+    connection string back in its error)."""
+    from urllib.parse import urlsplit
+
+    message = message.replace(uri, "<BIZOS_SUPERSET_DATABASE_URL>")
+    try:
+        password = urlsplit(uri).password
+    except ValueError:
+        password = None
+    return message.replace(password, "***") if password else message
 
 
 def known_tenants(settings: Settings) -> list[str]:
