@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
 import pyarrow as pa
@@ -943,6 +944,13 @@ def on_postgres(
             "publisher": bizos(
                 home.home, port, "up", env={**env, **admin, "BIZOS_SUPERSET_DATABASE_URL": url}
             ),
+            # libpq quotes a malformed connection string back in its error
+            "malformed": bizos(
+                home.home,
+                port,
+                "up",
+                env={**env, **admin, "BIZOS_SUPERSET_DATABASE_URL": login.replace("://", "//")},
+            ),
         }
         env.update(admin, BIZOS_SUPERSET_DATABASE_URL=login)
         up = bizos(home.home, port, "up", env=env)
@@ -974,9 +982,13 @@ def test_on_postgres_up_refuses_a_login_that_is_not_read_only(
     unset, publisher = on_postgres["refused"]["unset"], on_postgres["refused"]["publisher"]
     assert unset.returncode == 2 and "BIZOS_SUPERSET_DATABASE_URL is not set" in unset.stderr
     assert publisher.returncode == 2 and "is privileged" in publisher.stderr
-    for done in (unset, publisher, on_postgres["up"]):
+    malformed = on_postgres["refused"]["malformed"]
+    assert malformed.returncode == 2 and "cannot connect" in malformed.stderr
+    password = urlsplit(on_postgres["login"]).password
+    assert password
+    for done in (unset, publisher, malformed, on_postgres["up"]):
         assert on_postgres["url"] not in done.stdout + done.stderr
-        assert on_postgres["login"] not in done.stdout + done.stderr
+        assert password not in done.stdout + done.stderr
 
 
 @pytest.mark.postgres
