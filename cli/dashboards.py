@@ -48,6 +48,9 @@ REQUIREMENTS = DASHBOARDS_DIR / "requirements.txt"
 CONSTRAINTS = DASHBOARDS_DIR / "constraints.txt"
 EMBEDDED_ADMIN = ("admin", "admin")
 START_TIMEOUT_S = 180.0
+DASHBOARDS_GROUP = "bizos_dashboards"
+"""The NOLOGIN role that holds Superset's grants and policies (serving_0011, ops_0007)."""
+DEFAULT_LOGIN = "bizos_superset"
 
 
 class DashboardSettings(BaseSettings):
@@ -63,7 +66,8 @@ class DashboardSettings(BaseSettings):
     venv: Path = Field(default=PROJECT_ROOT / ".superset-venv")
     database_url: SecretStr | None = Field(
         default=None,
-        description="Postgres login Superset reads serving (and ops) as; the publisher's if unset",
+        description="Postgres login Superset reads serving (and ops) as; required on Postgres"
+        " (`bizos dashboards db-role` makes it)",
     )
     secret_key: SecretStr | None = None
 
@@ -199,8 +203,7 @@ def database_request(superset: Superset) -> dict[str, dict[str, Any]]:
                 "schema": "main",
             },
         }
-    url = superset.dashboard.database_url
-    uri = url.get_secret_value() if url is not None else settings.postgres_url
+    uri = dashboards_login_url(superset)
     uri = uri.replace("postgresql+psycopg://", "postgresql://", 1).replace(
         "postgresql://", "postgresql+psycopg2://", 1
     )
@@ -208,6 +211,62 @@ def database_request(superset: Superset) -> dict[str, dict[str, Any]]:
         "serving": {"uri": uri, "engine_params": {}, "schema": "serving"},
         "ops": {"uri": uri, "engine_params": {}, "schema": "ops"},
     }
+
+
+def dashboards_login_url(superset: Superset) -> str:
+    """``BIZOS_SUPERSET_DATABASE_URL``, once checked to be a read-only dashboards login.
+
+    Superset reads every tenant's rows through one connection (its own row filters
+    split them per analyst), so the login must be a member of ``bizos_dashboards``
+    and of nothing else, own nothing and hold no privilege of its own (made so by
+    ``bizos dashboards db-role``). The publisher's URL is never used: it owns the
+    tables and could write them. The URL is never printed.
+    """
+    import psycopg
+
+    from serving.api_role import login_role_refusal
+
+    url = superset.dashboard.database_url
+    if url is None:
+        raise DashboardsError(
+            "BIZOS_SUPERSET_DATABASE_URL is not set: on the Postgres target Superset logs in"
+            " as a read-only role of its own; `bizos dashboards db-role` makes it and prints"
+            " the URL once"
+        )
+    uri = url.get_secret_value()
+    try:
+        with psycopg.connect(uri, connect_timeout=10) as conn:
+            row = conn.execute(
+                "SELECT current_user, pg_has_role(current_user, %s, 'USAGE')", [DASHBOARDS_GROUP]
+            ).fetchone()
+            user, member = row if row is not None else ("?", False)
+            refusal = login_role_refusal(conn, user, DASHBOARDS_GROUP)
+    except psycopg.Error as exc:
+        raise DashboardsError(
+            f"BIZOS_SUPERSET_DATABASE_URL: cannot connect ({type(exc).__name__}:"
+            f" {_without_secret(str(exc).splitlines()[0] if str(exc) else '', uri)})"
+        ) from None
+    if refusal is None and not member:
+        refusal = f"role {user} is not a member of {DASHBOARDS_GROUP}"
+    if refusal is not None:
+        raise DashboardsError(
+            f"BIZOS_SUPERSET_DATABASE_URL: {refusal} (Superset must log in as a read-only"
+            " role: `bizos dashboards db-role`)"
+        )
+    return uri
+
+
+def _without_secret(message: str, uri: str) -> str:
+    """``message`` with the URL and its password taken out (libpq quotes a malformed
+    connection string back in its error)."""
+    from urllib.parse import urlsplit
+
+    message = message.replace(uri, "<BIZOS_SUPERSET_DATABASE_URL>")
+    try:
+        password = urlsplit(uri).password
+    except ValueError:
+        password = None
+    return message.replace(password, "***") if password else message
 
 
 def known_tenants(settings: Settings) -> list[str]:
@@ -451,6 +510,25 @@ def export_command(
     console.print(f"wrote {len(result['written'])} files to {bundle}")
     for title in result["kept_not_landed"]:
         console.print(f"kept as in the bundle (shows a not-landed note): {title}")
+
+
+@dashboards_app.command("db-role")
+def db_role_command(
+    name: Annotated[str, typer.Option(help="the login role to create or reset")] = DEFAULT_LOGIN,
+) -> None:
+    """Create Superset's read-only Postgres login (or give it a new password) and print its
+    URL once: set it as BIZOS_SUPERSET_DATABASE_URL where `bizos dashboards up` runs."""
+    from serving.api_role import ApiRoleError, create_login_role
+
+    settings = get_settings()
+    if settings.target is not Target.POSTGRES:
+        raise _fail(DashboardsError("Superset's login role exists on the Postgres target only"))
+    try:
+        url = create_login_role(settings, name, DASHBOARDS_GROUP)
+    except ApiRoleError as exc:
+        raise _fail(exc) from None
+    console.print(f"role {name}: a member of {DASHBOARDS_GROUP} only. Its URL (shown once):")
+    print(f"BIZOS_SUPERSET_DATABASE_URL={url}")
 
 
 @dashboards_app.command("grant")

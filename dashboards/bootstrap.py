@@ -33,6 +33,8 @@ RLS_GROUP = "tenant_id"
 DENY_FILTER = "bizos: no tenant, no rows"
 NOT_LANDED_PREFIX = "MARKDOWN-notlanded-"
 PLACEHOLDER_URI = "bizos://{name}"
+SQL_PLACEHOLDER = "bizos://sql/"
+SQL_DIR = Path(__file__).resolve().parent / "sql"
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -55,11 +57,43 @@ def _existing_tables(uri: str, extra: dict[str, Any], schema: str | None) -> set
     engine = sa.create_engine(uri, **extra.get("engine_params", {}))
     try:
         inspector = sa.inspect(engine)
-        return set(inspector.get_table_names(schema=schema)) | set(
+        found = set(inspector.get_table_names(schema=schema)) | set(
             inspector.get_view_names(schema=schema)
         )
+        if engine.dialect.name != "postgresql":
+            return found
+        # The serving migrations create every table up front: on Postgres a table
+        # has landed once a tenant's rows are in it (the DuckDB store has a view only
+        # after a publish). Tables this login may not read are not ours to show.
+        landed = set()
+        with engine.connect() as conn:
+            for table in sorted(found):
+                name = f'"{schema}"."{table}"' if schema else f'"{table}"'
+                readable = conn.exec_driver_sql(
+                    "SELECT has_table_privilege(%(name)s, 'SELECT')", {"name": name}
+                ).scalar()
+                if readable and conn.exec_driver_sql(f"SELECT 1 FROM {name} LIMIT 1").first():
+                    landed.add(table)
+        return landed
     finally:
         engine.dispose()
+
+
+def virtual_sql(placeholder: str, uri: str, schema: str | None) -> tuple[str, list[str]]:
+    """A virtual dataset's SQL for this store's dialect, and the tables it reads.
+
+    The bundle names it ``bizos://sql/<name>``; the text is
+    ``dashboards/sql/<name>.<dialect>.sql`` (DuckDB and Postgres unnest JSON
+    differently), with ``{schema}`` naming the store's schema.
+    """
+    name = placeholder.removeprefix(SQL_PLACEHOLDER)
+    dialect = uri.split(":", 1)[0].split("+", 1)[0]
+    path = SQL_DIR / f"{name}.{dialect}.sql"
+    if not path.is_file():
+        raise ValueError(f"virtual dataset {name}: no SQL for {dialect} ({path})")
+    text = path.read_text()
+    tables = sorted(set(re.findall(r"\{schema\}\.(\w+)", text)))
+    return text.replace("{schema}", schema or "main").strip(), tables
 
 
 def render_bundle(
@@ -86,8 +120,12 @@ def render_bundle(
             doc = yaml.safe_load(text)
             conf = db_by_uuid[str(doc["database_uuid"])]
             doc["schema"] = conf.get("schema")
-            if doc["table_name"] not in conf["tables"]:
-                missing_datasets[str(doc["uuid"])] = doc["table_name"]
+            needs = [doc["table_name"]]
+            if str(doc.get("sql") or "").startswith(SQL_PLACEHOLDER):
+                doc["sql"], needs = virtual_sql(doc["sql"], conf["uri"], conf.get("schema"))
+            absent = [t for t in needs if t not in conf["tables"]]
+            if absent:
+                missing_datasets[str(doc["uuid"])] = absent[0]
                 continue
             out[path] = yaml.safe_dump(doc, sort_keys=False)
     missing_charts: dict[str, str] = {}
@@ -335,6 +373,17 @@ def do_grant(request: dict[str, Any]) -> dict[str, Any]:
         from superset import security_manager
         from superset.extensions import db
 
+        user = security_manager.find_user(username=request["user"])
+        password = request.get("password") or ""
+        # Refuse before anything is written: a failed grant creates no role or filter.
+        if user is None and len(password) < 8:
+            raise ValueError(
+                f"user {request['user']} does not exist: a new user needs a password of at"
+                " least 8 characters on stdin (nothing was created)"
+            )
+        analyst = security_manager.find_role(ANALYST_ROLE)
+        if analyst is None:
+            raise RuntimeError("no analyst role: run `bizos dashboards up` first")
         datasets = _datasets(request["dataset_uuids"])
         tenant_roles = {
             r.name[len(TENANT_ROLE_PREFIX) :]
@@ -343,15 +392,8 @@ def do_grant(request: dict[str, Any]) -> dict[str, Any]:
         }
         _ensure_tenant_filters(sorted(tenant_roles | {request["tenant"]}), datasets)
         role = _tenant_role(request["tenant"])
-        analyst = security_manager.find_role(ANALYST_ROLE)
-        if analyst is None:
-            raise RuntimeError("no analyst role: run `bizos dashboards up` first")
-        user = security_manager.find_user(username=request["user"])
         created = user is None
         if user is None:
-            password = request.get("password") or ""
-            if len(password) < 8:
-                raise ValueError("a new user needs a password of at least 8 characters on stdin")
             user = security_manager.add_user(
                 request["user"],
                 request["user"],
@@ -383,8 +425,11 @@ def do_grant(request: dict[str, Any]) -> dict[str, Any]:
 _ID_PARAMS = ("slice_id", "dashboards")
 
 
-def _normalized(path: str, doc: dict[str, Any], db_names: dict[str, str]) -> dict[str, Any]:
-    """Take this installation out of an exported file: URIs, schemas, numeric ids."""
+def _normalized(
+    path: str, doc: dict[str, Any], db_names: dict[str, str], sql_names: dict[str, str]
+) -> dict[str, Any]:
+    """Take this installation out of an exported file: URIs, schemas, numeric ids, and the
+    dialect's text of a virtual dataset (it lives in ``dashboards/sql/``)."""
     if path.startswith("databases/"):
         name = db_names.get(str(doc["uuid"]), "serving")
         doc["sqlalchemy_uri"] = PLACEHOLDER_URI.format(name=name)
@@ -393,6 +438,8 @@ def _normalized(path: str, doc: dict[str, Any], db_names: dict[str, str]) -> dic
         doc.pop("ssh_tunnel", None)
     elif path.startswith("datasets/"):
         doc["schema"] = db_names.get(str(doc["database_uuid"]), "serving")
+        if str(doc["uuid"]) in sql_names:
+            doc["sql"] = sql_names[str(doc["uuid"])]
     elif path.startswith("charts/"):
         params = doc.get("params") or {}
         params["datasource"] = "0__table"
@@ -429,12 +476,15 @@ def do_export(request: dict[str, Any]) -> dict[str, Any]:
     bundle = Path(request["bundle"])
     existing: dict[str, str] = {}
     db_names: dict[str, str] = {}
+    sql_names: dict[str, str] = {}
     for path, text in _bundle_files(bundle).items():
         doc = yaml.safe_load(text)
         if isinstance(doc, dict) and "uuid" in doc:
             existing[str(doc["uuid"])] = path
             if path.startswith("databases/"):
                 db_names[str(doc["uuid"])] = _db_key(path)
+            if str(doc.get("sql") or "").startswith(SQL_PLACEHOLDER):
+                sql_names[str(doc["uuid"])] = doc["sql"]
     app = _app()
     written, kept = [], []
     with app.app_context():
@@ -465,7 +515,7 @@ def do_export(request: dict[str, Any]) -> dict[str, Any]:
             kinds = ("databases", "datasets", "charts", "dashboards")
             rel = "/".join(parts[next(i for i, p in enumerate(parts) if p in kinds) :])
             doc = yaml.safe_load(content() if callable(content) else content)
-            doc = _normalized(rel, doc, db_names)
+            doc = _normalized(rel, doc, db_names, sql_names)
             target = existing.get(str(doc.get("uuid")), rel)
             (bundle / target).parent.mkdir(parents=True, exist_ok=True)
             (bundle / target).write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))

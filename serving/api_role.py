@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
@@ -58,6 +59,16 @@ def create_api_role(settings: Settings, name: str = DEFAULT_ROLE) -> str:
     ``bizos_reader`` and its grants exist. Refuses a role that already has
     privileges the API must not have, rather than quietly stripping them.
     """
+    return create_login_role(settings, name, READER_ROLE)
+
+
+def create_login_role(settings: Settings, name: str, group: str) -> str:
+    """A login role that is a member of ``group`` (INHERIT, no SET) and of nothing else,
+    owns nothing and holds no privilege of its own; its URL with a fresh password.
+
+    The API's login (group ``bizos_reader``) and Superset's (``bizos_dashboards``,
+    cli/dashboards.py) are both made here, so both get the same refusals.
+    """
     if not _ROLE_NAME.fullmatch(name):
         raise ApiRoleError(f"role name {name!r}: use lower-case letters, digits and _")
     ensure_current(settings, "ops")
@@ -66,27 +77,9 @@ def create_api_role(settings: Settings, name: str = DEFAULT_ROLE) -> str:
     ident = sql.Identifier(name)
     with psycopg.connect(settings.postgres_url, autocommit=True, connect_timeout=10) as conn:
         conn.execute(sql.SQL(_CREATE).format(name_literal=sql.Literal(name), name=ident))
-        found = conn.execute(
-            "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication"
-            " FROM pg_roles WHERE rolname = %s",
-            [name],
-        ).fetchone()
-        if found is None or any(found):
-            raise ApiRoleError(f"role {name} is privileged (superuser, createrole, ...): refused")
-        owns = conn.execute(
-            "SELECT count(*) FROM pg_class WHERE relowner = %s::regrole", [name]
-        ).fetchone()
-        if owns and owns[0]:
-            raise ApiRoleError(f"role {name} owns tables in this database: refused")
-        others = conn.execute(
-            "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid"
-            " WHERE m.member = %s::regrole AND r.rolname <> %s",
-            [name, READER_ROLE],
-        ).fetchall()
-        if others:
-            raise ApiRoleError(
-                f"role {name} is a member of {sorted(r[0] for r in others)}: refused"
-            )
+        refusal = login_role_refusal(conn, name, group)
+        if refusal:
+            raise ApiRoleError(refusal)
         conn.execute(
             sql.SQL(
                 "ALTER ROLE {} WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE"
@@ -96,17 +89,47 @@ def create_api_role(settings: Settings, name: str = DEFAULT_ROLE) -> str:
         if conn.info.server_version >= 160000:
             conn.execute(
                 sql.SQL("GRANT {} TO {} WITH INHERIT TRUE, SET FALSE").format(
-                    sql.Identifier(READER_ROLE), ident
+                    sql.Identifier(group), ident
                 )
             )
         else:
-            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READER_ROLE), ident))
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), ident))
         conn.execute(
             sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
                 sql.Identifier(settings.postgres.dbname), ident
             )
         )
     return role_url(settings.postgres_url, name, password)
+
+
+def login_role_refusal(conn: psycopg.Connection[Any], name: str, group: str) -> str | None:
+    """Why ``name`` cannot be a login that only reads through ``group``; None when it can.
+
+    Privileged (superuser, createrole, createdb, bypassrls, replication), owning
+    tables here, or a member of any role but ``group``.
+    """
+    found = conn.execute(
+        "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication"
+        " FROM pg_roles WHERE rolname = %s",
+        [name],
+    ).fetchone()
+    if found is None:
+        return f"role {name} does not exist"
+    if any(found):
+        return f"role {name} is privileged (superuser, createrole, ...): refused"
+    owns = conn.execute(
+        "SELECT count(*) FROM pg_class WHERE relowner = %s::regrole", [name]
+    ).fetchone()
+    if owns and owns[0]:
+        return f"role {name} owns tables in this database: refused"
+    others = conn.execute(
+        "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid"
+        " WHERE m.member = %s::regrole AND r.rolname <> %s",
+        [name, group],
+    ).fetchall()
+    if others:
+        return f"role {name} is a member of {sorted(r[0] for r in others)}: refused"
+    return None
 
 
 def role_url(owner_url: str, name: str, password: str) -> str:

@@ -8,6 +8,11 @@ data are fixture rows published through ``serving.publish.publish_table`` (the s
 contracts and store as the pipeline's publish) and load-log rows recorded through
 the connectors' own state store: two tenants of different sizes, so a missing
 row-level filter shows as a wrong number.
+
+At the end the same Superset is bootstrapped again on a Postgres store (a throwaway
+database with other fixture sizes), through the read-only login `bizos dashboards
+db-role` makes: the chart data API per tenant against the same queries on Postgres,
+and what that login can and cannot do.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
 import pyarrow as pa
@@ -39,11 +46,13 @@ from connectors.state import LoadLogRow, connector_state
 from core.contracts.lead_score_history import LEAD_SCORE_HISTORY
 from core.contracts.lead_scores import LEAD_SCORES
 from core.contracts.revenue_traffic import AI_USAGE_COST, REVENUE_MONTHLY, TRAFFIC_BY_SOURCE
+from core.contracts.sourcing_opportunities import SOURCING_OPPORTUNITIES
 from core.contracts.supplier_risk import SUPPLIER_RISK
 from core.contracts.table import TableContract
 from core.settings import PROJECT_ROOT, Settings, get_settings
 from migrations import ops_sqlite_path
 from serving.publish import publish_table
+from tests.postgres import fresh_database
 
 BIZOS = Path(sys.executable).with_name("bizos")
 SUPERSET_VENV = DashboardSettings().venv
@@ -156,7 +165,7 @@ def supplier_rows(tenant: str, prefix: str, suppliers: int) -> list[dict[str, An
                 "last_decision": None,
                 "last_decision_id": None,
                 "last_decided_at": None,
-                "documents_json": "[]",
+                "documents_json": documents_json(prefix, i),
                 "risk_version": f"rv-{i}",
                 "reasons_json": json.dumps(
                     [{"code": "delivery", "label": "late deliveries", "points": 10}]
@@ -167,6 +176,60 @@ def supplier_rows(tenant: str, prefix: str, suppliers: int) -> list[dict[str, An
             }
         )
     return rows
+
+
+TODAY = datetime.now(UTC).date()
+"""The documents' expiry dates are set from today: the expiring-documents chart asks
+the store for ``CURRENT_DATE`` (UTC on both stores) at query time."""
+
+
+def supplier_documents(prefix: str, supplier: int) -> list[dict[str, Any]]:
+    """Each supplier's required documents as mart_supplier_risk lists them: one expiring
+    in a few days, one on the window's last day (30 days: shown), one a day past it
+    (31: not shown), one expired yesterday, one missing; varied by tenant and supplier."""
+    shift = 0 if prefix == "ACM" else 1
+    plan = {
+        0: [("certificate_of_insurance", 3 + shift), ("tax_form", None)],
+        1: [("quality_certificate", 30), ("business_licence", 31)],
+        2: [("certificate_of_insurance", -1), ("bank_letter", 12 + shift)],
+    }.get(supplier, [("tax_form", 400)])
+    docs = []
+    for doc_type, days in plan:
+        expiry = None if days is None else TODAY + timedelta(days=days)
+        status = (
+            "missing"
+            if expiry is None
+            else "expired"
+            if days < 0
+            else "expiring"
+            if days <= 60
+            else "valid"
+        )
+        docs.append(
+            {
+                "doc_type": doc_type,
+                "status": status,
+                "document_id": None if expiry is None else f"{prefix}-d{supplier}-{doc_type}",
+                "file_name": None if expiry is None else f"{prefix.lower()}-{doc_type}.pdf",
+                "expiry_date": None if expiry is None else expiry.isoformat(),
+            }
+        )
+    return sorted(docs, key=lambda d: str(d["doc_type"]))
+
+
+def documents_json(prefix: str, supplier: int) -> str:
+    return json.dumps(supplier_documents(prefix, supplier))
+
+
+def expiring_within_30_days(prefix: str, suppliers: int) -> set[tuple[str, str, str]]:
+    """(supplier_id, doc_type, expiry) of the documents the chart must show, by hand."""
+    found = set()
+    for i in range(suppliers):
+        for doc in supplier_documents(prefix, i):
+            expiry = doc["expiry_date"]
+            if expiry and TODAY <= date.fromisoformat(expiry) <= TODAY + timedelta(days=30):
+                found.add((f"{prefix}-S{i}", doc["doc_type"], expiry))
+    return found
 
 
 def record_loads(settings: Settings, tenant: str, loads: int) -> None:
@@ -251,64 +314,80 @@ def table_of(contract: TableContract, rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=contract.schema)
 
 
-SOURCING = TableContract(
-    name="sourcing_opportunities",
-    mart="mart_sourcing_opportunities",
-    schema=pa.schema(
-        [
-            pa.field("tenant_id", pa.string(), nullable=False),
-            pa.field("asin", pa.string(), nullable=False),
-            pa.field("title", pa.string()),
-            pa.field("category", pa.string()),
-            pa.field("price", pa.float64()),
-            pa.field("est_monthly_units", pa.int64()),
-            pa.field("est_monthly_revenue", pa.float64()),
-            pa.field("fees", pa.float64()),
-            pa.field("landed_cost", pa.float64()),
-            pa.field("margin_pct", pa.float64()),
-            pa.field("roi", pa.float64()),
-            pa.field("offer_count", pa.int64()),
-            pa.field("score", pa.int32(), nullable=False),
-            pa.field("grade", pa.string()),
-            pa.field("confidence", pa.float64()),
-            pa.field("best_supplier_id", pa.string()),
-            pa.field("supplier_tier", pa.string()),
-            pa.field("review_required", pa.bool_()),
-            pa.field("reasons", pa.string()),
-        ]
-    ),
-    primary_key=("tenant_id", "asin"),
-    order_by=("-score", "asin"),
-)
-"""The sourcing mart's columns as issue 11 names them: here it stands in for the
-contract being built elsewhere, to show a not-landed dashboard landing."""
+SOURCING = SOURCING_OPPORTUNITIES
 
 
 def sourcing_rows(tenant: str, prefix: str, count: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "tenant_id": tenant,
-            "asin": f"{prefix}-B00{i}",
-            "title": f"{prefix} product {i}",
-            "category": "tools",
-            "price": 20.0 + i,
-            "est_monthly_units": 100 * (i + 1),
-            "est_monthly_revenue": (20.0 + i) * 100 * (i + 1),
-            "fees": 4.0,
-            "landed_cost": 8.0,
-            "margin_pct": 30.0 + i,
-            "roi": 1.5,
-            "offer_count": 3,
-            "score": 90 - 10 * i,
-            "grade": "A" if i < 2 else "B",
-            "confidence": 0.8,
-            "best_supplier_id": f"{prefix}-S{i}",
-            "supplier_tier": "high" if i == 0 else "low",
-            "review_required": i == 0,
-            "reasons": "margin:+20",
-        }
-        for i in range(count)
-    ]
+    """Opportunities as mart_sourcing_opportunities publishes them (the contract's
+    columns); the first needs its supplier reviewed."""
+    rows = []
+    for i in range(count):
+        asin = f"{prefix}-B00{i}"
+        tier = "high" if i == 0 else "low"
+        reasons = [
+            {"code": "strong_demand", "label": "demand", "points": 30, "evidence": None},
+            {"code": f"supplier_{tier}_risk", "label": "supplier", "points": -5, "evidence": None},
+        ]
+        score = 90 - 10 * i
+        rows.append(
+            {
+                "tenant_id": tenant,
+                "asin": asin,
+                "marketplace_id": "ATVPDKIKX0DER",
+                "title": f"{prefix} product {i}",
+                "brand": "Acme",
+                "category": "tools",
+                "currency": "USD",
+                "score": score,
+                "grade": "A" if score >= 75 else "B",
+                "reasons": "|".join(f"{r['code']}:{r['points']:+d}" for r in reasons),
+                "score_model": "sourcing_rules_v1",
+                "score_status": "scored",
+                "demand_score": 30,
+                "margin_score": 25,
+                "competition_score": 20,
+                "stability_score": 15,
+                "supplier_score": -5,
+                "confidence": "high",
+                "price": 20.0 + i,
+                "price_basis": "buy_box",
+                "fees_per_unit": 4.0,
+                "referral_rate": 0.15,
+                "fixed_fees": 1.0,
+                "landed_cost": 8.0,
+                "margin_per_unit": 8.0 + i,
+                "margin_pct": 30.0 + i,
+                "roi_pct": 100.0,
+                "sales_rank": 1000 + i,
+                "est_monthly_units": 100 * (i + 1),
+                "est_monthly_units_low": 50 * (i + 1),
+                "est_monthly_units_high": 150 * (i + 1),
+                "est_monthly_revenue": (20.0 + i) * 100 * (i + 1),
+                "est_monthly_profit": 500.0,
+                "offer_count": 3,
+                "fba_offer_count": 1,
+                "buy_box_share": 0.5,
+                "price_cv": 0.0,
+                "offer_days": 10,
+                "supplier_count": 1,
+                "supplier_id": f"{prefix}-S{i}",
+                "supplier_name": f"{prefix} Supplier {i}",
+                "supplier_sku": f"SKU-{i}",
+                "supplier_tier": tier,
+                "supplier_review_status": "pending" if tier == "high" else "approved",
+                "review_required": tier == "high",
+                "match_rule": "asin",
+                "unit_cost": 5.0,
+                "cost_currency": "USD",
+                "moq": 100,
+                "lead_time_days": 14,
+                "reasons_json": json.dumps(reasons),
+                "model_version": "sourcing_rules_v1",
+                "config_version": "cfg-1",
+                "scored_at": NOW,
+            }
+        )
+    return rows
 
 
 # -- Superset through its own CLI --------------------------------------------------------
@@ -320,9 +399,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bizos(home: Path, port: int, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BIZOS_", "DAGSTER_"))}
-    env.update(BIZOS_HOME=str(home), BIZOS_SUPERSET_PORT=str(port))
+def bizos(
+    home: Path, port: int, *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``bizos dashboards ARGS`` on the embedded store, or with ``env`` (the Postgres
+    phase: its database and Superset's login) on top."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("BIZOS_", "DAGSTER_"))}
+    base.update(BIZOS_HOME=str(home), BIZOS_SUPERSET_PORT=str(port), **(env or {}))
+    env = base
     return subprocess.run(
         [str(BIZOS), "dashboards", *args],
         input=stdin,
@@ -375,10 +459,9 @@ class Api:
         return rows
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings = get_settings(home=tmp_path_factory.mktemp("dashboards"), database_url=None)
-    for tenant, (prefix, leads, suppliers, loads) in TENANTS.items():
+def publish_fixture(settings: Settings, tenants: dict[str, tuple[str, int, int, int]]) -> None:
+    """Every tenant's rows published to the settings' store, and their loads logged."""
+    for tenant, (prefix, leads, suppliers, loads) in tenants.items():
         scores = lead_rows(tenant, prefix, leads)
         publish_table(settings, LEAD_SCORES, tenant, table_of(LEAD_SCORES, scores))
         publish_table(
@@ -393,6 +476,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         for contract, rows in revenue_tables(tenant, prefix).items():
             publish_table(settings, contract, tenant, table_of(contract, rows))
         record_loads(settings, tenant, loads)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = get_settings(home=tmp_path_factory.mktemp("dashboards"), database_url=None)
+    publish_fixture(settings, TENANTS)
     return settings
 
 
@@ -456,10 +545,18 @@ _GRAINS = {"P1D": "day", "P1M": "month"}
 
 def expected_rows(home: Settings, chart: dict[str, Any], tenant: str) -> list[dict[str, Any]]:
     """The chart's saved query, written out by hand for one tenant and run on the store
-    itself (DuckDB serving views or the ops SQLite), not through Superset."""
+    itself (DuckDB serving views or the ops SQLite; on Postgres as the publisher), not
+    through Superset."""
     dataset = next(d for d in bundle_docs("datasets") if d["uuid"] == chart["dataset_uuid"])
     query = json.loads(chart["query_context"])["queries"][0]
     is_ops = dataset["schema"] == "ops"
+    postgres = home.database_url is not None
+    source = (f"{dataset['schema']}." if postgres else "") + dataset["table_name"]
+    if str(dataset.get("sql") or "").startswith("bizos://sql/"):
+        name = dataset["sql"].removeprefix("bizos://sql/")
+        dialect = "postgresql" if postgres else "duckdb"
+        text = (DASHBOARDS_DIR / "sql" / f"{name}.{dialect}.sql").read_text()
+        source = f"({text.replace('{schema}', 'serving' if postgres else 'main')}) AS v"
     select, group = [], []
     for column in query["columns"]:
         if isinstance(column, dict):
@@ -474,13 +571,20 @@ def expected_rows(home: Settings, chart: dict[str, Any], tenant: str) -> list[di
     where = f"tenant_id = '{tenant}'"
     if query["extras"].get("where"):
         where += f" AND {query['extras']['where']}"
-    sql = f"SELECT {', '.join(select)} FROM {dataset['table_name']} WHERE {where}"
+    sql = f"SELECT {', '.join(select)} FROM {source} WHERE {where}"
     if query["metrics"] and group:
         sql += f" GROUP BY {', '.join(group)}"
     if query["orderby"] and not query["metrics"]:
         column, ascending = query["orderby"][0]
         sql += f' ORDER BY "{column}" {"ASC" if ascending else "DESC"}'
     sql += f" LIMIT {query['row_limit']}"
+    if postgres:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(home.postgres_url, row_factory=dict_row) as conn:
+            conn.execute("SET TimeZone = 'UTC'")
+            return conn.execute(sql).fetchall()
     if is_ops:
         with sqlite3.connect(f"file:{ops_sqlite_path(home)}?mode=ro", uri=True) as con:
             cur = con.execute(sql)
@@ -505,6 +609,8 @@ def normalized(value: Any) -> Any:
         return round(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp() * 1000)
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
+    if isinstance(value, Decimal):
+        value = float(value)
     if isinstance(value, int | float):
         return round(float(value), 6)
     return value
@@ -516,11 +622,22 @@ def row_set(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     )
 
 
-def landed_charts(home: Settings) -> list[dict[str, Any]]:
-    """The bundle's charts whose table is in the store now."""
-    have = {p.name for p in home.serving_dir.iterdir() if p.is_dir()} | {"load_log"}
-    datasets = {d["uuid"]: d["table_name"] for d in bundle_docs("datasets")}
-    return [c for c in bundle_docs("charts") if datasets[c["dataset_uuid"]] in have]
+def dataset_needs(dataset: dict[str, Any]) -> set[str]:
+    """The tables a dataset reads: its own, or those its virtual SQL names."""
+    if str(dataset.get("sql") or "").startswith("bizos://sql/"):
+        name = dataset["sql"].removeprefix("bizos://sql/")
+        text = (DASHBOARDS_DIR / "sql" / f"{name}.duckdb.sql").read_text()
+        return set(re.findall(r"\{schema\}\.(\w+)", text))
+    return {dataset["table_name"]}
+
+
+def landed_charts(home: Settings, have: set[str] | None = None) -> list[dict[str, Any]]:
+    """The bundle's charts whose tables are in the store now (``have``, or the
+    embedded store's published tables and the ops load log)."""
+    if have is None:
+        have = {p.name for p in home.serving_dir.iterdir() if p.is_dir()} | {"load_log"}
+    datasets = {d["uuid"]: dataset_needs(d) for d in bundle_docs("datasets")}
+    return [c for c in bundle_docs("charts") if datasets[c["dataset_uuid"]] <= have]
 
 
 # -- the tests -----------------------------------------------------------------------------
@@ -572,6 +689,98 @@ def test_every_chart_answers_each_analyst_with_only_their_tenant(
     assert len(differing) >= len(charts) - 1, differing
 
 
+def as_iso_date(value: Any) -> str:
+    """A date from the chart data API (epoch ms or text) as ``YYYY-MM-DD``."""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000, UTC).date().isoformat()
+    return str(value)[:10]
+
+
+def assert_expiring_documents(port: int, user: str, prefix: str, suppliers: int) -> None:
+    """The chart lists exactly the documents expiring today to 30 days from today."""
+    api = Api(port, user, PASSWORD)
+    rows = api.chart_data(api.charts()[EXPIRING_CHART])
+    got = [(r["supplier_id"], r["doc_type"], as_iso_date(r["expiry_date"])) for r in rows]
+    want = expiring_within_30_days(prefix, suppliers)
+    assert sorted(got) == sorted(want), (user, got)
+    assert [g[2] for g in got] == sorted(g[2] for g in got), "soonest first"
+
+
+EXPIRING_CHART = "Documents expiring in the next 30 days"
+
+
+def test_expiring_documents_are_exactly_those_of_the_next_30_days(
+    superset: dict[str, Any],
+) -> None:
+    """Per document, from the risk mart's document list: one expiring on the 30th day is
+    in, one on the 31st, one expired yesterday and a missing one are out."""
+    for tenant, (prefix, _leads, suppliers, _loads) in TENANTS.items():
+        assert_expiring_documents(superset["port"], f"analyst-{tenant}", prefix, suppliers)
+
+
+def superset_python(home: Settings, port: int, script: str, stdin: str = "") -> None:
+    """Run ``script`` with Superset's Python and this installation's config (what an
+    admin does by hand in Superset's UI, for the cases ``grant`` never makes)."""
+    from cli.dashboards import Superset
+
+    installation = Superset(home, DashboardSettings(port=port))
+    done = subprocess.run(
+        [str(installation.python), "-c", script],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=installation.env(),
+        cwd=installation.state_dir,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+ADD_USER_WITHOUT_TENANT = """
+import sys
+from superset.app import create_app
+
+with create_app().app_context():
+    from superset import security_manager as sm
+    roles = [sm.find_role("Gamma"), sm.find_role("bizos_analyst")]
+    name = sys.argv[1] if len(sys.argv) > 1 else "analyst-no-tenant"
+    assert sm.add_user(name, "No", "Tenant", name + "@localhost", roles,
+                       password=sys.stdin.read().strip())
+"""
+
+
+def test_an_analyst_with_no_tenant_role_sees_no_rows(
+    home: Settings, superset: dict[str, Any]
+) -> None:
+    """An analyst made by hand in the UI with the analyst role and no tenant: the
+    deny-all filter leaves every chart empty (counts 0, sums null), not everyone's rows."""
+    superset_python(home, superset["port"], ADD_USER_WITHOUT_TENANT, stdin=PASSWORD)
+    api = Api(superset["port"], "analyst-no-tenant", PASSWORD)
+    ids = api.charts()
+    charts = landed_charts(home)
+    assert len(charts) >= 17
+    for chart in charts:
+        rows = api.chart_data(ids[chart["slice_name"]])
+        values = [v for row in rows for v in row.values()]
+        assert all(v in (None, 0) for v in values), (chart["slice_name"], rows)
+        query = json.loads(chart["query_context"])["queries"][0]
+        if query["columns"]:
+            assert rows == [], chart["slice_name"]
+
+
+def test_grant_of_a_new_user_without_a_password_fails_and_creates_nothing(
+    home: Settings, superset: dict[str, Any]
+) -> None:
+    before = metadata_snapshot(home)
+    done = bizos(
+        home.home, superset["port"], "grant", "--user", "newcomer", "--tenant", "new-tenant"
+    )
+    assert done.returncode == 2
+    assert "user newcomer does not exist: a new user needs a password" in done.stderr
+    # neither the user nor the new tenant's role and row filter
+    assert metadata_snapshot(home) == before
+
+
 def test_an_analyst_of_two_tenants_sees_both_and_admin_sees_all(
     home: Settings, superset: dict[str, Any]
 ) -> None:
@@ -584,8 +793,11 @@ def test_an_analyst_of_two_tenants_sees_both_and_admin_sees_all(
         "--tenant",
         "bluebird-retail",
     )
+    # an existing user: no password asked for, the second tenant's role added
     assert granted.returncode == 0, granted.stderr
-    assert "tenants acme-robotics, bluebird-retail" in granted.stderr
+    assert "updated analyst-acme-robotics: tenants acme-robotics, bluebird-retail" in (
+        granted.stderr.replace("\n", " ")
+    )
     api = Api(superset["port"], "analyst-acme-robotics", PASSWORD)
     leads = api.chart_data(api.charts()["Leads by grade"])
     assert sum(r["Leads"] for r in leads) == sum(t[1] for t in TENANTS.values())
@@ -692,3 +904,171 @@ def test_a_mart_that_lands_gets_its_charts_at_the_next_up(
         got = api.chart_data(ids[chart["slice_name"]])
         assert row_set(got) == row_set(expected_rows(home, chart, "bluebird-retail"))
         assert "ACM-" not in repr(got)
+
+
+# -- the same Superset on the Postgres store ------------------------------------------------
+
+# Other sizes than the embedded store's, so an answer left over from it would show.
+PG_TENANTS = {"acme-robotics": ("ACM", 9, 4, 2), "bluebird-retail": ("BLU", 4, 2, 3)}
+PG_SOURCING = {"acme-robotics": 3, "bluebird-retail": 5}
+
+
+@pytest.fixture(scope="module")
+def on_postgres(
+    home: Settings, superset: dict[str, Any], pg_server: str
+) -> Iterator[dict[str, Any]]:
+    """The module's Superset bootstrapped again, by `bizos dashboards up`, on a Postgres
+    store with the fixture rows published and Superset's own read-only login from
+    `bizos dashboards db-role`: one Superset process for both stores (a second would
+    cost its start-up again); the import points its two databases at Postgres."""
+    port = superset["port"]
+    with fresh_database(pg_server) as url:
+        pg = get_settings(home=home.home, database_url=url)
+        publish_fixture(pg, PG_TENANTS)
+        for tenant, count in PG_SOURCING.items():
+            prefix = PG_TENANTS[tenant][0]
+            publish_table(
+                pg, SOURCING, tenant, table_of(SOURCING, sourcing_rows(tenant, prefix, count))
+            )
+        env = {"BIZOS_DATABASE_URL": url}
+        made = bizos(home.home, port, "db-role", env=env)
+        assert made.returncode == 0, made.stderr
+        login = next(
+            line.split("=", 1)[1]
+            for line in made.stdout.splitlines()
+            if line.startswith("BIZOS_SUPERSET_DATABASE_URL=")
+        )
+        admin = {"BIZOS_SUPERSET_ADMIN_USER": "admin", "BIZOS_SUPERSET_ADMIN_PASSWORD": "admin"}
+        refused = {
+            "unset": bizos(home.home, port, "up", env={**env, **admin}),
+            "publisher": bizos(
+                home.home, port, "up", env={**env, **admin, "BIZOS_SUPERSET_DATABASE_URL": url}
+            ),
+            # libpq quotes a malformed connection string back in its error
+            "malformed": bizos(
+                home.home,
+                port,
+                "up",
+                env={**env, **admin, "BIZOS_SUPERSET_DATABASE_URL": login.replace("://", "//")},
+            ),
+        }
+        env.update(admin, BIZOS_SUPERSET_DATABASE_URL=login)
+        up = bizos(home.home, port, "up", env=env)
+        assert up.returncode == 0, up.stderr[-3000:]
+        with ThreadPoolExecutor(len(PG_TENANTS)) as pool:
+            grants = pool.map(
+                lambda t: bizos(
+                    home.home,
+                    port,
+                    "grant",
+                    "--user",
+                    f"pg-{t}",
+                    "--tenant",
+                    t,
+                    stdin=PASSWORD + "\n",
+                    env=env,
+                ),
+                PG_TENANTS,
+            )
+            for granted in grants:
+                assert granted.returncode == 0, granted.stderr
+        yield {"settings": pg, "url": url, "login": login, "up": up, "refused": refused}
+
+
+@pytest.mark.postgres
+def test_on_postgres_up_refuses_a_login_that_is_not_read_only(
+    on_postgres: dict[str, Any],
+) -> None:
+    unset, publisher = on_postgres["refused"]["unset"], on_postgres["refused"]["publisher"]
+    assert unset.returncode == 2 and "BIZOS_SUPERSET_DATABASE_URL is not set" in unset.stderr
+    assert publisher.returncode == 2 and "is privileged" in publisher.stderr
+    malformed = on_postgres["refused"]["malformed"]
+    assert malformed.returncode == 2 and "cannot connect" in malformed.stderr
+    password = urlsplit(on_postgres["login"]).password
+    assert password
+    for done in (unset, publisher, malformed, on_postgres["up"]):
+        assert on_postgres["url"] not in done.stdout + done.stderr
+        assert password not in done.stdout + done.stderr
+
+
+@pytest.mark.postgres
+def test_on_postgres_every_chart_answers_each_analyst_with_only_their_tenant(
+    on_postgres: dict[str, Any], superset: dict[str, Any]
+) -> None:
+    """The serving schema through Superset's login: each tenant's analyst gets only that
+    tenant's rows, equal to the same query run on the store as the publisher."""
+    pg, up = on_postgres["settings"], on_postgres["up"]
+    assert "dashboards imported" in up.stderr
+    # on Postgres every table exists from the migrations; one with no rows has not landed
+    assert "not landed yet: check_results" in up.stderr
+    assert "not landed yet: sourcing_opportunities" not in up.stderr
+    datasets = bundle_docs("datasets")
+    have = {n for d in datasets for n in dataset_needs(d)} - {"check_results"}
+    charts = landed_charts(pg, have)
+    assert len(charts) == len(bundle_docs("charts")) - 2
+    for tenant, (prefix, _leads, suppliers, _loads) in PG_TENANTS.items():
+        api = Api(superset["port"], f"pg-{tenant}", PASSWORD)
+        ids = api.charts()
+        for chart in charts:
+            got = api.chart_data(ids[chart["slice_name"]])
+            assert row_set(got) == row_set(expected_rows(pg, chart, tenant)), (
+                tenant,
+                chart["slice_name"],
+            )
+            other = {"ACM", "BLU"} - {prefix}
+            assert not any(f"{o}-" in repr(got) for o in other), chart["slice_name"]
+        assert_expiring_documents(superset["port"], f"pg-{tenant}", prefix, suppliers)
+    leads = Api(superset["port"], "pg-bluebird-retail", PASSWORD)
+    by_grade = leads.chart_data(leads.charts()["Leads by grade"])
+    assert sum(r["Leads"] for r in by_grade) == PG_TENANTS["bluebird-retail"][1]
+
+
+@pytest.mark.postgres
+def test_on_postgres_the_superset_login_reads_only_and_only_serving(
+    on_postgres: dict[str, Any],
+) -> None:
+    """Superset's login sees every tenant's serving rows (its own filters split them)
+    and can do nothing else: no writes, no other tables, no other role; the API's
+    reader still sees one tenant per transaction."""
+    import psycopg
+
+    from serving.api_role import create_api_role
+
+    pg = on_postgres["settings"]
+    with psycopg.connect(on_postgres["login"], autocommit=True) as conn:
+        role = conn.execute(
+            "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolinherit"
+            " FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        assert role == (False, False, False, False, True)
+        owned = conn.execute("SELECT count(*) FROM pg_class WHERE relowner = current_user::regrole")
+        assert owned.fetchone() == (0,)
+        total = conn.execute("SELECT count(*) FROM serving.lead_scores").fetchone()
+        assert total == (sum(t[1] for t in PG_TENANTS.values()),)
+        assert conn.execute("SELECT count(*) FROM ops.load_log").fetchone() == (
+            sum(t[3] for t in PG_TENANTS.values()),
+        )
+        refused = [
+            "INSERT INTO serving.lead_model_cards (tenant_id) VALUES ('x')",
+            "UPDATE serving.lead_scores SET score = 1",
+            "DELETE FROM serving.supplier_risk",
+            "TRUNCATE serving.revenue_monthly",
+            "CREATE TABLE serving.mine (a int)",
+            "CREATE TABLE public.mine (a int)",
+            "DELETE FROM ops.load_log",
+            "SELECT * FROM serving.publish_log",
+            "SELECT * FROM ops.api_keys",
+            "SELECT * FROM ops.tenants",
+            "SELECT * FROM ops.supplier_review_decisions",
+            "SET ROLE bizos_reader",
+            "SET ROLE postgres",
+        ]
+        for statement in refused:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    with psycopg.connect(create_api_role(pg)) as conn:
+        assert conn.execute("SELECT count(*) FROM serving.lead_scores").fetchone() == (0,)
+        conn.execute("SELECT set_config('bizos.tenant_id', 'bluebird-retail', true)")
+        assert conn.execute("SELECT count(*) FROM serving.lead_scores").fetchone() == (
+            PG_TENANTS["bluebird-retail"][1],
+        )

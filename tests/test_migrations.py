@@ -28,7 +28,7 @@ from serving.keys import create_key, resolve_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
-OPS_HEAD = "ops_0006"
+OPS_HEAD = "ops_0007"
 """The newest ops revision; a new one bumps this (and shows in review)."""
 
 
