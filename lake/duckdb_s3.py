@@ -3,7 +3,8 @@
 httpfs comes from its pip package (``duckdb-extension-httpfs``, pinned to the
 DuckDB version), loaded from the file the wheel ships, so no machine downloads
 an extension at run time and none needs ``~/.duckdb``. The S3 secret is made
-in memory from the standard ``AWS_*`` values each time a connection opens:
+in memory from the standard ``AWS_*`` values each time a connection opens
+(``connect_warehouse`` in Python, the plugin for dbt):
 DuckDB keeps it for that connection only (not ``PERSISTENT``), and its values
 are never written to a file or a log.
 
@@ -92,4 +93,21 @@ def configure_from_env(conn: duckdb.DuckDBPyConnection, environ: Mapping[str, st
 
 def configure_s3(conn: duckdb.DuckDBPyConnection, settings: Settings) -> bool:
     """``configure_from_env`` with the values of ``settings`` (what dbt is given)."""
+    if not settings.lake_on_s3:
+        return False
     return configure_from_env(conn, settings.dbt_env())
+
+
+def connect_warehouse(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to the embedded warehouse that can read the lake.
+
+    dbt's staging models are views over the lake's ``read_parquet`` globs, so on an
+    ``s3://`` lake every connection that reads through them needs httpfs and the
+    secret, not only dbt's."""
+    conn = duckdb.connect(str(settings.warehouse_path), read_only=read_only)
+    try:
+        configure_s3(conn, settings)
+    except BaseException:
+        conn.close()
+        raise
+    return conn

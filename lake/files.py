@@ -74,8 +74,9 @@ def _publish(tmp: Path, path: LakePath) -> int:
             # without completing the upload and the old object stays.
             out.write(data)
             out.close()
+            size = data.size
         tmp.unlink(missing_ok=True)
-        return data.size
+        return size
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -16,7 +16,6 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import psycopg
 import sqlalchemy as sa
 from dagster import DagsterInstance
@@ -28,6 +27,7 @@ from core.contracts.serving_tables import SERVING_TABLES
 from core.settings import PROJECT_ROOT, Settings, Target
 from core.tenancy import check_tenant_id
 from exports.inbox import tenants_with_inbox
+from lake.duckdb_s3 import connect_warehouse
 from lake.files import find, lake_root, remove_tree
 from opsdb.engine import ops_database_exists, transaction
 from opsdb.tables import api_keys, connector_cursors
@@ -247,7 +247,7 @@ def _clear_warehouse(settings: Settings, tenant_id: str) -> int:
             return _clear_postgres_warehouse(settings, tenant_id)
         if not settings.warehouse_path.exists():
             return 0
-        with duckdb.connect(str(settings.warehouse_path)) as conn:
+        with connect_warehouse(settings) as conn:
             tables = conn.execute(
                 "SELECT c.table_schema, c.table_name FROM information_schema.columns c "
                 "JOIN information_schema.tables t USING (table_catalog, table_schema, table_name) "
