@@ -4,6 +4,7 @@ subprocesses alike."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import uuid
 from collections.abc import Iterator
@@ -62,6 +63,8 @@ def _free_port() -> int:
 @contextmanager
 def moto_server() -> Iterator[S3Server]:
     port = _free_port()
+    # Its request log would bury a failing test's own output.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:

@@ -9,6 +9,8 @@ folder, is in tests/test_runs_embedded.py, which already has the local run.
 from __future__ import annotations
 
 import logging
+import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -205,6 +207,23 @@ def test_removing_a_tenant_deletes_only_its_objects(s3):
     assert _remove_lake_folders(s3, "t1") == 2  # its table and its quarantine
     left = objects(s3_root(s3))
     assert left and all("tenant=t2/" in key for key in left)
+
+
+def test_the_sweep_removes_stale_staging_files_of_an_s3_lake(s3):
+    """A run killed mid-write leaves its partition's local staging file (never an
+    object): the next run's sweep removes it, and not one a live run is writing."""
+    from pipelines.housekeeping import sweep_temp_files
+
+    staging = s3.home / "tmp" / "lake"
+    staging.mkdir(parents=True)
+    old, new = staging / ".part.parquet.1.tmp", staging / ".part.parquet.2.tmp"
+    for path in (old, new):
+        path.write_bytes(b"half a parquet")
+    cutoff = time.time()
+    os.utime(old, (cutoff - 60, cutoff - 60))
+    os.utime(new, (cutoff + 1, cutoff + 1))
+    assert sweep_temp_files(s3, older_than=cutoff) == [old]
+    assert new.exists()
 
 
 def test_the_s3_settings_never_show_the_secret(s3):
