@@ -1,6 +1,5 @@
 """Dagster wiring for the CRM export source: the lake asset and its quality check."""
 
-import pyarrow.parquet as pq
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -21,6 +20,7 @@ from exports.crm_leads import (
     leads_path,
     quarantine_path,
 )
+from lake.files import parquet_file
 from quality.crm_leads import validate_partition
 from quality.gates import MAX_QUARANTINED_SHARE, ROW_COUNT, row_count_change
 from quality.results import ERROR, CheckRecord, record_results
@@ -106,9 +106,9 @@ def export_expectations(settings: Settings, tenant_id: str, *, run_id: str) -> C
             details={"reason": "no lake partition"},
             run_id=run_id,
         )
-    rows = pq.ParquetFile(lake_path).metadata.num_rows
+    rows = parquet_file(lake_path).metadata.num_rows
     quarantine = quarantine_path(settings, tenant_id)
-    quarantined = pq.ParquetFile(quarantine).metadata.num_rows if quarantine.exists() else 0
+    quarantined = parquet_file(quarantine).metadata.num_rows if quarantine.exists() else 0
     outcome = validate_partition(lake_path)
     rows_in = rows + quarantined
     # Quarantined rows are expected now and then; a load that rejects most of
@@ -150,7 +150,7 @@ def crm_export_leads_row_count(
     records = []
     for tenant_id in run_tenants(context):
         lake_path = leads_path(settings, tenant_id)
-        rows = pq.ParquetFile(lake_path).metadata.num_rows if lake_path.exists() else 0
+        rows = parquet_file(lake_path).metadata.num_rows if lake_path.exists() else 0
         records.append(
             row_count_change(
                 settings, asset_key=ASSET_KEY, tenant_id=tenant_id, rows=rows, run_id=run_id

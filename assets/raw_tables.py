@@ -24,6 +24,7 @@ from assets.partitions import tenants
 from assets.resources import BizosSettings
 from core.settings import Target
 from core.tenancy import check_tenant_id
+from lake.files import lake_root
 from warehouse.lake_tables import lake_tables
 from warehouse.raw_tables import RawLoadError, RawTable, load_tenant
 
@@ -66,7 +67,7 @@ def raw_tables(context: AssetExecutionContext, bizos: BizosSettings) -> Iterator
             continue
         try:
             load = load_tenant(
-                settings.postgres_url, table, lake_dir=settings.lake_dir, tenant_id=tenant_id
+                settings.postgres_url, table, lake_dir=lake_root(settings), tenant_id=tenant_id
             )
         except RawLoadError as exc:
             # The data, not the moment, is at fault: a retry would fail the same way.

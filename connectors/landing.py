@@ -33,21 +33,27 @@ reason, in the quarantine schema of the CRM export.
 from __future__ import annotations
 
 import json
-import shutil
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from core.settings import Settings
-from lake.files import partition_dir, write_partition
+from lake.files import (
+    LakePath,
+    find,
+    lake_root,
+    partition_dir,
+    quarantine_root,
+    read_parquet,
+    remove_tree,
+    write_partition,
+)
 from lake.quarantine import QUARANTINE_SCHEMA
 
 DateFormat = Literal["epoch", "iso", "yyyymmdd"]
@@ -125,8 +131,8 @@ class LandedBatch:
 # -- paths ---------------------------------------------------------------------------
 
 
-def table_dir(settings: Settings, source: str, table: str, tenant_id: str) -> Path:
-    return partition_dir(settings.lake_dir, source, table, tenant=tenant_id)
+def table_dir(settings: Settings, source: str, table: str, tenant_id: str) -> LakePath:
+    return partition_dir(lake_root(settings), source, table, tenant=tenant_id)
 
 
 PARTITION_KEY = "month"
@@ -137,15 +143,15 @@ def month_of(day: date) -> str:
     return day.strftime("%Y-%m")
 
 
-def partition_path(settings: Settings, spec: TableSpec, tenant_id: str, month: str) -> Path:
+def partition_path(settings: Settings, spec: TableSpec, tenant_id: str, month: str) -> LakePath:
     return (
-        partition_dir(settings.lake_dir, spec.source, spec.name, tenant=tenant_id, month=month)
+        partition_dir(lake_root(settings), spec.source, spec.name, tenant=tenant_id, month=month)
         / "part.parquet"
     )
 
 
-def quarantine_dir(settings: Settings, source: str, table: str, tenant_id: str) -> Path:
-    return partition_dir(settings.quarantine_dir, source, table, tenant=tenant_id)
+def quarantine_dir(settings: Settings, source: str, table: str, tenant_id: str) -> LakePath:
+    return partition_dir(quarantine_root(settings), source, table, tenant=tenant_id)
 
 
 # -- validation ----------------------------------------------------------------------
@@ -412,7 +418,7 @@ def land_batch(
         result.rows_quarantined = len(rejected)
         path = (
             partition_dir(
-                settings.quarantine_dir,
+                quarantine_root(settings),
                 spec.source,
                 spec.name,
                 tenant=tenant_id,
@@ -432,10 +438,10 @@ def land_batch(
 # -- reading back --------------------------------------------------------------------
 
 
-def _read_file(path: Path) -> pa.Table | None:
-    # ParquetFile reads one known file without the dataset machinery, which costs
-    # more than the read for a small partition.
-    return pq.ParquetFile(path).read() if path.exists() else None
+def _read_file(path: LakePath) -> pa.Table | None:
+    # One known file without the dataset machinery, which costs more than the
+    # read for a small partition.
+    return read_parquet(path) if path.exists() else None
 
 
 def fold_day_partitions(settings: Settings, spec: TableSpec, tenant_id: str) -> int:
@@ -450,26 +456,26 @@ def fold_day_partitions(settings: Settings, spec: TableSpec, tenant_id: str) -> 
         (table_dir(settings, spec.source, spec.name, tenant_id), spec.primary_key),
         (quarantine_dir(settings, spec.source, spec.name, tenant_id), ["reason", "raw_record"]),
     ):
-        days = sorted(folder.glob(f"{LEGACY_DAY_KEY}=*/part.parquet")) if folder.is_dir() else []
-        by_month: dict[str, list[Path]] = defaultdict(list)
+        days = find(folder, f"{LEGACY_DAY_KEY}=*/part.parquet")
+        by_month: dict[str, list[LakePath]] = defaultdict(list)
         for file in days:
             day = date.fromisoformat(file.parent.name.removeprefix(f"{LEGACY_DAY_KEY}="))
             by_month[month_of(day)].append(file)
         for month, files in sorted(by_month.items()):
             target = folder / f"{PARTITION_KEY}={month}" / "part.parquet"
-            parts = [_read_file(target), *(pq.ParquetFile(f).read() for f in files)]
+            parts = [_read_file(target), *(read_parquet(f) for f in files)]
             write_partition(keep_latest(concat_drifting(parts), list(key)), target)
             for file in files:
-                shutil.rmtree(file.parent)
+                remove_tree(file.parent)
             folded += len(files)
     return folded
 
 
-def _read_dir(folder: Path) -> pa.Table | None:
-    files = sorted(folder.glob("*=*/part.parquet")) if folder.exists() else []
+def _read_dir(folder: LakePath) -> pa.Table | None:
+    files = find(folder, "*=*/part.parquet")
     if not files:
         return None
-    return concat_drifting(pq.ParquetFile(f).read() for f in files)
+    return concat_drifting(read_parquet(f) for f in files)
 
 
 def read_table(settings: Settings, source: str, table: str, tenant_id: str) -> pa.Table | None:

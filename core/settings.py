@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +66,27 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default=PROJECT_ROOT / ".bizos", description="lake, DuckDB files, state")
+    lake_url: str | None = Field(
+        default=None,
+        description="where the Parquet lake lives: a folder, or s3://bucket/prefix on object "
+        "storage (reached with the AWS_* settings); default BIZOS_HOME/lake",
+    )
+    # The standard AWS names (no BIZOS_ prefix), read only for an s3:// lake.
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_ENDPOINT_URL", "aws_endpoint_url"),
+        description="S3 endpoint for an s3:// lake, e.g. http://minio:9000; AWS when unset",
+    )
+    aws_access_key_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_ACCESS_KEY_ID", "aws_access_key_id")
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
+    )
+    aws_region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "aws_region")
+    )
     database_url: SecretStr | None = Field(
         default=None, description="Postgres URL; when set, dbt and serving use Postgres"
     )
@@ -292,12 +313,28 @@ class Settings(BaseSettings):
         return self.home / "inbox"
 
     @property
+    def lake_on_s3(self) -> bool:
+        """Whether the lake is on object storage (``lake.files.lake_root`` opens it)."""
+        return bool(self.lake_url) and str(self.lake_url).startswith("s3://")
+
+    @property
+    def lake_location(self) -> str:
+        """The lake's root as text: a folder, or the ``s3://bucket/prefix`` URL."""
+        return str(self.lake_url).rstrip("/") if self.lake_on_s3 else str(self.lake_dir)
+
+    @property
     def lake_dir(self) -> Path:
-        return self.home / "lake"
+        """The lake's local folder; an s3:// lake has none (``lake.files.lake_root``
+        gives the root of either kind)."""
+        if self.lake_on_s3:
+            raise RuntimeError(
+                f"BIZOS_LAKE_URL is {self.lake_url}: the lake is on object storage, not a folder"
+            )
+        return Path(self.lake_url) if self.lake_url else self.home / "lake"
 
     @property
     def quarantine_dir(self) -> Path:
-        return self.home / "lake" / "_quarantine"
+        return self.lake_dir / "_quarantine"
 
     @property
     def warehouse_path(self) -> Path:
@@ -337,7 +374,7 @@ class Settings(BaseSettings):
         """Environment variables the committed ``dbt/profiles.yml`` reads."""
         env = {
             "BIZOS_HOME": str(self.home),
-            "BIZOS_LAKE_DIR": str(self.lake_dir),
+            "BIZOS_LAKE_DIR": self.lake_location,
             "BIZOS_WAREHOUSE_PATH": str(self.warehouse_path),
             "DBT_TARGET": self.target.value,
         }
@@ -350,6 +387,16 @@ class Settings(BaseSettings):
                 BIZOS_PG_PASSWORD=pg.password,
                 BIZOS_PG_DBNAME=pg.dbname,
             )
+        if self.lake_on_s3:
+            # Read by lake/duckdb_s3.py (the profile's plugin) to make DuckDB's S3
+            # secret in memory; never written into a file.
+            env["AWS_REGION"] = self.aws_region
+            if self.aws_endpoint_url:
+                env["AWS_ENDPOINT_URL"] = self.aws_endpoint_url
+            if self.aws_access_key_id:
+                env["AWS_ACCESS_KEY_ID"] = self.aws_access_key_id
+            if self.aws_secret_access_key:
+                env["AWS_SECRET_ACCESS_KEY"] = self.aws_secret_access_key.get_secret_value()
         return env
 
 

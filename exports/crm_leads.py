@@ -22,7 +22,6 @@ import logging
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import BinaryIO
 
 import polars as pl
@@ -33,7 +32,14 @@ from core.contracts.crm_export import REQUIRED_COLUMNS
 from core.settings import Settings
 from exports.crm_csv import EXCERPT_CHARS, ExportReader, ExportSchemaError, LeadShape, Record
 from exports.inbox import InboxChanged, InboxNotice, open_export, tenant_exports
-from lake.files import PartitionWriter, partition_dir, read_partition
+from lake.files import (
+    LakePath,
+    PartitionWriter,
+    lake_root,
+    partition_dir,
+    quarantine_root,
+    read_partition,
+)
 from lake.quarantine import QUARANTINE_SCHEMA
 from quality.crm_leads import row_rule_failures
 
@@ -115,20 +121,21 @@ class LeadsLoad:
     lines_quarantined: int = 0
     lines_blank: int = 0
     bytes_written: int = 0
-    lake_path: Path | None = None
-    quarantine_path: Path | None = None
+    lake_path: LakePath | None = None
+    quarantine_path: LakePath | None = None
     suite: dict[str, object] = field(default_factory=dict)
 
 
-def leads_path(settings: Settings, tenant_id: str) -> Path:
+def leads_path(settings: Settings, tenant_id: str) -> LakePath:
     return (
-        partition_dir(settings.lake_dir, "crm_export", "leads", tenant=tenant_id) / "leads.parquet"
+        partition_dir(lake_root(settings), "crm_export", "leads", tenant=tenant_id)
+        / "leads.parquet"
     )
 
 
-def quarantine_path(settings: Settings, tenant_id: str) -> Path:
+def quarantine_path(settings: Settings, tenant_id: str) -> LakePath:
     return (
-        partition_dir(settings.quarantine_dir, "crm_export", "leads", tenant=tenant_id)
+        partition_dir(quarantine_root(settings), "crm_export", "leads", tenant=tenant_id)
         / "quarantine.parquet"
     )
 

@@ -31,6 +31,8 @@ import psutil
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from core.settings import Settings
+from lake.files import lake_root
+from lake.s3 import S3Path
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +107,12 @@ def oldest_live_run_start(instance: DagsterInstance) -> float | None:
 
 def temp_files(settings: Settings) -> Iterator[Path]:
     """Files matching the documented temporary-file patterns."""
-    if settings.lake_dir.is_dir():
-        yield from settings.lake_dir.rglob(".*.tmp")
+    root = lake_root(settings)
+    if isinstance(root, Path) and root.is_dir():
+        yield from root.rglob(".*.tmp")
+    if isinstance(root, S3Path) and root.store.staging_dir.is_dir():
+        # An s3:// lake's partitions are written locally, then uploaded.
+        yield from root.store.staging_dir.glob(".*.tmp")
     if settings.serving_dir.is_dir():
         yield from settings.serving_dir.glob("serving.duckdb.next-*")
 

@@ -16,7 +16,6 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import psycopg
 import sqlalchemy as sa
 from dagster import DagsterInstance
@@ -28,6 +27,8 @@ from core.contracts.serving_tables import SERVING_TABLES
 from core.settings import PROJECT_ROOT, Settings, Target
 from core.tenancy import check_tenant_id
 from exports.inbox import tenants_with_inbox
+from lake.duckdb_s3 import connect_warehouse
+from lake.files import find, lake_root, remove_tree
 from opsdb.engine import ops_database_exists, transaction
 from opsdb.tables import api_keys, connector_cursors
 from opsdb.tenants import (
@@ -163,11 +164,7 @@ def remove_tenant(
         instance.delete_dynamic_partition(PARTITIONS, tenant_id)
         out["dagster partition"] = 1
     out["inbox folders"] = _rmtree_all([settings.tenant_inbox(tenant_id)])
-    out["lake folders"] = _rmtree_all(
-        sorted(p for p in settings.lake_dir.rglob(f"tenant={tenant_id}") if p.is_dir())
-        if settings.lake_dir.is_dir()
-        else []
-    )
+    out["lake folders"] = _remove_lake_folders(settings, tenant_id)
     out["serving rows"] = _clear_serving(settings, tenant_id)
     out["warehouse rows"] = _clear_warehouse(settings, tenant_id)
     out["credentials"] = sum(
@@ -188,6 +185,14 @@ def remove_tenant(
     forget_tenant(settings, tenant_id)
     log.info("removed tenant %s: %s", tenant_id, out)
     return removal
+
+
+def _remove_lake_folders(settings: Settings, tenant_id: str) -> int:
+    """Every ``tenant=<id>`` folder of the lake (tables and quarantine), local or S3."""
+    folders = [p for p in find(lake_root(settings), f"**/tenant={tenant_id}") if p.is_dir()]
+    for folder in folders:
+        remove_tree(folder)
+    return len(folders)
 
 
 def _rmtree_all(paths: list[Path]) -> int:
@@ -242,7 +247,7 @@ def _clear_warehouse(settings: Settings, tenant_id: str) -> int:
             return _clear_postgres_warehouse(settings, tenant_id)
         if not settings.warehouse_path.exists():
             return 0
-        with duckdb.connect(str(settings.warehouse_path)) as conn:
+        with connect_warehouse(settings) as conn:
             tables = conn.execute(
                 "SELECT c.table_schema, c.table_name FROM information_schema.columns c "
                 "JOIN information_schema.tables t USING (table_catalog, table_schema, table_name) "

@@ -16,13 +16,12 @@ A test holds the two to the same verdict, row for row.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from core.contracts.crm_export import LEAD_STATUSES, NOT_NULL_COLUMNS
+from lake.files import LakePath, parquet_file
 from quality.expectations import Rule, SuiteOutcome, describe, run_suite
 
 if TYPE_CHECKING:
@@ -83,9 +82,9 @@ def row_rule_failures(frame: pl.DataFrame) -> pl.Series:
     ).to_series()
 
 
-def validate_partition(path: Path) -> SuiteOutcome:
+def validate_partition(path: LakePath) -> SuiteOutcome:
     """Run the GX suite over a landed partition, one batch at a time, and sum up."""
-    parquet = pq.ParquetFile(path)
+    parquet = parquet_file(path)
     total = SuiteOutcome(suite_name=SUITE_NAME, success=True)
     counts: dict[str, int] = {}
     for batch in parquet.iter_batches(batch_size=CHECK_BATCH_ROWS):

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-import duckdb
 import polars as pl
 import psycopg
 from psycopg import sql
 
 from core.settings import Settings, Target
 from core.tenancy import check_tenant_id
+from lake.duckdb_s3 import connect_warehouse
 from warehouse.dbt_runs import warehouse_lock
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def read_inputs(settings: Settings, tenant_ids: Iterable[str]) -> tuple[pl.DataF
     else:
         with (
             warehouse_lock(settings, run_id=f"lead-model-read-{tenants[0]}", log=log.info),
-            duckdb.connect(str(settings.warehouse_path), read_only=True) as conn,
+            connect_warehouse(settings, read_only=True) as conn,
         ):
             for query in queries:
                 duck_query = query.replace("tenant_id = ANY(%s)", "list_contains(?, tenant_id)")
@@ -214,7 +214,7 @@ def _empty(name: str) -> pl.DataFrame:
 
 
 def _write_duckdb(settings: Settings, tenant_id: str, tables: dict[str, pl.DataFrame]) -> None:
-    with duckdb.connect(str(settings.warehouse_path)) as conn:
+    with connect_warehouse(settings) as conn:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         for name in tables:
             conn.execute(_ddl(name))
@@ -274,7 +274,7 @@ def read_tenant_rows(
         return pl.DataFrame()
     with (
         warehouse_lock(settings, run_id=f"read-{schema}.{table}", log=log.info),
-        duckdb.connect(str(settings.warehouse_path), read_only=True) as conn,
+        connect_warehouse(settings, read_only=True) as conn,
     ):
         found = conn.execute(
             "SELECT count(*) FROM information_schema.tables"

@@ -16,7 +16,6 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -24,7 +23,14 @@ import pyarrow as pa
 from core.contracts.price_lists import ASSUMPTIONS_SCHEMA, ITEMS_SCHEMA, LAKE_TABLES, SOURCE
 from core.settings import Settings
 from exports.inbox import InboxChanged, open_export, tenant_exports
-from lake.files import partition_dir, read_partition, write_partition
+from lake.files import (
+    LakePath,
+    lake_root,
+    partition_dir,
+    quarantine_root,
+    read_partition,
+    write_partition,
+)
 from lake.quarantine import QUARANTINE_SCHEMA
 from sourcing.assumptions import SourcingAssumptions
 from sourcing.price_list_files import SUFFIXES, PriceListFileError, read_price_list
@@ -35,15 +41,15 @@ INBOX_FOLDER = "price_lists"
 """A tenant's price lists live in ``<inbox>/<tenant>/price_lists/*.csv|*.xlsx``."""
 
 
-def lake_path(settings: Settings, table: str, tenant_id: str) -> Path:
+def lake_path(settings: Settings, table: str, tenant_id: str) -> LakePath:
     if table not in LAKE_TABLES:
         raise ValueError(f"not a price-list lake table: {table}")
-    return partition_dir(settings.lake_dir, SOURCE, table, tenant=tenant_id) / f"{table}.parquet"
+    return partition_dir(lake_root(settings), SOURCE, table, tenant=tenant_id) / f"{table}.parquet"
 
 
-def quarantine_path(settings: Settings, tenant_id: str) -> Path:
+def quarantine_path(settings: Settings, tenant_id: str) -> LakePath:
     return (
-        partition_dir(settings.quarantine_dir, SOURCE, "items", tenant=tenant_id)
+        partition_dir(quarantine_root(settings), SOURCE, "items", tenant=tenant_id)
         / "quarantine.parquet"
     )
 

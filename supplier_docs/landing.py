@@ -24,7 +24,6 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,7 +39,14 @@ from core.contracts.supplier_docs import (
 from core.settings import Settings
 from core.tenancy import check_tenant_id
 from exports.inbox import InboxChanged, open_inbox_file
-from lake.files import partition_dir, read_partition, write_partition
+from lake.files import (
+    LakePath,
+    lake_root,
+    partition_dir,
+    quarantine_root,
+    read_partition,
+    write_partition,
+)
 from lake.quarantine import QUARANTINE_SCHEMA
 from supplier_docs.extraction import Extraction, Extractor, RulesExtractor
 from supplier_docs.inbox import ListedDocument, supplier_documents
@@ -67,9 +73,9 @@ class DocumentsLoad:
     llm_fallbacks: int = 0
     documents_total: int = 0
     fields_total: int = 0
-    documents_path: Path | None = None
-    fields_path: Path | None = None
-    quarantine_path: Path | None = None
+    documents_path: LakePath | None = None
+    fields_path: LakePath | None = None
+    quarantine_path: LakePath | None = None
 
     def summary(self) -> dict[str, object]:
         out = asdict(self)
@@ -78,22 +84,22 @@ class DocumentsLoad:
         return out
 
 
-def documents_path(settings: Settings, tenant_id: str) -> Path:
-    folder = partition_dir(settings.lake_dir, SOURCE, DOCUMENTS_TABLE, tenant=tenant_id)
+def documents_path(settings: Settings, tenant_id: str) -> LakePath:
+    folder = partition_dir(lake_root(settings), SOURCE, DOCUMENTS_TABLE, tenant=tenant_id)
     return folder / "documents.parquet"
 
 
-def fields_path(settings: Settings, tenant_id: str) -> Path:
-    folder = partition_dir(settings.lake_dir, SOURCE, FIELDS_TABLE, tenant=tenant_id)
+def fields_path(settings: Settings, tenant_id: str) -> LakePath:
+    folder = partition_dir(lake_root(settings), SOURCE, FIELDS_TABLE, tenant=tenant_id)
     return folder / "document_fields.parquet"
 
 
-def quarantine_path(settings: Settings, tenant_id: str) -> Path:
-    folder = partition_dir(settings.quarantine_dir, SOURCE, DOCUMENTS_TABLE, tenant=tenant_id)
+def quarantine_path(settings: Settings, tenant_id: str) -> LakePath:
+    folder = partition_dir(quarantine_root(settings), SOURCE, DOCUMENTS_TABLE, tenant=tenant_id)
     return folder / "quarantine.parquet"
 
 
-def _existing(path: Path, schema: pa.Schema) -> pa.Table:
+def _existing(path: LakePath, schema: pa.Schema) -> pa.Table:
     table = read_partition(path)
     if table is None:
         return schema.empty_table()

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -29,7 +28,14 @@ from core.contracts.suppliers import (
 )
 from core.settings import Settings
 from exports.inbox import InboxChanged, open_export, tenant_exports
-from lake.files import partition_dir, read_partition, write_partition
+from lake.files import (
+    LakePath,
+    lake_root,
+    partition_dir,
+    quarantine_root,
+    read_partition,
+    write_partition,
+)
 from lake.quarantine import QUARANTINE_SCHEMA
 from suppliers.inbox_files import (
     SCREENING_SUFFIXES,
@@ -49,15 +55,15 @@ ORDERS_FILE = "purchase_orders.csv"
 SCREENING_FOLDER = "screening"
 
 
-def lake_path(settings: Settings, table: str, tenant_id: str) -> Path:
+def lake_path(settings: Settings, table: str, tenant_id: str) -> LakePath:
     if table not in LAKE_TABLES:
         raise ValueError(f"not a supplier lake table: {table}")
-    return partition_dir(settings.lake_dir, SOURCE, table, tenant=tenant_id) / f"{table}.parquet"
+    return partition_dir(lake_root(settings), SOURCE, table, tenant=tenant_id) / f"{table}.parquet"
 
 
-def quarantine_path(settings: Settings, table: str, tenant_id: str) -> Path:
+def quarantine_path(settings: Settings, table: str, tenant_id: str) -> LakePath:
     return (
-        partition_dir(settings.quarantine_dir, SOURCE, table, tenant=tenant_id)
+        partition_dir(quarantine_root(settings), SOURCE, table, tenant=tenant_id)
         / "quarantine.parquet"
     )
 

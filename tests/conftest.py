@@ -15,6 +15,7 @@ from tests.postgres import (
     server_url_from_env,
     throwaway_cluster,
 )
+from tests.s3 import S3Server, moto_server
 
 PG_FIXTURES = frozenset({"pg_server", "pg_url", "pg_settings"})
 _NO_POSTGRES: list[str] = []
@@ -113,3 +114,10 @@ def settings(bizos_home: Path) -> Settings:
 def pg_settings(bizos_home: Path, pg_url: str) -> Settings:
     """Postgres-target settings over a private BIZOS_HOME and a fresh database."""
     return get_settings(home=bizos_home, database_url=pg_url)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server, once per test process (tests/s3.py); a bucket per lake."""
+    with moto_server() as server:
+        yield server

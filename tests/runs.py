@@ -23,6 +23,9 @@ def run_env(settings: Settings) -> dict[str, str]:
     env["BIZOS_HOME"] = str(settings.home)
     if settings.database_url is not None:
         env["BIZOS_DATABASE_URL"] = settings.database_url.get_secret_value()
+    if settings.lake_url is not None:
+        env["BIZOS_LAKE_URL"] = settings.lake_url
+        env.update({k: v for k, v in settings.dbt_env().items() if k.startswith("AWS_")})
     return env
 
 

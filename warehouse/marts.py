@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import duckdb
 import psycopg
 import pyarrow as pa
 from psycopg import sql
@@ -12,6 +11,7 @@ from psycopg import sql
 from core.contracts.serving_tables import contract_for_mart
 from core.contracts.table import TableContract
 from core.settings import Settings, Target
+from lake.duckdb_s3 import connect_warehouse
 from warehouse.dbt_runs import warehouse_lock
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def read_mart(settings: Settings, mart: str | TableContract, *, tenant_id: str) 
     # take the writer lock for the moment of the read (warehouse/dbt_runs.py).
     with (
         warehouse_lock(settings, run_id=f"read-{tenant_id}", log=log.info),
-        duckdb.connect(str(settings.warehouse_path), read_only=True) as conn,
+        connect_warehouse(settings, read_only=True) as conn,
     ):
         return conn.execute(
             f"SELECT {cols} FROM {MART_SCHEMA}.{_quote(name)} WHERE tenant_id = ?{order_by}",

@@ -26,16 +26,14 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 from psycopg import sql
 
-from lake.files import partition_dir
+from lake.files import LakePath, find, partition_dir, read_parquet
 
 RAW_SCHEMA = "raw"
 _COPY_CHUNK = 1 << 20
@@ -138,13 +136,13 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 # -- the lake side -------------------------------------------------------------------
 
 
-def lake_files(lake_dir: Path, source: str, table: str, tenant_id: str) -> list[Path]:
+def lake_files(lake_dir: LakePath, source: str, table: str, tenant_id: str) -> list[LakePath]:
     """Every Parquet file of one tenant's table (day partitions or a single file)."""
     folder = partition_dir(lake_dir, source, table, tenant=tenant_id)
-    return sorted(folder.rglob("*.parquet")) if folder.is_dir() else []
+    return find(folder, "**/*.parquet")
 
 
-def check_storable(raw: RawTable, tenant_id: str, path: Path, table: pa.Table) -> None:
+def check_storable(raw: RawTable, tenant_id: str, path: LakePath, table: pa.Table) -> None:
     """Raise RawLoadError at the first value Postgres cannot store, or a row of
     another tenant (a misplaced file must never publish one tenant's rows as another's)."""
     if "tenant_id" in table.column_names and table.num_rows:
@@ -186,12 +184,14 @@ def _row_origin(table: pa.Table, row: int) -> str:
     return ""
 
 
-def read_tenant(lake_dir: Path, raw: RawTable, tenant_id: str) -> tuple[pa.Table, list[Path]]:
+def read_tenant(
+    lake_dir: LakePath, raw: RawTable, tenant_id: str
+) -> tuple[pa.Table, list[LakePath]]:
     """The tenant's rows of the table, in the unified schema, checked storable."""
     files = lake_files(lake_dir, raw.source, raw.table, tenant_id)
     parts = []
     for path in files:
-        part = pq.read_table(path)
+        part = read_parquet(path)
         check_storable(raw, tenant_id, path, part)
         parts.append(part)
     schema = unified_schema(raw.declared, [p.schema for p in parts])
@@ -309,7 +309,7 @@ def replace_tenant_rows(
     return rows.num_rows, added
 
 
-def load_tenant(conninfo: str, raw: RawTable, *, lake_dir: Path, tenant_id: str) -> RawLoad:
+def load_tenant(conninfo: str, raw: RawTable, *, lake_dir: LakePath, tenant_id: str) -> RawLoad:
     """Mirror one tenant's lake table into ``raw.<source>__<table>``."""
     rows, files = read_tenant(lake_dir, raw, tenant_id)
     count, added = replace_tenant_rows(conninfo, raw, tenant_id=tenant_id, rows=rows)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import duckdb
 import psycopg
 import pyarrow as pa
 from psycopg import sql
 
 from core.settings import Settings, Target
+from lake.duckdb_s3 import connect_warehouse
 from warehouse.dbt_runs import warehouse_lock
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def read_relation(
     # lock for the moment of the read, as warehouse.marts does.
     with (
         warehouse_lock(settings, run_id=f"check-{tenant_id}", log=log.info),
-        duckdb.connect(str(settings.warehouse_path), read_only=True) as conn,
+        connect_warehouse(settings, read_only=True) as conn,
     ):
         return conn.execute(
             f"SELECT {cols} FROM {_quote(schema)}.{_quote(name)} WHERE tenant_id = ?",

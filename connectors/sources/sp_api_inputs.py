@@ -10,12 +10,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.settings import PROJECT_ROOT, Settings
 from core.tenant_config import load_tenant_file
-from lake.files import partition_dir
+from lake.files import find, lake_root, parquet_file, partition_dir
 
 log = logging.getLogger(__name__)
 
@@ -134,13 +133,13 @@ def price_list_identifiers(settings: Settings, tenant_id: str) -> dict[str, list
 
     # The price-list loader's layout is its own (one file or month partitions):
     # every Parquet file under the tenant's folder, identifier columns only.
-    landed_dir = partition_dir(settings.lake_dir, "price_lists", "items", tenant=tenant_id)
-    landed = sorted(landed_dir.rglob("*.parquet")) if landed_dir.is_dir() else []
+    landed_dir = partition_dir(lake_root(settings), "price_lists", "items", tenant=tenant_id)
+    landed = find(landed_dir, "**/*.parquet")
     if landed:
         for path in landed:
-            names = set(pq.ParquetFile(path).schema_arrow.names)
-            wanted = [c for c in ("upc", "ean", "asin") if c in names]
-            for row in pq.read_table(path, columns=wanted).to_pylist():
+            parquet = parquet_file(path)
+            wanted = [c for c in ("upc", "ean", "asin") if c in parquet.schema_arrow.names]
+            for row in parquet.read(columns=wanted).to_pylist():
                 add(row)
     else:
         folder = settings.tenant_inbox(tenant_id) / "price_lists"
