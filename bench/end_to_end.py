@@ -185,8 +185,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("BIZOS_MASTER_KEY", Fernet.generate_key().decode())
     tenants = [f"e2e-{i:04d}" for i in range(args.tenants)]
     written, scale, gen_seconds = generate(home, tenants, args.events)
-    print(f"generated {written:,} records for {len(tenants)} tenants (scale {scale:.3f}) "
-          f"in {gen_seconds:.0f}s; home {home}", flush=True)
+    print(
+        f"generated {written:,} records for {len(tenants)} tenants (scale {scale:.3f}) "
+        f"in {gen_seconds:.0f}s; home {home}",
+        flush=True,
+    )
 
     from core.settings import get_settings
     from pipelines.definitions import build_definitions
@@ -305,18 +308,27 @@ def plot(rows: list[dict[str, Any]], out: Path) -> bool:
     per_tenant = [r for r in rows if r["mode"] == "per-tenant"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, xkey, fixed_key, label in (
-        (axes[0], "tenants", "events", "tenants (events fixed)"),
-        (axes[1], "events", "tenants", "events (tenants fixed)"),
+        (axes[0], "tenants", "events", "tenants"),
+        (axes[1], "events", "tenants", "events (integration records)"),
     ):
+        # rows of the same size on the other axis when there are several, else all
+        # of them, each point labelled with its size on the other axis
         groups: dict[Any, list[dict[str, Any]]] = {}
         for r in batch:
             groups.setdefault(_bucket(r[fixed_key]), []).append(r)
         best = max(groups.values(), key=len, default=[])
+        if len(best) < 2:
+            best = list(batch)
         best.sort(key=lambda r: r[xkey])
         xs = [r[xkey] for r in best]
         for stage in STAGES:
             ax.plot(xs, [r[f"{stage}_s"] for r in best], marker="o", label=f"batch: {stage}")
         ax.plot(xs, [r["wall_s"] for r in best], marker="s", color="black", label="batch: wall")
+        for r in best:
+            other = f"{r[fixed_key]:,} {fixed_key}"
+            ax.annotate(
+                other, (r[xkey], r["wall_s"]), fontsize=7, xytext=(4, 4), textcoords="offset points"
+            )
         fixed = {_bucket(b[fixed_key]) for b in best}
         pts = sorted(
             (r for r in per_tenant if _bucket(r[fixed_key]) in fixed),
