@@ -413,6 +413,32 @@ def test_a_batch_build_rebuilds_and_tests_only_its_tenants(
     assert "accepted_values_stg_crm_export__leads_status" in output
 
 
+def test_a_failed_batch_build_is_built_again_tenant_by_tenant(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """pipelines.batch.build_or_isolate: when a batch's build fails on one tenant's
+    bad row, each tenant is built alone, and only that tenant is marked failed."""
+    from pipelines.batch import build_or_isolate
+    from pipelines.runner import TenantRun
+
+    rows = known_leads()
+    write_lake(settings, rows)
+    dbt_build(settings, tmp_path / "dbt")
+    for row in rows:
+        if (row["tenant_id"], row["lead_id"]) == ("t2", "G-2"):
+            row["status"] = "bogus"
+    write_lake(settings, rows)
+    runs = {t: TenantRun(tenant_id=t, success=True, run_id="", seconds=0.0) for t in ("t1", "t2")}
+    lines: list[str] = []
+    builds = build_or_isolate(
+        settings, runs, "dbt_intermediate", batch_id="batch-test", log=lines.append, log_path=None
+    )
+    assert builds == 3  # the batch, then t1 alone, then t2 alone
+    assert runs["t1"].success and not runs["t2"].success
+    assert "dbt_intermediate: dbt build failed" in str(runs["t2"].error)
+    assert any("one by one" in line for line in lines)
+
+
 # -- every lake table of the API sources ----------------------------------------------
 #
 # Real lake files: the sandbox serves each source in its provider's shape over HTTP
