@@ -36,6 +36,7 @@ from core.settings import Settings
 from exports.inbox import scan_inbox
 from opsdb.tenants import disabled_tenants
 from pipelines.alerts import alert_sensors
+from pipelines.batch import batch_jobs
 from pipelines.cluster import step_executor
 from pipelines.quality import check_freshness, freshness_every_half_hour
 from pipelines.schedules import source_jobs, source_schedules, tenant_run_requests
@@ -137,7 +138,13 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             *serving_table_assets,
         ],
         asset_checks=[crm_export_leads_expectations, crm_export_leads_row_count, *quality_checks],
-        jobs=[materialize_all, refresh_suppliers, check_freshness, *source_jobs.values()],
+        jobs=[
+            materialize_all,
+            refresh_suppliers,
+            check_freshness,
+            *source_jobs.values(),
+            *batch_jobs,
+        ],
         schedules=[daily_refresh, freshness_every_half_hour, *source_schedules],
         sensors=[tenant_inboxes, supplier_document_arrivals, supplier_reviews, *alert_sensors],
         resources={"bizos": bizos, "dbt": dbt_resource(settings)},

@@ -91,6 +91,9 @@ def test_materialize_all_loads_every_source_table(settings):
         "refresh_suppliers",
         "check_freshness",
         *(f"{s}_load" for s in [*SOURCES, "crm_export"]),  # pipelines/schedules.py
+        "batch_ingest",  # pipelines/batch.py: bizos run --batch-size N
+        "batch_lead_model",
+        "batch_publish",
     ]
 
 

@@ -379,6 +379,66 @@ def test_a_tenant_build_rebuilds_and_tests_only_that_tenant(
     assert "accepted_values_stg_crm_export__leads_status" in output
 
 
+def test_a_batch_build_rebuilds_and_tests_only_its_tenants(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A batch build (pipelines/batch.py: tenants comma-separated in
+    BIZOS_DBT_TENANT_ID) rebuilds its tenants' rows and no one else's, and tests its
+    tenants' rows only: a bad row of a tenant outside the batch fails nothing, one
+    inside fails the batch (which the pipeline then builds tenant by tenant)."""
+    rows = known_leads()
+    # t3: a copy of t1 under another tenant id (same lead ids)
+    rows += [{**r, "tenant_id": "t3"} for r in rows if r["tenant_id"] == "t1"]
+    write_lake(settings, rows)
+    target = tmp_path / "dbt"
+    dbt_build(settings, target)
+    before = scores(duckdb_mart(settings))
+    assert before[("t3", "A-4")] == before[("t1", "A-4")]
+
+    for row in rows:
+        if row["lead_id"] == "A-4":  # t1's and t3's
+            row["status"] = "qualified"
+        if (row["tenant_id"], row["lead_id"]) == ("t2", "G-2"):
+            row["status"] = "bogus"
+    write_lake(settings, rows)
+    dbt_build(settings, target, tenant="t1,t3")
+    after = scores(duckdb_mart(settings))
+    assert after[("t1", "A-4")] == after[("t3", "A-4")] == (10, "D", "status:+10")
+    # t2 was not in the batch: its rows are as they were, its bad row tested by nobody
+    assert {k: v for k, v in after.items() if k[0] == "t2"} == {
+        k: v for k, v in before.items() if k[0] == "t2"
+    }
+
+    output = dbt_build(settings, target, tenant="t1,t2", ok=False)
+    assert "accepted_values_stg_crm_export__leads_status" in output
+
+
+def test_a_failed_batch_build_is_built_again_tenant_by_tenant(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """pipelines.batch.build_or_isolate: when a batch's build fails on one tenant's
+    bad row, each tenant is built alone, and only that tenant is marked failed."""
+    from pipelines.batch import build_or_isolate
+    from pipelines.runner import TenantRun
+
+    rows = known_leads()
+    write_lake(settings, rows)
+    dbt_build(settings, tmp_path / "dbt")
+    for row in rows:
+        if (row["tenant_id"], row["lead_id"]) == ("t2", "G-2"):
+            row["status"] = "bogus"
+    write_lake(settings, rows)
+    runs = {t: TenantRun(tenant_id=t, success=True, run_id="", seconds=0.0) for t in ("t1", "t2")}
+    lines: list[str] = []
+    builds = build_or_isolate(
+        settings, runs, "dbt_intermediate", batch_id="batch-test", log=lines.append, log_path=None
+    )
+    assert builds == 3  # the batch, then t1 alone, then t2 alone
+    assert runs["t1"].success and not runs["t2"].success
+    assert "dbt_intermediate: dbt build failed" in str(runs["t2"].error)
+    assert any("one by one" in line for line in lines)
+
+
 # -- every lake table of the API sources ----------------------------------------------
 #
 # Real lake files: the sandbox serves each source in its provider's shape over HTTP

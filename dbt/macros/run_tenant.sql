@@ -1,5 +1,6 @@
 {#
-    The tenant this dbt invocation rebuilds, or none for every tenant.
+    The tenant this dbt invocation rebuilds (a comma-separated batch of them for
+    a batch build), or none for every tenant.
 
     Runs name it in the environment (BIZOS_DBT_TENANT_ID, set by
     assets/warehouse.py), not in --vars: dbt throws away its whole partial
@@ -21,11 +22,32 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- `tenant_id = '<t>'` for this run's tenant, or `1 = 1` for every tenant. -#}
-{% macro run_tenant_filter(column='tenant_id') -%}
+{#
+    The tenants this invocation rebuilds, as a list: a batch build (pipelines/
+    batch.py) names several, comma-separated, in the same variable. Tenant ids
+    never hold a comma (core/tenancy.py), so the split is unambiguous.
+#}
+{% macro run_tenant_ids() -%}
     {%- set tenant = run_tenant_id() -%}
     {%- if tenant -%}
-        {{ column }} = '{{ tenant | replace("'", "''") }}'
+        {{ return(tenant.split(',') | map('trim') | reject('equalto', '') | list) }}
+    {%- else -%}
+        {{ return([]) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- `tenant_id = '<t>'` for this run's tenant, `tenant_id in ('<t1>', ...)` for a
+    batch's, or `1 = 1` for every tenant. -#}
+{% macro run_tenant_filter(column='tenant_id') -%}
+    {%- set tenants = run_tenant_ids() -%}
+    {%- if tenants | length == 1 -%}
+        {{ column }} = '{{ tenants[0] | replace("'", "''") }}'
+    {%- elif tenants -%}
+        {{ column }} in (
+            {%- for t in tenants -%}
+                '{{ t | replace("'", "''") }}'{{ ", " if not loop.last }}
+            {%- endfor -%}
+        )
     {%- else -%}
         1 = 1
     {%- endif -%}
