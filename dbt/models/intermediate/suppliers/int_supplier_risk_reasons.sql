@@ -83,7 +83,7 @@ delivery as (
             as on_time_rate,
         sum(orders.rejected_quantity) * 1.0 / nullif(sum(orders.quantity), 0) as defect_rate,
         stddev_samp(
-            (extract(epoch from orders.received_at) - extract(epoch from orders.ordered_at))
+            ({{ epoch_seconds('orders.received_at') }} - {{ epoch_seconds('orders.ordered_at') }})
             / 86400.0
         ) as lead_time_stddev_days,
         min(orders.po_id) as first_po,
