@@ -45,8 +45,11 @@ superset-env: env
 	$(VENV)/bin/bizos dashboards env
 
 # The Spark target's own virtualenv (dbt-spark and pyspark, ~600 MB: only this target
-# needs them), rebuilt when spark/requirements.txt or constraints.txt change.
+# needs them), rebuilt when spark/requirements.txt or constraints.txt change; and
+# Debian's Java 17 for pyspark, installed only when missing.
 spark-env: env
+	@command -v java >/dev/null || \
+	  (apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless)
 	$(VENV)/bin/python -m warehouse.spark_target env
 
 # `dbt build` of the project on Spark (local[*]) from the lake under BIZOS_HOME:

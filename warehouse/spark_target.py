@@ -168,7 +168,10 @@ def main(argv: list[str]) -> int:
 
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         run_dir = settings.home / "dbt" / "runs" / f"{stamp}-spark"
-        build = spark_build(settings, run_dir, *argv[1:])
+        args = argv[1:]
+        # a selection of one's own replaces the `spark` selector (dbt takes one or the other)
+        own = any(a in ("-s", "--select", "--selector") for a in args)
+        build = spark_build(settings, run_dir, *args, selector=None if own else SELECTOR)
         print(build.output)
         return build.returncode
     print("usage: python -m warehouse.spark_target env|build [dbt args]")
