@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 ENV_PREFIX = "BIZOS_SPARK_"
+STEP_SEPARATOR = "--and-then"
 
 
 def spark_home(home: Path) -> Path:
@@ -137,12 +138,37 @@ def main(argv: list[str]) -> int:
     )
     from dbt.cli.main import dbtRunner
 
-    result = dbtRunner().invoke(argv)
-    spark.stop()
-    if result.exception is not None:
-        print(f"dbt failed: {result.exception}", file=sys.stderr)
-        return 2
-    return 0 if result.success else 1
+    try:
+        for step in steps(argv):
+            started = time.monotonic()
+            result = dbtRunner().invoke(step)
+            print(f"spark: dbt {step[0]} took {time.monotonic() - started:.1f}s", flush=True)
+            if result.exception is not None:
+                print(f"dbt failed: {result.exception}", file=sys.stderr)
+                return 2
+            if not result.success:
+                return 1
+        return 0
+    finally:
+        spark.stop()
+
+
+def steps(argv: list[str]) -> list[list[str]]:
+    """dbt invocations separated by ``--and-then``, run in order in one session.
+
+    A run builds the project in more than one dbt step (the lead model sits between
+    the intermediate models and the marts); one JVM and metastore start serves them
+    all. A step that fails stops the rest.
+    """
+    found: list[list[str]] = [[]]
+    for arg in argv:
+        if arg == STEP_SEPARATOR:
+            found.append([])
+        else:
+            found[-1].append(arg)
+    if any(not step for step in found):
+        raise SystemExit(f"an empty dbt step in {argv!r}")
+    return found
 
 
 if __name__ == "__main__":

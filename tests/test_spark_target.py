@@ -17,12 +17,21 @@ import duckdb
 import pytest
 
 from core.settings import Settings, get_settings
-from spark.dbt_spark import lake_globs
+from spark.dbt_spark import lake_globs, steps
 from tests.test_dbt_project import EXPECTED_SCORES, dbt_build, known_leads, normalized, write_lake
 from tests.test_lead_marts import lake_rows
 from warehouse.spark_target import spark_build, spark_dbt_env, spark_table_dir
 
-LEAD_PATH = ("--select", "+mart_lead_scores", "+mart_lead_funnel")
+LEAD_PATH = ("--select", "+mart_lead_scores", "+mart_lead_funnel", "+mart_lead_score_history")
+# then, in the same Spark session, one tenant's rebuild of the incremental marts, as a
+# tenant's run does: delete+insert of t1's rows (macros/spark/delete_insert.sql)
+TENANT_STEP = (
+    "--select",
+    "mart_lead_scores",
+    "mart_lead_score_history",
+    "--vars",
+    "{tenant_id: t1}",
+)
 # Unit tests and data tests run on DuckDB in the other modules; here only the models.
 MODELS_ONLY = ("--exclude-resource-type", "unit_test", "test")
 NOT_COMPARED = {"scored_at"}  # the run's start time when no lead model has run
@@ -57,9 +66,16 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     write_lake(settings, known_leads() + lake_rows())
     dbt_build(settings, home / "dbt-duckdb", *LEAD_PATH, *MODELS_ONLY)
     started = time.monotonic()
-    build = spark_build(settings, home / "dbt-spark", *LEAD_PATH, *MODELS_ONLY, selector=None)
+    build = spark_build(
+        settings,
+        home / "dbt-spark",
+        *LEAD_PATH,
+        *MODELS_ONLY,
+        selector=None,
+        then=[(*TENANT_STEP, *MODELS_ONLY)],
+    )
     assert build.ok, build.output[-6000:]
-    print(f"spark build of the lead-score path: {time.monotonic() - started:.0f}s")
+    print(f"spark: lead-score path and a tenant rebuild in {time.monotonic() - started:.0f}s")
     return settings
 
 
@@ -86,6 +102,36 @@ def test_spark_lead_funnel_equals_duckdb(built: Settings) -> None:
     columns = columns_of(built, "mart_lead_funnel")
     on_spark = spark_rows(built, "mart_lead_funnel", columns)
     assert on_spark and on_spark == duckdb_rows(built, "mart_lead_funnel", columns)
+
+
+def test_a_tenant_rebuild_on_spark_replaces_only_that_tenants_rows(built: Settings) -> None:
+    """After the t1 step, every tenant's scores still equal DuckDB's (above), and the
+    history holds each other tenant's rows once and t1's with no key twice."""
+    keys = ["tenant_id", "lead_id", "scored_at"]
+    history = spark_rows(built, "mart_lead_score_history", keys)
+    on_duckdb = duckdb_rows(built, "mart_lead_score_history", keys)
+    assert len(set(history)) == len(history)
+
+    def leads(rows: list[tuple], tenant: str) -> list[str]:
+        return sorted(lead for t, lead, _ in rows if t == tenant)
+
+    for tenant in ("t2", "big-co", "small-co"):
+        assert leads(history, tenant) == leads(on_duckdb, tenant), tenant
+    latest = max(at for t, _, at in history if t == "t1")
+    assert sorted(lead for t, lead, at in history if t == "t1" and at == latest) == leads(
+        on_duckdb, "t1"
+    )
+    scores_at = {at for t, _, at in spark_rows(built, "mart_lead_scores", keys) if t == "t1"}
+    assert scores_at == {latest}
+
+
+def test_steps_split_on_the_separator() -> None:
+    assert steps(["build", "-s", "a", "--and-then", "build", "-s", "b"]) == [
+        ["build", "-s", "a"],
+        ["build", "-s", "b"],
+    ]
+    with pytest.raises(SystemExit, match="empty dbt step"):
+        steps(["build", "--and-then"])
 
 
 def test_lake_globs_follow_the_layout_and_refuse_a_mixed_one(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ SPARK_DIR = PROJECT_ROOT / "spark"
 REQUIREMENTS = SPARK_DIR / "requirements.txt"
 CONSTRAINTS = SPARK_DIR / "constraints.txt"
 LAUNCHER = SPARK_DIR / "dbt_spark.py"
+STEP_SEPARATOR = "--and-then"
+"""Between two dbt invocations in one Spark process (spark/dbt_spark.py)."""
 SELECTOR = "spark"
 """dbt/selectors.yml: the nodes that build on Spark."""
 
@@ -123,8 +126,12 @@ def spark_build(
     *dbt_args: str,
     tenant: str | None = None,
     selector: str | None = SELECTOR,
+    then: Sequence[Sequence[str]] = (),
 ) -> SparkBuild:
     """``dbt build`` of the Spark selection (or ``dbt_args``' own) in one Spark process.
+
+    Each of ``then`` is the arguments of one more ``dbt build``, run after it in the
+    same Spark session (spark/dbt_spark.py: one JVM start for all of them).
 
     The child asks the kernel to kill it with this process, in a process group of its
     own (as warehouse/dbt_runs.py does for dbt), so a killed run never leaves a JVM
@@ -136,6 +143,9 @@ def spark_build(
     if selector:
         args += ["--selector", selector]
     args += list(dbt_args)
+    for step in then:
+        args += [STEP_SEPARATOR, "build", "--project-dir", project, "--profiles-dir", project]
+        args += list(step)
     state = spark_state_dir(settings)
     (settings.home / "locks").mkdir(parents=True, exist_ok=True)
     with FileLock(str(settings.home / "locks" / "spark-metastore.lock")):
