@@ -181,7 +181,13 @@ def main(argv: list[str]) -> int:
         args = argv[1:]
         # a selection of one's own replaces the `spark` selector (dbt takes one or the other)
         own = any(a in ("-s", "--select", "--selector") for a in args)
-        build = spark_build(settings, run_dir, *args, selector=None if own else SELECTOR)
+        build = spark_build(
+            settings,
+            run_dir,
+            *args,
+            tenant=os.environ.get(TENANT_ENV) or None,
+            selector=None if own else SELECTOR,
+        )
         print(build.output)
         return build.returncode
     print("usage: python -m warehouse.spark_target env|build [dbt args]")
