@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 export BIZOS_HOME ?= $(CURDIR)/.bizos
 
-.PHONY: demo test env lint typecheck serve dagster clean superset-env chromium
+.PHONY: demo test env lint typecheck serve dagster clean superset-env spark-env spark-build chromium
 
 $(UV):
 	@echo "uv not found: installing it into .tools/ from the package registry"
@@ -27,7 +27,7 @@ env: $(VENV)/.synced
 demo: env
 	$(VENV)/bin/bizos demo
 
-test: env superset-env chromium
+test: env superset-env spark-env chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -n auto --dist loadfile --durations=15
@@ -43,6 +43,19 @@ typecheck: env
 # requirements change; `bizos dashboards up` builds it the same way when missing.
 superset-env: env
 	$(VENV)/bin/bizos dashboards env
+
+# The Spark target's own virtualenv (dbt-spark and pyspark, ~600 MB: only this target
+# needs them), rebuilt when spark/requirements.txt or constraints.txt change; and
+# Debian's Java 17 for pyspark, installed only when missing.
+spark-env: env
+	@command -v java >/dev/null || \
+	  (apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless)
+	$(VENV)/bin/python -m warehouse.spark_target env
+
+# `dbt build` of the project on Spark (local[*]) from the lake under BIZOS_HOME:
+# the `spark` selector of dbt/selectors.yml; tables under BIZOS_HOME/spark.
+spark-build: spark-env
+	$(VENV)/bin/python -m warehouse.spark_target build
 
 # Debian's Chromium and its driver, for the dashboards' browser tests; installed
 # only when missing (browser downloads from other hosts are not reachable).

@@ -95,6 +95,16 @@ class Settings(BaseSettings):
         description="Postgres URL of the API's own login role (`bizos keys api-role` makes it); "
         "the API never reads as the publisher",
     )
+    # The dbt project on Spark (warehouse/spark_target.py, docs/operations.md): its own
+    # venv, and a local session sized for one machine.
+    spark_venv: Path = Field(
+        default=PROJECT_ROOT / ".spark-venv", description="dbt-spark and pyspark's virtualenv"
+    )
+    spark_master: str = Field(default="local[*]", description="Spark master of the dbt session")
+    spark_shuffle_partitions: int = Field(
+        default=4, ge=1, description="spark.sql.shuffle.partitions (Spark's 200 suits a cluster)"
+    )
+    spark_driver_memory: str = Field(default="1g", description="spark.driver.memory")
     redis_url: str | None = Field(
         default=None, description="Redis URL for the API's rate limits; in-process without it"
     )

@@ -16,3 +16,7 @@
 {% macro duckdb__days_between(start_ts, end_ts) -%}
     cast(floor((epoch_us({{ end_ts }}) - epoch_us({{ start_ts }})) / 86400000000) as bigint)
 {%- endmacro %}
+
+{% macro spark__days_between(start_ts, end_ts) -%}
+    cast(floor((unix_micros({{ end_ts }}) - unix_micros({{ start_ts }})) / 86400000000) as bigint)
+{%- endmacro %}

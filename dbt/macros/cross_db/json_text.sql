@@ -17,3 +17,8 @@
 {% macro duckdb__json_text(column, path) -%}
     json_extract_string({{ column }}, '$.{{ path | join(".") }}')
 {%- endmacro %}
+
+{#- Spark: get_json_object with a JSONPath; JSON null and absent keys give null. -#}
+{% macro spark__json_text(column, path) -%}
+    get_json_object({{ column }}, '$.{{ path | join(".") }}')
+{%- endmacro %}

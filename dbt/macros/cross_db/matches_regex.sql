@@ -16,3 +16,8 @@
 {% macro duckdb__matches_regex(value, pattern) -%}
     regexp_matches({{ value }}, '{{ pattern | replace("'", "''") }}')
 {%- endmacro %}
+
+{#- Spark: `rlike` is a partial match (Java regex find), like Postgres `~`. -#}
+{% macro spark__matches_regex(value, pattern) -%}
+    ({{ value }} rlike '{{ pattern | replace("'", "''") }}')
+{%- endmacro %}

@@ -7,7 +7,7 @@
     staging model must still build then, empty, so that one tenant's missing
     source never breaks dbt for everyone. The empty relation is typed from the
     `data_type` of the columns in the source YAML, which are the table's
-    declared lake columns.
+    declared lake columns (in Postgres names; sql_type() renames them on Spark).
 
     Staging models call this instead of source(); it calls source() itself, so
     the lineage to the source stays in the manifest.
@@ -32,7 +32,7 @@
     (
         select
         {%- for column in columns %}
-            cast(null as {{ column.data_type }}) as {{ adapter.quote(column.name) }}{{ "," if not loop.last }}
+            cast(null as {{ sql_type(column.data_type) }}) as {{ adapter.quote(column.name) }}{{ "," if not loop.last }}
         {%- endfor %}
         where 1 = 0
     )
@@ -50,7 +50,8 @@
     {{ return(found.columns[0].values()[0] > 0) }}
 {%- endmacro %}
 
-{#- Elsewhere the source is a table the raw loader creates. -#}
+{#- Elsewhere the source is a table the raw loader creates; on Spark, a view
+    spark/dbt_spark.py makes over the table's lake files before dbt starts. -#}
 {% macro default__lake_source_has_data(relation) -%}
     {%- set found = adapter.get_relation(
         database=relation.database, schema=relation.schema, identifier=relation.identifier) -%}

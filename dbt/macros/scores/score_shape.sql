@@ -26,8 +26,24 @@
 {#- A JSON string literal of a text expression, the same bytes on every engine
     (built by hand: the engines' JSON functions space their output differently). -#}
 {% macro score_json_string(expr) -%}
+    {{ return(adapter.dispatch('score_json_string', 'bizos')(expr)) }}
+{%- endmacro %}
+
+{% macro default__score_json_string(expr) -%}
     case when {{ expr }} is null then 'null' else
         '"' || replace(replace(replace(replace({{ expr }}, '\', '\\'), '"', '\"'), chr(10), '\n'), chr(13), '\r') || '"'
+    end
+{%- endmacro %}
+
+{#- Spark reads a backslash in a literal as an escape (and would need '\\' where the
+    others read '\'), so the backslash and the quote are written as chr(92), chr(34). -#}
+{% macro spark__score_json_string(expr) -%}
+    case when {{ expr }} is null then 'null' else
+        chr(34) || replace(replace(replace(replace({{ expr }},
+            chr(92), concat(chr(92), chr(92))),
+            chr(34), concat(chr(92), chr(34))),
+            chr(10), concat(chr(92), 'n')),
+            chr(13), concat(chr(92), 'r')) || chr(34)
     end
 {%- endmacro %}
 

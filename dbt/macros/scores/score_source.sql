@@ -9,7 +9,8 @@
 {% macro score_source(source_name, table_name) -%}
     {%- set relation = source(source_name, table_name) -%}
     {#- a unit test's fixture stands in as a plain name: use it -#}
-    {%- if execute and relation is not string and relation.identifier and relation.database -%}
+    {%- if execute and relation is not string and relation.identifier
+            and (relation.database or relation.schema) -%}
         {%- set found = adapter.get_relation(
             database=relation.database, schema=relation.schema, identifier=relation.identifier) -%}
         {%- if found is none -%}

@@ -9,7 +9,7 @@
 {% macro supplier_name_key(expr) -%}
     {%- set forms = ['limited', 'ltd', 'llc', 'incorporated', 'inc', 'gmbh', 'corporation',
                      'corp', 'company', 'co', 'plc', 'sa', 'ag', 'bv', 'oy', 'ooo'] -%}
-    {%- set ns = namespace(sql="' ' || regexp_replace(lower(" ~ expr ~ "), '[^a-z0-9]+', ' ', 'g') || ' '") -%}
+    {%- set ns = namespace(sql="' ' || " ~ regexp_replace_all('lower(' ~ expr ~ ')', "'[^a-z0-9]+'", "' '") ~ " || ' '") -%}
     {%- for form in forms -%}
         {%- set ns.sql = "replace(" ~ ns.sql ~ ", ' " ~ form ~ " ', ' ')" -%}
     {%- endfor -%}

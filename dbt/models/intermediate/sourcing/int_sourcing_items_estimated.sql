@@ -48,7 +48,7 @@ offer_history as (
         count(*) as offer_days,
         count(buy_box_price) as buy_box_days,
         avg(buy_box_price) as buy_box_mean,
-        stddev_samp(cast(buy_box_price as double precision)) as buy_box_stddev,
+        stddev_samp(cast(buy_box_price as {{ type_double() }})) as buy_box_stddev,
         min(offer_day) as first_offer_day,
         max(offer_day) as last_offer_day
     from offers
@@ -129,7 +129,7 @@ estimated as (
             when catalog.sales_rank > 0 then
                 coalesce(own_curve.curve_a, default_curve.curve_a)
                 * power(
-                    cast(catalog.sales_rank as double precision),
+                    cast(catalog.sales_rank as {{ type_double() }}),
                     -coalesce(own_curve.curve_b, default_curve.curve_b)
                 )
         end as units_estimate,
@@ -143,7 +143,7 @@ estimated as (
         case
             when offer_history.buy_box_days >= 2 and offer_history.buy_box_mean > 0
                 then offer_history.buy_box_stddev
-                    / cast(offer_history.buy_box_mean as double precision)
+                    / cast(offer_history.buy_box_mean as {{ type_double() }})
         end as price_cv
     from catalog
     left join latest_offer

@@ -122,7 +122,7 @@ checked as (
         -- names compared as letters and digits only, case-folded
         {{ supplier_name_key('document_legal_name') }} as document_name_key,
         {{ supplier_name_key('supplier_legal_name') }} as supplier_name_key,
-        ';' || coalesce(regexp_replace(lower(supplier_aliases), '[^a-z0-9;]+', '', 'g'), '')
+        ';' || coalesce({{ regexp_replace_all('lower(supplier_aliases)', "'[^a-z0-9;]+'", "''") }}, '')
             || ';' as alias_keys
     from with_fields
 
@@ -137,22 +137,22 @@ select
     as_of,
     expiry_date,
     expiry_page,
-    case when expiry_date is not null then expiry_date - as_of end as days_to_expiry,
+    case when expiry_date is not null then {{ date_diff_days('expiry_date', 'as_of') }} end as days_to_expiry,
     case
         when document_id is null then 'missing'
         when expiry_date is null then 'valid'
         when expiry_date < as_of then 'expired'
-        when expiry_date - as_of <= {{ supplier_widest_window('expiry_warning_days') }}
+        when {{ date_diff_days('expiry_date', 'as_of') }} <= {{ supplier_widest_window('expiry_warning_days') }}
             then 'expiring'
         else 'valid'
     end as status,
     case
         when expiry_date is null or expiry_date < as_of then null
-        when expiry_date - as_of <= {{ supplier_warning_window('expiry_warning_days', 1) }}
+        when {{ date_diff_days('expiry_date', 'as_of') }} <= {{ supplier_warning_window('expiry_warning_days', 1) }}
             then {{ supplier_warning_window('expiry_warning_days', 1) }}
-        when expiry_date - as_of <= {{ supplier_warning_window('expiry_warning_days', 2) }}
+        when {{ date_diff_days('expiry_date', 'as_of') }} <= {{ supplier_warning_window('expiry_warning_days', 2) }}
             then {{ supplier_warning_window('expiry_warning_days', 2) }}
-        when expiry_date - as_of <= {{ supplier_warning_window('expiry_warning_days', 3) }}
+        when {{ date_diff_days('expiry_date', 'as_of') }} <= {{ supplier_warning_window('expiry_warning_days', 3) }}
             then {{ supplier_warning_window('expiry_warning_days', 3) }}
     end as expiring_within_days,
     document_legal_name,

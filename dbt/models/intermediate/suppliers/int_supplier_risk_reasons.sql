@@ -29,35 +29,50 @@ decisions as (
 
 ),
 
+-- Whether a reviewer confirmed a screening match or ruled it out: verdicts are
+-- JSON written by suppliers/reviews.py with sorted keys. A join and an aggregate
+-- per match rather than `exists (...)` in the select list, which Spark cannot
+-- plan with this predicate (an internal error, "key not found", on Spark 4.3).
+verdicts as (
+
+    select
+        matches.tenant_id,
+        matches.supplier_id,
+        matches.list_name,
+        matches.entry_id,
+        max(case when position(
+            '{"entry_id": "' || matches.entry_id || '", "list_name": "'
+            || matches.list_name || '", "verdict": "confirmed"}'
+            in decisions.match_verdicts
+        ) > 0 then 1 else 0 end) as confirmed_by,
+        max(case when position(
+            '{"entry_id": "' || matches.entry_id || '", "list_name": "'
+            || matches.list_name || '", "verdict": "not_same"}'
+            in decisions.match_verdicts
+        ) > 0 then 1 else 0 end) as ruled_out_by
+    from {{ ref('stg_suppliers__screening_matches') }} as matches
+    inner join decisions
+        on decisions.tenant_id = matches.tenant_id
+        and decisions.supplier_id = matches.supplier_id
+    group by matches.tenant_id, matches.supplier_id, matches.list_name, matches.entry_id
+
+),
+
 matches as (
 
     select
         matches.*,
         policy.sanctions_threshold,
-        -- verdicts are JSON written by suppliers/reviews.py with sorted keys
-        exists (
-            select 1 from decisions
-            where decisions.tenant_id = matches.tenant_id
-                and decisions.supplier_id = matches.supplier_id
-                and position(
-                    '{"entry_id": "' || matches.entry_id || '", "list_name": "'
-                    || matches.list_name || '", "verdict": "confirmed"}'
-                    in decisions.match_verdicts
-                ) > 0
-        ) as confirmed,
-        exists (
-            select 1 from decisions
-            where decisions.tenant_id = matches.tenant_id
-                and decisions.supplier_id = matches.supplier_id
-                and position(
-                    '{"entry_id": "' || matches.entry_id || '", "list_name": "'
-                    || matches.list_name || '", "verdict": "not_same"}'
-                    in decisions.match_verdicts
-                ) > 0
-        ) as ruled_out
+        coalesce(verdicts.confirmed_by, 0) = 1 as confirmed,
+        coalesce(verdicts.ruled_out_by, 0) = 1 as ruled_out
     from {{ ref('stg_suppliers__screening_matches') }} as matches
     inner join policy
         on matches.tenant_id = policy.tenant_id
+    left join verdicts
+        on verdicts.tenant_id = matches.tenant_id
+        and verdicts.supplier_id = matches.supplier_id
+        and verdicts.list_name = matches.list_name
+        and verdicts.entry_id = matches.entry_id
 
 ),
 
@@ -83,7 +98,7 @@ delivery as (
             as on_time_rate,
         sum(orders.rejected_quantity) * 1.0 / nullif(sum(orders.quantity), 0) as defect_rate,
         stddev_samp(
-            (extract(epoch from orders.received_at) - extract(epoch from orders.ordered_at))
+            ({{ epoch_seconds('orders.received_at') }} - {{ epoch_seconds('orders.ordered_at') }})
             / 86400.0
         ) as lead_time_stddev_days,
         min(orders.po_id) as first_po,

@@ -21,7 +21,7 @@ leads as (
 
     select
         scores.tenant_id,
-        cast(date_trunc('week', scores.created_at at time zone 'UTC') as date) as week_start,
+        {{ utc_trunc_date('week', 'scores.created_at') }} as week_start,
         scores.score,
         scores.grade,
         scores.is_mql,

@@ -168,7 +168,7 @@ combined as (
             else models.model_version
         end as model_version,
         models.config_version,
-        coalesce(models.trained_at, cast('{{ run_started_at }}' as timestamp with time zone))
+        coalesce(models.trained_at, cast('{{ run_started_at }}' as {{ type_timestamptz() }}))
             as scored_at
     from scored
     left join models
@@ -198,7 +198,7 @@ select
     coalesce(reasons.reasons, '') as reasons,
     cast(combined.model_kind as {{ dbt.type_string() }}) as score_model,
     cast(combined.score_status as {{ dbt.type_string() }}) as score_status,
-    cast(combined.probability as double precision) as probability,
+    cast(combined.probability as {{ type_double() }}) as probability,
     cast(combined.fit_score as integer) as fit_score,
     cast(combined.engagement_score as integer) as engagement_score,
     combined.is_mql,

@@ -29,12 +29,12 @@ usage as (
 
 select
     tenant_id,
-    cast(date_trunc('month', requested_at at time zone 'UTC') as date) as month,
+    {{ utc_trunc_date('month', 'requested_at') }} as month,
     model,
     coalesce(feature, '(none)') as feature,
     cast(count(*) as bigint) as requests,
     cast(sum(coalesce(input_tokens, 0)) as bigint) as input_tokens,
     cast(sum(coalesce(output_tokens, 0)) as bigint) as output_tokens,
-    cast(sum(coalesce(cost_usd, 0)) as double precision) as cost_usd
+    cast(sum(coalesce(cost_usd, 0)) as {{ type_double() }}) as cost_usd
 from usage
 group by 1, 2, 3, 4

@@ -45,7 +45,7 @@ charge_months as (
 
     select
         tenant_id,
-        cast(date_trunc('month', created_at at time zone 'UTC') as date) as month,
+        {{ utc_trunc_date('month', 'created_at') }} as month,
         currency,
         count(*) as charges,
         sum(amount) as gross_amount,
@@ -60,7 +60,7 @@ fee_months as (
 
     select
         tenant_id,
-        cast(date_trunc('month', created_at at time zone 'UTC') as date) as month,
+        {{ utc_trunc_date('month', 'created_at') }} as month,
         currency,
         0 as charges,
         0 as gross_amount,

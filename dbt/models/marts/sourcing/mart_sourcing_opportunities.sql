@@ -158,5 +158,5 @@ select
     reasons_json,
     cast('sourcing_rules_v1' as {{ text }}) as model_version,
     cast(config_version as {{ text }}) as config_version,
-    cast('{{ run_started_at }}' as timestamp with time zone) as scored_at
+    cast('{{ run_started_at }}' as {{ type_timestamptz() }}) as scored_at
 from final

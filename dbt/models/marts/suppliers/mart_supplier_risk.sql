@@ -244,5 +244,5 @@ select
     reasons_json,
     cast('supplier_rules_v1' as {{ dbt.type_string() }}) as model_version,
     cast(config_version as {{ dbt.type_string() }}) as config_version,
-    cast('{{ run_started_at }}' as timestamp with time zone) as scored_at
+    cast('{{ run_started_at }}' as {{ type_timestamptz() }}) as scored_at
 from reviewed

@@ -31,7 +31,7 @@ renamed as (
         cast({{ json_text('_raw', ['latency_ms']) }} as bigint) as latency_ms,
 
         -- dates
-        cast("timestamp" as timestamp with time zone) as requested_at,
+        cast("timestamp" as {{ type_timestamptz() }}) as requested_at,
 
         -- lineage
         _run_id,

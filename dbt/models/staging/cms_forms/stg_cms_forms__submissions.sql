@@ -32,7 +32,7 @@ renamed as (
         cast({{ json_text('_raw', ['consent_marketing']) }} as boolean) as has_marketing_consent,
 
         -- dates
-        cast(submitted_at as timestamp with time zone) as submitted_at,
+        cast(submitted_at as {{ type_timestamptz() }}) as submitted_at,
 
         -- lineage
         _run_id,

@@ -25,9 +25,9 @@ renamed as (
         {{ json_text('_raw', ['owner']) }} as owner,
 
         -- dates
-        cast({{ json_text('_raw', ['occurred_at']) }} as timestamp with time zone) as occurred_at,
-        cast(created_at as timestamp with time zone) as created_at,
-        cast(updated_at as timestamp with time zone) as updated_at,
+        cast({{ json_text('_raw', ['occurred_at']) }} as {{ type_timestamptz() }}) as occurred_at,
+        cast(created_at as {{ type_timestamptz() }}) as created_at,
+        cast(updated_at as {{ type_timestamptz() }}) as updated_at,
 
         -- lineage
         _run_id,

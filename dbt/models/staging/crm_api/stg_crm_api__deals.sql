@@ -35,8 +35,8 @@ renamed as (
 
         -- dates
         cast({{ json_text('_raw', ['expected_close_date']) }} as date) as expected_close_date,
-        cast(created_at as timestamp with time zone) as created_at,
-        cast(updated_at as timestamp with time zone) as updated_at,
+        cast(created_at as {{ type_timestamptz() }}) as created_at,
+        cast(updated_at as {{ type_timestamptz() }}) as updated_at,
 
         -- lineage
         _run_id,

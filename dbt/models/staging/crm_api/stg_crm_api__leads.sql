@@ -33,8 +33,8 @@ renamed as (
         {{ json_text('_raw', ['owner']) }} as owner,
 
         -- dates
-        cast(created_at as timestamp with time zone) as created_at,
-        cast(updated_at as timestamp with time zone) as updated_at,
+        cast(created_at as {{ type_timestamptz() }}) as created_at,
+        cast(updated_at as {{ type_timestamptz() }}) as updated_at,
 
         -- lineage
         _run_id,

@@ -31,12 +31,12 @@ renamed as (
         coalesce(custom_attributes, '{}') as custom_attributes,
 
         -- dates
-        cast(created_at as timestamp with time zone) as created_at,
+        cast(created_at as {{ type_timestamptz() }}) as created_at,
 
         -- lineage
         _source_file,
         _source_line,
-        cast(_ingested_at as timestamp with time zone) as _ingested_at,
+        cast(_ingested_at as {{ type_timestamptz() }}) as _ingested_at,
 
         row_number() over (
             partition by tenant_id, lead_id

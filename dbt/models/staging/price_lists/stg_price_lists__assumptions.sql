@@ -28,7 +28,7 @@ renamed as (
         min_offer_days,
 
         -- lineage
-        cast(_ingested_at as timestamp with time zone) as _ingested_at
+        cast(_ingested_at as {{ type_timestamptz() }}) as _ingested_at
 
     from source
 

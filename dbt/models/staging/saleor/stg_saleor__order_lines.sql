@@ -32,7 +32,7 @@ renamed as (
         cast({{ json_text('_raw', ['totalPrice', 'gross', 'amount']) }} as numeric(18, 2)) as total_price_gross_amount,
 
         -- dates
-        cast(order_created as timestamp with time zone) as order_created_at,
+        cast(order_created as {{ type_timestamptz() }}) as order_created_at,
 
         -- lineage
         _run_id,

@@ -34,8 +34,8 @@ renamed as (
         cast({{ json_text('_raw', ['isPaid']) }} as boolean) as is_paid,
 
         -- dates
-        cast(created as timestamp with time zone) as created_at,
-        cast("updatedAt" as timestamp with time zone) as updated_at,
+        cast(created as {{ type_timestamptz() }}) as created_at,
+        cast("updatedAt" as {{ type_timestamptz() }}) as updated_at,
 
         -- lineage
         _run_id,

@@ -24,8 +24,8 @@ renamed as (
         {{ json_text('_raw', ['category', 'slug']) }} as category_slug,
 
         -- dates
-        cast(created as timestamp with time zone) as created_at,
-        cast("updatedAt" as timestamp with time zone) as updated_at,
+        cast(created as {{ type_timestamptz() }}) as created_at,
+        cast("updatedAt" as {{ type_timestamptz() }}) as updated_at,
 
         -- lineage
         _run_id,

@@ -26,8 +26,8 @@ renamed as (
         cast({{ json_text('_raw', ['trackInventory']) }} as boolean) as tracks_inventory,
 
         -- dates
-        cast(created as timestamp with time zone) as created_at,
-        cast("updatedAt" as timestamp with time zone) as updated_at,
+        cast(created as {{ type_timestamptz() }}) as created_at,
+        cast("updatedAt" as {{ type_timestamptz() }}) as updated_at,
 
         -- lineage
         _run_id,

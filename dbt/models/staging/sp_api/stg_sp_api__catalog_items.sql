@@ -35,7 +35,7 @@ renamed as (
         cast(nullif(trim(list_price), '') as numeric(18, 2)) as list_price,
 
         -- dates
-        cast(updated_at as timestamp with time zone) as updated_at,
+        cast(updated_at as {{ type_timestamptz() }}) as updated_at,
 
         -- lineage
         _run_id,

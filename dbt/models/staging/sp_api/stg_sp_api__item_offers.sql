@@ -32,7 +32,7 @@ renamed as (
 
         -- dates
         cast("day" as date) as offer_day,
-        cast(fetched_at as timestamp with time zone) as fetched_at,
+        cast(fetched_at as {{ type_timestamptz() }}) as fetched_at,
 
         -- lineage
         _run_id,

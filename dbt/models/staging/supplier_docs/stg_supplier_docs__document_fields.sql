@@ -24,12 +24,12 @@ renamed as (
         method,
 
         -- numerics
-        cast(confidence as double precision) as confidence,
+        cast(confidence as {{ type_double() }}) as confidence,
         cast(page as integer) as page,
 
         -- lineage
         _run_id,
-        cast(_ingested_at as timestamp with time zone) as _ingested_at,
+        cast(_ingested_at as {{ type_timestamptz() }}) as _ingested_at,
 
         row_number() over (
             partition by tenant_id, document_id, field

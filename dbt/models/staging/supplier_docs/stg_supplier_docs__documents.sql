@@ -28,15 +28,15 @@ renamed as (
         -- numerics
         cast(size_bytes as bigint) as size_bytes,
         cast(pages as integer) as pages,
-        cast(doc_type_confidence as double precision) as doc_type_confidence,
+        cast(doc_type_confidence as {{ type_double() }}) as doc_type_confidence,
         cast(text_chars as bigint) as text_chars,
 
         -- dates
-        cast(received_at as timestamp with time zone) as received_at,
+        cast(received_at as {{ type_timestamptz() }}) as received_at,
 
         -- lineage
         _run_id,
-        cast(_ingested_at as timestamp with time zone) as _ingested_at,
+        cast(_ingested_at as {{ type_timestamptz() }}) as _ingested_at,
 
         row_number() over (
             partition by tenant_id, document_id

@@ -10,7 +10,7 @@ source as (
 select
     tenant_id,
     config_version,
-    cast(sanctions_threshold as double precision) as sanctions_threshold,
+    cast(sanctions_threshold as {{ type_double() }}) as sanctions_threshold,
     expiry_warning_days,
     cast(tier_medium as integer) as tier_medium,
     cast(tier_high as integer) as tier_high,
@@ -20,7 +20,7 @@ select
     cast(review_days_medium as integer) as review_days_medium,
     cast(rereview_days as integer) as rereview_days,
     cast(min_orders as integer) as min_orders,
-    cast(concentration_share as double precision) as concentration_share,
+    cast(concentration_share as {{ type_double() }}) as concentration_share,
     cast(as_of as date) as as_of,
-    cast(_ingested_at as timestamp with time zone) as _ingested_at
+    cast(_ingested_at as {{ type_timestamptz() }}) as _ingested_at
 from source

@@ -16,20 +16,20 @@ renamed as (
         supplier_id,
 
         -- numerics
-        cast(amount as double precision) as amount,
+        cast(amount as {{ type_double() }}) as amount,
         currency,
         cast(quantity as bigint) as quantity,
         cast(rejected_quantity as bigint) as rejected_quantity,
 
         -- dates
-        cast(ordered_at as timestamp with time zone) as ordered_at,
-        cast(promised_at as timestamp with time zone) as promised_at,
-        cast(received_at as timestamp with time zone) as received_at,
+        cast(ordered_at as {{ type_timestamptz() }}) as ordered_at,
+        cast(promised_at as {{ type_timestamptz() }}) as promised_at,
+        cast(received_at as {{ type_timestamptz() }}) as received_at,
 
         -- lineage
         _source_file,
         _source_line,
-        cast(_ingested_at as timestamp with time zone) as _ingested_at
+        cast(_ingested_at as {{ type_timestamptz() }}) as _ingested_at
 
     from source
 

@@ -12,5 +12,5 @@ select
     doc_type,
     check_name,
     check_number,
-    cast(_ingested_at as timestamp with time zone) as _ingested_at
+    cast(_ingested_at as {{ type_timestamptz() }}) as _ingested_at
 from source

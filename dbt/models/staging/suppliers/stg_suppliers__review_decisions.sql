@@ -16,6 +16,6 @@ select
     reviewer,
     risk_version,
     coalesce(match_verdicts, '[]') as match_verdicts,
-    cast(decided_at as timestamp with time zone) as decided_at,
-    cast(_ingested_at as timestamp with time zone) as _ingested_at
+    cast(decided_at as {{ type_timestamptz() }}) as decided_at,
+    cast(_ingested_at as {{ type_timestamptz() }}) as _ingested_at
 from source

@@ -20,7 +20,7 @@ renamed as (
         countries,
         _source_file,
         _source_line,
-        cast(_ingested_at as timestamp with time zone) as _ingested_at,
+        cast(_ingested_at as {{ type_timestamptz() }}) as _ingested_at,
         row_number() over (
             partition by tenant_id, list_name, entry_id
             order by _source_line desc nulls last

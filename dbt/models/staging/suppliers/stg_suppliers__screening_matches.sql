@@ -16,8 +16,8 @@ select
     entry_id,
     entry_name,
     matched_name,
-    cast(score as double precision) as score,
+    cast(score as {{ type_double() }}) as score,
     country_agrees,
     _run_id,
-    cast(_ingested_at as timestamp with time zone) as _ingested_at
+    cast(_ingested_at as {{ type_timestamptz() }}) as _ingested_at
 from source

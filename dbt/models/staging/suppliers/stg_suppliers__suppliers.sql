@@ -24,7 +24,7 @@ renamed as (
         -- lineage
         _source_file,
         _source_line,
-        cast(_ingested_at as timestamp with time zone) as _ingested_at
+        cast(_ingested_at as {{ type_timestamptz() }}) as _ingested_at
 
     from source
 
