@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import httpx
+import orjson
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +317,7 @@ class SourceClient:
                     tenant_id=self.tenant_id,
                 )
             try:
-                data = response.json()
+                data = decode_json(response)
                 if check is not None:
                     check(data)
             except (ValueError, MalformedPage) as exc:
@@ -380,6 +381,17 @@ class SourceClient:
             return ""
         text = " ".join(text.split())
         return self.mask(text[:limit] + ("…" if len(text) > limit else ""))
+
+
+def decode_json(response: httpx.Response) -> Any:
+    """The response body as JSON: orjson first (a page's decoding was a fifth of a
+    load's CPU with the standard library), the standard library for what orjson
+    refuses (NaN, integers beyond 64 bits, a body not in UTF-8), so a page decodes
+    to the same values either way and a body that is not JSON raises ValueError."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.json()
 
 
 def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
