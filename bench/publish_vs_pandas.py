@@ -14,10 +14,15 @@ one run against one Postgres server:
   has 23 columns). SQLAlchemy compiles each such statement afresh, about 3.6 ms
   a row here, so it runs only at sizes up to ``--multi-max`` (10,000).
 
+- floor: the same rows as CSV, rendered before the clock starts, COPYed into the
+  pandas table in one statement: what Postgres itself takes to store them (WAL,
+  the primary key, two indexes, check constraints), which no client can go under.
+
 pandas writes into ``bench.lead_scores_pandas``, made ``LIKE serving.lead_scores
-INCLUDING ALL`` (same columns, types, primary key and indexes), emptied before
-each run; the conversion to pandas is timed as part of its publish, as
-``conform`` is part of ours. Wall time of each call, the median of ``--repeats``
+INCLUDING ALL`` (same columns, types, primary key and indexes). Every run starts
+from empty tables (truncated outside the clock), and each contender's row count
+is checked after it. The conversion to pandas is timed as part of its publish,
+as ``conform`` is part of ours. Wall time of each call, the median of ``--repeats``
 runs at sizes up to 100,000 rows and one run above.
 
 Usage: .venv/bin/python bench/publish_vs_pandas.py [--sizes 10000,100000,1000000] [--record]
@@ -34,6 +39,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +49,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine_line, record_section  # noqa: E402
+from core.contracts.lead_scores import LEAD_SCORES  # noqa: E402
 from core.settings import Settings, get_settings  # noqa: E402
+from serving.postgres_store import csv_chunks  # noqa: E402
 from serving.publish import publish_lead_scores  # noqa: E402
 from tests.test_serving_contract import lead_scores_table  # noqa: E402
 
@@ -64,9 +72,10 @@ def drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def timed(call: Callable[[], Any], repeats: int) -> float:
+def timed(call: Callable[[], Any], repeats: int, setup: Callable[[], Any]) -> float:
     times = []
     for _ in range(repeats):
+        setup()
         started = time.perf_counter()
         call()
         times.append(time.perf_counter() - started)
@@ -78,7 +87,7 @@ def run(
     *,
     repeats: int = 3,
     multi_max: int = 10_000,
-    contenders: tuple[str, ...] = ("ours", "pandas", "pandas-multi"),
+    contenders: tuple[str, ...] = ("floor", "ours", "pandas", "pandas-multi"),
     record: bool = False,
     command: str = "",
 ) -> list[dict[str, Any]]:
@@ -105,9 +114,10 @@ def run(
                     )
                 ]
 
-            def empty_pandas_table() -> None:
+            def empty_tables() -> None:
+                """Every contender starts from empty tables, outside the clock."""
                 with engine.begin() as conn:
-                    conn.exec_driver_sql("TRUNCATE bench.lead_scores_pandas")
+                    conn.exec_driver_sql("TRUNCATE bench.lead_scores_pandas, serving.lead_scores")
 
             for size in sizes:
                 table = lead_scores_table(TENANT, size)
@@ -118,7 +128,6 @@ def run(
 
                 def pandas_call(method: str | None, table: Any = table) -> Callable[[], None]:
                     def call() -> None:
-                        empty_pandas_table()
                         frame = table.to_pandas()
                         # published_at is ours to stamp; the pandas side stamps it too.
                         frame["published_at"] = frame["created_at"].max()
@@ -134,7 +143,20 @@ def run(
 
                     return call
 
+                rendered = list(csv_chunks(LEAD_SCORES.conform(TENANT, table), datetime.now(UTC)))
+
+                def floor(rendered: list[bytes] = rendered) -> None:
+                    with psycopg.connect(url) as conn, conn.cursor() as cur:
+                        copy_sql = (
+                            "COPY bench.lead_scores_pandas"
+                            f" ({', '.join(LEAD_SCORES.served_columns)}) FROM STDIN (FORMAT csv)"
+                        )
+                        with cur.copy(copy_sql) as copy:
+                            for chunk in rendered:
+                                copy.write(chunk)
+
                 calls = {
+                    "floor": floor,
                     "ours": ours,
                     "pandas": pandas_call(None),
                     "pandas-multi": pandas_call("multi"),
@@ -144,19 +166,15 @@ def run(
                     if contender == "pandas-multi" and size > multi_max:
                         continue
                     print(f"{size:,} rows: {contender} …", flush=True)
-                    row[contender] = timed(calls[contender], n)
+                    row[contender] = timed(calls[contender], n, empty_tables)
+                    where = (
+                        "serving.lead_scores" if contender == "ours" else "bench.lead_scores_pandas"
+                    )
+                    with psycopg.connect(url) as conn:
+                        found = conn.execute(f"SELECT count(*) FROM {where}").fetchone()
+                    if found is None or found[0] != size:
+                        raise SystemExit(f"{contender} stored {found} rows, not {size}")
                     print(f"  {row[contender]:.3f} s", flush=True)
-                # The same rows landed on both sides.
-                with psycopg.connect(url) as conn:
-                    ours_rows = conn.execute(
-                        "SELECT count(*) FROM serving.lead_scores WHERE tenant_id = %s", [TENANT]
-                    ).fetchone()
-                    theirs = conn.execute(
-                        "SELECT count(*) FROM bench.lead_scores_pandas"
-                    ).fetchone()
-                assert ours_rows is not None and theirs is not None
-                if ours_rows[0] != size or (len(row) > 3 and theirs[0] != size):
-                    raise SystemExit(f"row counts differ: ours {ours_rows[0]}, pandas {theirs[0]}")
                 results.append(row)
             engine.dispose()
     finally:
@@ -183,8 +201,8 @@ def report(results: list[dict[str, Any]], contenders: tuple[str, ...]) -> str:
         "",
         "| rows | runs (median) | "
         + " | ".join(f"{c} (s)" for c in contenders)
-        + " | ours rows/s | pandas / ours | pandas-multi / ours |",
-        "|---:|---:|" + "---:|" * (len(contenders) + 3),
+        + " | ours rows/s | ours / floor | pandas / ours | pandas-multi / ours |",
+        "|---:|---:|" + "---:|" * (len(contenders) + 4),
     ]
     for r in results:
         ours = r.get("ours")
@@ -195,6 +213,7 @@ def report(results: list[dict[str, Any]], contenders: tuple[str, ...]) -> str:
             f"| {r['rows']:,} | {r['repeats']} | "
             + " | ".join(f"{r[c]:.3f}" if c in r else "not run" for c in contenders)
             + (f" | {r['rows'] / ours:,.0f} | " if ours else " | - | ")
+            + (f"{ours / r['floor']:.2f}x | " if ours and "floor" in r else "- | ")
             + " | ".join(ratios)
             + " |"
         )
