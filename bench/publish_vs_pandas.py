@@ -22,7 +22,8 @@ pandas writes into ``bench.lead_scores_pandas``, made ``LIKE serving.lead_scores
 INCLUDING ALL`` (same columns, types, primary key and indexes). Every run starts
 from empty tables (truncated outside the clock), and each contender's row count
 is checked after it. The conversion to pandas is timed as part of its publish,
-as ``conform`` is part of ours. Wall time of each call, the median of ``--repeats``
+as ``conform`` is part of ours. Wall time of each call (which includes the
+server's work), and the client process's CPU time, the median of ``--repeats``
 runs at sizes up to 100,000 rows and one run above.
 
 Usage: .venv/bin/python bench/publish_vs_pandas.py [--sizes 10000,100000,1000000] [--record]
@@ -72,14 +73,16 @@ def drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def timed(call: Callable[[], Any], repeats: int, setup: Callable[[], Any]) -> float:
-    times = []
+def timed(call: Callable[[], Any], repeats: int, setup: Callable[[], Any]) -> tuple[float, float]:
+    """Median wall and client CPU seconds of ``repeats`` calls, each after ``setup``."""
+    walls, cpus = [], []
     for _ in range(repeats):
         setup()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def run(
@@ -166,7 +169,9 @@ def run(
                     if contender == "pandas-multi" and size > multi_max:
                         continue
                     print(f"{size:,} rows: {contender} …", flush=True)
-                    row[contender] = timed(calls[contender], n, empty_tables)
+                    row[contender], row[f"{contender} cpu"] = timed(
+                        calls[contender], n, empty_tables
+                    )
                     where = (
                         "serving.lead_scores" if contender == "ours" else "bench.lead_scores_pandas"
                     )
@@ -174,7 +179,7 @@ def run(
                         found = conn.execute(f"SELECT count(*) FROM {where}").fetchone()
                     if found is None or found[0] != size:
                         raise SystemExit(f"{contender} stored {found} rows, not {size}")
-                    print(f"  {row[contender]:.3f} s", flush=True)
+                    print(f"  {row[contender]:.3f} s (client CPU {row[f'{contender} cpu']:.3f} s)")
                 results.append(row)
             engine.dispose()
     finally:
@@ -201,8 +206,11 @@ def report(results: list[dict[str, Any]], contenders: tuple[str, ...]) -> str:
         "",
         "| rows | runs (median) | "
         + " | ".join(f"{c} (s)" for c in contenders)
-        + " | ours rows/s | ours / floor | pandas / ours | pandas-multi / ours |",
-        "|---:|---:|" + "---:|" * (len(contenders) + 4),
+        + " | ours rows/s | ours / floor | pandas / ours | pandas-multi / ours "
+        + "| client CPU (s): "
+        + ", ".join(contenders)
+        + " |",
+        "|---:|---:|" + "---:|" * (len(contenders) + 5),
     ]
     for r in results:
         ours = r.get("ours")
@@ -215,6 +223,8 @@ def report(results: list[dict[str, Any]], contenders: tuple[str, ...]) -> str:
             + (f" | {r['rows'] / ours:,.0f} | " if ours else " | - | ")
             + (f"{ours / r['floor']:.2f}x | " if ours and "floor" in r else "- | ")
             + " | ".join(ratios)
+            + " | "
+            + ", ".join(f"{r[c + ' cpu']:.2f}" if c in r else "-" for c in contenders)
             + " |"
         )
     return "\n".join(lines) + "\n"

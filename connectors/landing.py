@@ -239,7 +239,9 @@ def nul_reason(record: Mapping[str, Any], raw: str) -> str | None:
 
 def check_record(record: Any, spec: TableSpec) -> tuple[date | None, str | None]:
     """The partition day of a loadable record, or the reason it cannot be loaded."""
-    if not isinstance(record, Mapping):
+    # A decoded record is a dict: its exact type is checked first, as an isinstance
+    # against the Mapping ABC costs a microsecond per record.
+    if type(record) is not dict and not isinstance(record, Mapping):
         return None, f"not an object: {type(record).__name__}"
     missing = [f for f in spec.required_fields if record.get(f) in (None, "")]
     if missing:
@@ -443,7 +445,7 @@ def land_batch(
     for item in batch:
         day, reason = check_record(item.record, spec)
         raw = _json(item.record)
-        if reason is None and isinstance(item.record, Mapping):
+        if reason is None:  # a record with no reason passed check_record: a Mapping
             reason = nul_reason(item.record, raw)
         if reason is not None or day is None:
             rejected.append(
