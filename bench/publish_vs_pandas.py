@@ -158,7 +158,7 @@ def run(
                             for chunk in rendered:
                                 copy.write(chunk)
 
-                calls = {
+                calls: dict[str, Callable[[], None]] = {
                     "floor": floor,
                     "ours": ours,
                     "pandas": pandas_call(None),
@@ -175,8 +175,8 @@ def run(
                     where = (
                         "serving.lead_scores" if contender == "ours" else "bench.lead_scores_pandas"
                     )
-                    with psycopg.connect(url) as conn:
-                        found = conn.execute(f"SELECT count(*) FROM {where}").fetchone()
+                    with psycopg.connect(url) as pg:
+                        found = pg.execute(f"SELECT count(*) FROM {where}").fetchone()
                     if found is None or found[0] != size:
                         raise SystemExit(f"{contender} stored {found} rows, not {size}")
                     print(f"  {row[contender]:.3f} s (client CPU {row[f'{contender} cpu']:.3f} s)")
