@@ -39,6 +39,7 @@ import importlib.util
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -389,6 +390,7 @@ def main() -> None:
         data=args.data,
         before_root=args.before_root,
         record=args.record,
+        command=".venv/bin/python bench/ingest_cpu.py " + shlex.join(sys.argv[1:]),
     )
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -242,6 +243,7 @@ def main() -> None:
         repeats=args.repeats,
         multi_max=args.multi_max,
         record=args.record,
+        command=".venv/bin/python bench/publish_vs_pandas.py " + shlex.join(sys.argv[1:]),
     )
 
 

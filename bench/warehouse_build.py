@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -241,7 +242,13 @@ def main() -> None:
     parser.add_argument("--targets", default="duckdb,postgres")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
-    run(args.tenants, args.scale, targets=args.targets.split(","), record=args.record)
+    run(
+        args.tenants,
+        args.scale,
+        targets=args.targets.split(","),
+        record=args.record,
+        command=".venv/bin/python bench/warehouse_build.py " + shlex.join(sys.argv[1:]),
+    )
 
 
 if __name__ == "__main__":
