@@ -383,15 +383,26 @@ class SourceClient:
         return self.mask(text[:limit] + ("…" if len(text) > limit else ""))
 
 
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * 19
+"""19 digits in a row: an integer that may not fit in 64 bits, which orjson would
+read as a float (losing digits) where the standard library keeps it exact."""
+
+
 def decode_json(response: httpx.Response) -> Any:
     """The response body as JSON: orjson first (a page's decoding was a fifth of a
     load's CPU with the standard library), the standard library for what orjson
-    refuses (NaN, integers beyond 64 bits, a body not in UTF-8), so a page decodes
-    to the same values either way and a body that is not JSON raises ValueError."""
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return response.json()
+    refuses or reads otherwise (NaN, a body not in UTF-8, a run of 19 or more
+    digits anywhere, even inside a string: slower, never different), so a page
+    decodes to the same values either way and a body that is not JSON raises
+    ValueError."""
+    content = response.content
+    if _LONG_DIGIT_RUN not in content.translate(_DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            pass
+    return response.json()
 
 
 def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
