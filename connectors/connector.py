@@ -30,10 +30,12 @@ so the next run resumes after it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time as clock_time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -242,6 +244,28 @@ def check_window(window: Window) -> None:
         raise ValueError(f"a load window must end after it starts: [{start}, {end})")
 
 
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a table loads.
+
+    A batch holds up to ``batch_size`` decoded records, each a tree of dicts and
+    lists: every few hundred records allocated, the collector walks the young
+    objects, and every so often all the live ones, though JSON trees hold no
+    cycles and are freed by reference counting alone. On Stripe charges that was
+    30% of a load's CPU. Cycles made meanwhile (responses, exceptions) are
+    collected after each batch is landed (``load_table``) and once the collector
+    is back on. Process-wide, as the collector is:
+    another thread's cycles wait for the load to end too.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_table(
     settings: Settings,
     source: SourceDef,
@@ -269,7 +293,10 @@ def load_table(
         run_id=run_id or uuid.uuid4().hex, tenant_id=tenant_id, source=source.name, table=table
     )
     clock = clock_time.monotonic()
-    with store.lock(tenant_id=tenant_id, source=source.name, table=table):
+    with (
+        store.lock(tenant_id=tenant_id, source=source.name, table=table),
+        cyclic_gc_paused(),
+    ):
         if window is None:
             before = store.get_cursor(tenant_id=tenant_id, source=source.name, table=table)
             result.cursor_before = before
@@ -293,6 +320,11 @@ def load_table(
                 result.bytes_written += landed.bytes_written
                 result.partitions.extend(p for p in landed.partitions if p not in result.partitions)
                 buffer = []
+                # With the collector paused, everything allocated since is in its
+                # youngest generation: collecting that now, the batch gone, frees
+                # the cycles read meanwhile (httpx responses hold their page's
+                # bytes in one) for the cost of walking what is still alive.
+                gc.collect(0)
             if pending is not None and window is None:
                 store.put_cursor(
                     tenant_id=tenant_id, source=source.name, table=table, cursor=pending

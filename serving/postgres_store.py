@@ -20,6 +20,7 @@ keeps tenants apart even if a query forgot its ``WHERE tenant_id``.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -28,12 +29,13 @@ from typing import Any
 
 import psycopg
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import sqlalchemy.exc
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from core.contracts.table import TableContract
+from core.contracts.table import PUBLISHED_AT, TableContract
 from core.settings import Settings, Target
 from migrations import SchemaAhead, ensure_current
 from serving.store import (
@@ -76,6 +78,31 @@ def postgres_type(field: pa.Field) -> str:
         return POSTGRES_TYPES[field.type]
     except KeyError:
         raise TypeError(f"no Postgres type for {field.name}: {field.type}") from None
+
+
+COPY_BATCH_ROWS = 50_000
+
+
+def csv_chunks(rows: pa.Table, published_at: datetime) -> Iterator[bytes]:
+    """The conformed rows and ``published_at`` as CSV for ``COPY … (FORMAT csv)``,
+    a batch of rows at a time.
+
+    Arrow's CSV writer (C++) formats every value; a Python list per row for
+    psycopg's ``write_row`` cost 20 µs a row, most of a publish's client time.
+    Its output is what Postgres reads back exactly: a null is an empty field and
+    an empty string a quoted one (``""``), timestamps carry ``Z``, booleans are
+    ``true``/``false``, and the contract's types are all ones it writes.
+    """
+    stamp = pa.scalar(published_at, type=pa.timestamp("us", tz="UTC"))
+    options = pa_csv.WriteOptions(include_header=False)
+    for batch in rows.to_batches(max_chunksize=COPY_BATCH_ROWS):
+        stamped = pa.RecordBatch.from_arrays(
+            [*batch.columns, pa.repeat(stamp, batch.num_rows)],
+            names=[*batch.schema.names, PUBLISHED_AT],
+        )
+        buffer = io.BytesIO()
+        pa_csv.write_csv(stamped, buffer, options)
+        yield buffer.getvalue()
 
 
 class PostgresStore:
@@ -141,14 +168,13 @@ class PostgresStore:
                 replaced = conn.execute(
                     sql.SQL("DELETE FROM {} WHERE tenant_id = %s").format(target), [tenant_id]
                 ).rowcount
+                copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)")
                 with (
                     conn.cursor() as cur,
-                    cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns)) as copy,
+                    cur.copy(copy_sql.format(target, columns)) as copy,
                 ):
-                    names = contract.columns
-                    for batch in rows.to_batches(max_chunksize=10_000):
-                        for record in batch.to_pylist():
-                            copy.write_row([*(record[c] for c in names), published_at])
+                    for chunk in csv_chunks(rows, published_at):
+                        copy.write(chunk)
                 conn.execute(
                     "INSERT INTO serving.publish_log"
                     " (table_name, tenant_id, rows, rows_replaced, published_at)"
