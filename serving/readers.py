@@ -74,14 +74,44 @@ LOAD_TIMEOUT_S = 120
 """Bound on reading one tenant's copy of a table on Postgres (in the background)."""
 # A key's last use is written at most this often per key and process.
 TOUCH_EVERY_S = 60.0
+ENCODE_BATCH_ROWS = 2048
+"""Rows turned into Python values at a time while a snapshot's bodies are encoded."""
+
+PREENCODED: dict[str, Encoder] = {}
+"""Contracts whose snapshot rows are all encoded when the snapshot is built, by name:
+the hot routes' tables (``preencode``). Other tables encode a row on first read."""
 
 
-@dataclass(frozen=True)
+def preencode(contract: TableContract, encode: Encoder) -> None:
+    """Encode every row of ``contract`` with ``encode`` when a snapshot is built.
+
+    Called by a route module for the table it serves most (serving/routes/lead_scores.py);
+    reads with any other encoder still work, encoding on first read.
+    """
+    PREENCODED[contract.name] = encode
+
+
 class ServedRow:
-    """A row and its JSON body, as the route returns it."""
+    """A row and its JSON body, as the route returns it.
 
-    row: Row
-    body: bytes
+    From a snapshot, the body was encoded when the snapshot was built and the row is
+    made only if asked for (a page's last row, for its cursor): most requests need
+    only the bytes.
+    """
+
+    __slots__ = ("_load", "_row", "body")
+
+    def __init__(self, row: Row | None, body: bytes, load: Callable[[], Row] | None = None):
+        self._row = row
+        self._load = load
+        self.body = body
+
+    @property
+    def row(self) -> Row:
+        if self._row is None:
+            assert self._load is not None
+            self._row = self._load()
+        return self._row
 
 
 @dataclass(frozen=True)
@@ -567,7 +597,7 @@ class PostgresReader:
         return last
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
+def _identity(path: str | Path) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -658,6 +688,8 @@ class _Snapshot:
     contract: TableContract
     table: pa.Table | None
     by_key: dict[tuple[object, ...], int]
+    encoded: list[bytes] | None = None
+    """Every row's body by the contract's hot encoder (``preencode``), in row order."""
     columns: dict[str, list[Any]] = field(default_factory=dict)
     bodies: dict[tuple[int, int], bytes] = field(default_factory=dict)
     rows: dict[int, Row] = field(default_factory=dict)
@@ -686,6 +718,7 @@ class _Snapshot:
                 )
                 rebuilt = _snapshot_of(self.version, contract, ordered)
                 self.table, self.by_key = rebuilt.table, rebuilt.by_key
+                self.encoded = rebuilt.encoded
                 self.columns.clear()
                 self.bodies.clear()
                 self.rows.clear()
@@ -710,6 +743,8 @@ class _Snapshot:
         return found
 
     def body(self, index: int, encode: Encoder) -> bytes:
+        if self.encoded is not None and PREENCODED.get(self.contract.name) is encode:
+            return self.encoded[index]
         memo = (index, id(encode))
         found = self.bodies.get(memo)
         if found is None:
@@ -730,9 +765,23 @@ def _equal_prefix(
 
 
 def _snapshot_of(version: str, contract: TableContract, table: pa.Table) -> _Snapshot:
+    """Index a tenant's table by key and, for a hot contract, encode every row now.
+
+    Runs in a worker thread (a build never runs on the event loop). Encoding all rows
+    up front costs a few microseconds a row once per publish, where encoding on first
+    read cost a request most of its time: reads of random leads nearly always meet a
+    row for the first time.
+    """
     key_columns = [c for c in contract.primary_key if c != "tenant_id"]
     key_values = zip(*(table.column(c).to_pylist() for c in key_columns), strict=True)
-    return _Snapshot(version, contract, table, {values: i for i, values in enumerate(key_values)})
+    by_key = {values: i for i, values in enumerate(key_values)}
+    encode = PREENCODED.get(contract.name)
+    encoded: list[bytes] | None = None
+    if encode is not None:
+        encoded = []
+        for batch in table.to_batches(max_chunksize=ENCODE_BATCH_ROWS):
+            encoded += map(encode, batch.to_pylist())
+    return _Snapshot(version, contract, table, by_key, encoded)
 
 
 def select_rows(
@@ -772,7 +821,7 @@ def select_rows(
             (col[index] is not None and col[index] >= v) if ge else col[index] == v
             for col, v, ge in tests
         ):
-            picked.append(ServedRow(snap.row(index), snap.body(index, encode)))
+            picked.append(_served(snap, index, encode))
             if len(picked) >= limit:
                 break
     return Versioned(snap.version, picked)
@@ -787,7 +836,11 @@ def select_row(snap: _Snapshot, encode: Encoder, key: Mapping[str, object]) -> V
     index = snap.by_key.get(tuple(key[c] for c in wanted))
     if index is None:
         return Versioned(snap.version, [])
-    return Versioned(snap.version, [ServedRow(snap.row(index), snap.body(index, encode))])
+    return Versioned(snap.version, [_served(snap, index, encode)])
+
+
+def _served(snap: _Snapshot, index: int, encode: Encoder) -> ServedRow:
+    return ServedRow(None, snap.body(index, encode), functools.partial(snap.row, index))
 
 
 class EmbeddedReader:
@@ -807,6 +860,9 @@ class EmbeddedReader:
         # A few threads for SQLite: more only queue on its lock and starve the snapshots.
         self._sqlite_threads = anyio.CapacityLimiter(4)
         self._key_cache: dict[str, tuple[tuple[Any, ...], KeyGrant | None]] = {}
+        self._keys_paths: tuple[str, str] | None = None
+        self._paths: dict[tuple[str, str], str] = {}
+        self._dir_verdicts: dict[str, tuple[tuple[int, int, int], bool]] = {}
 
     async def open(self) -> None:
         """Check the ops file's schema once, now, rather than in every first request's thread
@@ -846,8 +902,10 @@ class EmbeddedReader:
         return found
 
     def _keys_token(self) -> tuple[tuple[int, int, int] | None, ...]:
-        base = migrations.ops_sqlite_path(self._settings)
-        return tuple(_identity(Path(f"{base}{suffix}")) for suffix in ("", "-wal"))
+        if self._keys_paths is None:
+            base = migrations.ops_sqlite_path(self._settings)
+            self._keys_paths = (str(base), f"{base}-wal")
+        return (_identity(self._keys_paths[0]), _identity(self._keys_paths[1]))
 
     async def touch_key(self, grant: KeyGrant) -> None:
         if not self._touch.due(grant.key_hash):
@@ -865,15 +923,27 @@ class EmbeddedReader:
 
     def _version(self, contract: TableContract, tenant_id: str) -> str:
         """The tenant file's identity; "0" when the tenant has none (NothingPublished if
-        nobody has published to the table)."""
-        from serving.duckdb_store import tenant_file
+        nobody has published to the table).
 
-        path = tenant_file(self._settings.serving_dir, contract.name, tenant_id)
+        One ``stat`` of a path kept as text. Without the file, whether the table has
+        any tenant's file is remembered for as long as the table's directory keeps its
+        identity (a publish renames a file into it, which changes its mtime), rather
+        than listing the directory on every request.
+        """
+        slot = (contract.name, tenant_id)
+        path = self._paths.get(slot)
+        if path is None:
+            from serving.duckdb_store import tenant_file
+
+            if len(self._paths) > 100_000:
+                self._paths.clear()
+            path = self._paths[slot] = str(
+                tenant_file(self._settings.serving_dir, contract.name, tenant_id)
+            )
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            table_dir = path.parent
-            if not (table_dir.is_dir() and any(table_dir.glob("tenant=*.parquet"))):
+            if not self._table_has_files(contract.name, os.path.dirname(path)):
                 raise NothingPublished(
                     f"nothing has been published to {contract.name} yet"
                 ) from None
@@ -881,6 +951,16 @@ class EmbeddedReader:
         except OSError as exc:
             raise StoreUnavailable(f"cannot read {contract.name}: {exc.strerror}") from exc
         return f"{st.st_ino:x}.{st.st_mtime_ns:x}.{st.st_size:x}"
+
+    def _table_has_files(self, table: str, table_dir: str) -> bool:
+        identity = _identity(table_dir)
+        known = self._dir_verdicts.get(table)
+        if identity is not None and known is not None and known[0] == identity:
+            return known[1]
+        found = identity is not None and any(Path(table_dir).glob("tenant=*.parquet"))
+        if identity is not None and _settled((identity,)) and _identity(table_dir) == identity:
+            self._dir_verdicts[table] = (identity, found)
+        return found
 
     async def _snapshot(self, contract: TableContract, tenant_id: str, version: str) -> _Snapshot:
         slot = (contract.name, tenant_id)
