@@ -16,30 +16,71 @@ column) goes through the pydantic model instead, which says what is wrong.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, get_args
 
 import orjson
 
-from serving.schemas import LeadScoreHistoryPublic, LeadScorePublic
+from serving.schemas import Grade, LeadScoreHistoryPublic, LeadScorePublic, ScoreStatus
 from serving.store import Row
 
 _OPTIONS = orjson.OPT_UTC_Z
 
 
+class _Unfit(ValueError):
+    """A value the model would coerce differently or refuse: the model encodes the row."""
+
+
 def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
+    if value is None or type(value) is int:
+        return value
+    raise _Unfit
+
+
+def _score(value: Any) -> int | None:
+    if value is None or (type(value) is int and 0 <= value <= 100):
+        return value
+    raise _Unfit
 
 
 def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
+    if value is None or type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
+    raise _Unfit
 
 
 def _bool(value: Any) -> bool | None:
-    return None if value is None else bool(value)
+    if value is None or type(value) is bool:
+        return value
+    raise _Unfit
 
 
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
+def _text(value: Any) -> str:
+    if type(value) is str:
+        return value
+    raise _Unfit
+
+
+def _maybe_text(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _one_of(value: Any, allowed: frozenset[str | None]) -> str | None:
+    if value in allowed and (value is None or type(value) is str):
+        return value
+    raise _Unfit
+
+
+_GRADES: frozenset[str | None] = frozenset({*(g.value for g in Grade), None})
+_STATUSES: frozenset[str | None] = frozenset(get_args(ScoreStatus))
+
+
+def _moment(value: Any) -> datetime:
+    if type(value) is datetime:
+        return value
+    raise _Unfit
 
 
 def _reasons(text: str | None) -> list[dict[str, Any]]:
@@ -82,27 +123,27 @@ def _short_reasons(text: str | None) -> list[dict[str, Any]]:
 def _lead_score(row: Row) -> bytes:
     return orjson.dumps(
         {
-            "tenant_id": str(row["tenant_id"]),
-            "lead_id": str(row["lead_id"]),
-            "email": str(row["email"]),
-            "first_name": _str(row["first_name"]),
-            "last_name": _str(row["last_name"]),
-            "company": _str(row["company"]),
-            "title": _str(row["title"]),
-            "score_status": row["score_status"],
-            "score": _int(row["score"]),
-            "grade": _str(row["grade"]),
+            "tenant_id": _text(row["tenant_id"]),
+            "lead_id": _text(row["lead_id"]),
+            "email": _text(row["email"]),
+            "first_name": _maybe_text(row["first_name"]),
+            "last_name": _maybe_text(row["last_name"]),
+            "company": _maybe_text(row["company"]),
+            "title": _maybe_text(row["title"]),
+            "score_status": _one_of(row["score_status"], _STATUSES),
+            "score": _score(row["score"]),
+            "grade": _one_of(row["grade"], _GRADES),
             "probability": _float(row["probability"]),
             "fit_score": _int(row["fit_score"]),
             "engagement_score": _int(row["engagement_score"]),
             "mql": _bool(row["is_mql"]),
             "reasons": _reasons(row.get("reasons_json")),
-            "score_model": str(row["score_model"]),
-            "model_version": str(row["model_version"]),
-            "config_version": _str(row["config_version"]),
-            "scored_at": row["scored_at"],
-            "created_at": row["created_at"],
-            "published_at": row["published_at"],
+            "score_model": _text(row["score_model"]),
+            "model_version": _text(row["model_version"]),
+            "config_version": _maybe_text(row["config_version"]),
+            "scored_at": _moment(row["scored_at"]),
+            "created_at": _moment(row["created_at"]),
+            "published_at": _moment(row["published_at"]),
         },
         option=_OPTIONS,
     )
@@ -111,17 +152,17 @@ def _lead_score(row: Row) -> bytes:
 def _lead_score_history(row: Row) -> bytes:
     return orjson.dumps(
         {
-            "scored_at": row["scored_at"],
-            "score_status": row["score_status"],
-            "score": _int(row["score"]),
-            "grade": _str(row["grade"]),
+            "scored_at": _moment(row["scored_at"]),
+            "score_status": _one_of(row["score_status"], _STATUSES),
+            "score": _score(row["score"]),
+            "grade": _one_of(row["grade"], _GRADES),
             "probability": _float(row["probability"]),
             "fit_score": _int(row["fit_score"]),
             "engagement_score": _int(row["engagement_score"]),
             "mql": _bool(row["is_mql"]),
-            "score_model": str(row["score_model"]),
-            "model_version": str(row["model_version"]),
-            "config_version": _str(row["config_version"]),
+            "score_model": _text(row["score_model"]),
+            "model_version": _text(row["model_version"]),
+            "config_version": _maybe_text(row["config_version"]),
             "reasons": _short_reasons(row.get("reasons")),
         },
         option=_OPTIONS,
