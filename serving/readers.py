@@ -69,7 +69,6 @@ Encoder = Callable[[Row], bytes]
 TENANT_SETTING = "bizos.tenant_id"
 LOAD_WAIT_S = 0.1
 """How long a request waits for its tenant's copy to be read before it reads through SQL."""
-LOAD_BATCH_ROWS = 1000
 LOAD_TIMEOUT_S = 120
 """Bound on reading one tenant's copy of a table on Postgres (in the background)."""
 # A key's last use is written at most this often per key and process.
@@ -78,6 +77,7 @@ ENCODE_BATCH_ROWS = 2048
 """Rows turned into Python values at a time while a snapshot's bodies are encoded."""
 
 PREENCODED: dict[str, Encoder] = {}
+HOT_CONTRACTS: dict[str, TableContract] = {}
 """Contracts whose snapshot rows are all encoded when the snapshot is built, by name:
 the hot routes' tables (``preencode``). Other tables encode a row on first read."""
 
@@ -89,6 +89,7 @@ def preencode(contract: TableContract, encode: Encoder) -> None:
     reads with any other encoder still work, encoding on first read.
     """
     PREENCODED[contract.name] = encode
+    HOT_CONTRACTS[contract.name] = contract
 
 
 class ServedRow:
@@ -167,6 +168,10 @@ class ApiReader(Protocol):
         """Latest publish time, after checking the data path; StoreUnavailable if not ready."""
         ...
 
+    def memory_stats(self) -> dict[str, float]:
+        """Gauges of the rows this process holds in memory, for /metrics."""
+        ...
+
 
 def api_reader(settings: Settings) -> ApiReader:
     """The reader for ``settings.target``: the only place the API makes that choice."""
@@ -210,6 +215,8 @@ class PostgresReader:
         self._feed_task: asyncio.Task[None] | None = None
         self._snapshots: OrderedDict[tuple[str, str], tuple[Stamp, _Snapshot]] = OrderedDict()
         self._loads: dict[tuple[str, str], asyncio.Future[_Snapshot]] = {}
+        # Two copies load at once: more only share the same two cores, and hold memory.
+        self._load_threads = anyio.CapacityLimiter(2)
         self._nothing: dict[str, Stamp] = {}
         self._keys: dict[str, tuple[Stamp, float, KeyGrant]] = {}
 
@@ -349,6 +356,7 @@ class PostgresReader:
             if len(self._keys) > 10_000:
                 self._keys.clear()
             self._keys[key_hash] = (stamp, checked, found)
+            self._warm(found.tenant_id)
         return found
 
     async def touch_key(self, grant: KeyGrant) -> None:
@@ -477,17 +485,9 @@ class PostgresReader:
             self._snapshots.move_to_end(slot)
             return held[1]
         self._raise_if_nothing_published(feed, contract)
-        # One load per tenant and table at a time, in the background: requests wait
-        # for it briefly (a small tenant's copy is there at once), then read through
-        # SQL while it goes on, so a large tenant's first seconds cost no latency.
-        task = self._loads.get(slot)
-        if task is None or task.done():
-            stamp, table_stamp = feed.stamp(topic), feed.stamp(contract.name)
-            if stamp is None or table_stamp is None:
-                return None
-            task = asyncio.ensure_future(self._keep(contract, tenant_id, stamp, table_stamp))
-            task.add_done_callback(_forget)
-            self._loads[slot] = task
+        task = self._start_load(contract, tenant_id)
+        if task is None:
+            return None
         try:
             return await asyncio.wait_for(
                 asyncio.shield(task), timeout=min(self._timeout, LOAD_WAIT_S)
@@ -498,6 +498,51 @@ class PostgresReader:
             raise
         except StoreUnavailable:
             return None  # the SQL read answers for the store, with its own error
+
+    def _start_load(
+        self, contract: TableContract, tenant_id: str
+    ) -> asyncio.Future[_Snapshot] | None:
+        """The load of the tenant's copy of ``contract``, started unless one is running.
+
+        One load per tenant and table at a time, in a worker thread: requests wait for
+        it briefly (a small tenant's copy is there at once), then read through SQL
+        while it goes on, so a large tenant's first seconds cost no latency.
+        """
+        feed = self._feed
+        if feed is None:
+            return None
+        slot = (contract.name, tenant_id)
+        task = self._loads.get(slot)
+        if task is None or task.done():
+            topic = publish_topic(contract.name, tenant_id)
+            stamp, table_stamp = feed.stamp(topic), feed.stamp(contract.name)
+            if stamp is None or table_stamp is None:
+                return None
+            task = asyncio.ensure_future(self._keep(contract, tenant_id, stamp, table_stamp))
+            task.add_done_callback(_forget)
+            self._loads[slot] = task
+        return task
+
+    def _warm(self, tenant_id: str) -> None:
+        """Start loading the tenant's copies of the hot tables (``preencode``) that this
+        process does not hold, when one of its keys is first seen: by the time its
+        next requests come, they are served from memory."""
+        feed = self._feed
+        if feed is None:
+            return
+        for contract in HOT_CONTRACTS.values():
+            held = self._snapshots.get((contract.name, tenant_id))
+            nothing = self._nothing.get(contract.name)
+            if held is not None and feed.holds(held[0], publish_topic(contract.name, tenant_id)):
+                continue
+            if nothing is not None and feed.holds(nothing, contract.name):
+                continue
+            self._start_load(contract, tenant_id)
+
+    def memory_stats(self) -> dict[str, float]:
+        """Copies held, their rows and loads running, for /metrics."""
+        loading = sum(1 for task in self._loads.values() if not task.done())
+        return _memory_stats([s for _, s in self._snapshots.values()], loading)
 
     async def _keep(
         self, contract: TableContract, tenant_id: str, stamp: Stamp, table_stamp: Stamp
@@ -524,51 +569,24 @@ class PostgresReader:
     async def _load(self, contract: TableContract, tenant_id: str) -> _Snapshot:
         """Read a tenant's published rows and their version in one snapshot, through
         RLS as the API role: version "0" and no rows when the tenant has no publish of
-        the table, NothingPublished when nobody has."""
-        columns = contract.served_columns
+        the table, NothingPublished when nobody has.
 
-        async def work(conn: psycopg.AsyncConnection[Any]) -> tuple[str, list[Any]] | None:
-            async with conn.transaction():
-                await conn.execute("SELECT set_config(%s, %s, true)", [TENANT_SETTING, tenant_id])
-                await conn.execute(
-                    "SELECT set_config('statement_timeout', %s, true)", [f"{LOAD_TIMEOUT_S}s"]
+        In a worker thread on its own connection, a few at a time: decoding a large
+        tenant's rows and encoding their bodies never runs on the event loop, where it
+        stalled every request of the process while a copy loaded.
+        """
+        url = self._settings.api_postgres_url
+        if url is None:
+            raise StoreUnavailable("BIZOS_API_DATABASE_URL is not set")
+        work = functools.partial(_load_copy, url, contract, tenant_id, self._timeout)
+        try:
+            async with asyncio.timeout(LOAD_TIMEOUT_S * 1.5):
+                snap: _Snapshot = await anyio.to_thread.run_sync(
+                    work, abandon_on_cancel=True, limiter=self._load_threads
                 )
-                cur = await conn.execute(
-                    "SELECT serving.publish_version(%s), serving.last_published_at(%s)",
-                    [contract.name, contract.name],
-                )
-                found = await cur.fetchone()
-                if found is None or found[1] is None:
-                    return None
-                if found[0] is None:
-                    return "0", []
-                cur = await conn.execute(
-                    f"SELECT {select_list(contract)} FROM serving.{contract.name}"
-                    f" WHERE tenant_id = %s ORDER BY {order_clause(contract)}",
-                    [tenant_id],
-                )
-                # Rows become Python values as they are fetched, on the event loop:
-                # a batch at a time, letting requests in between, so a large tenant's
-                # copy does not stall every request of the process while it loads.
-                rows: list[Any] = []
-                while batch := await cur.fetchmany(LOAD_BATCH_ROWS):
-                    rows += batch
-                    await asyncio.sleep(0)
-                return str(found[0]), rows
-
-        loaded = await self._run(work, timeout=LOAD_TIMEOUT_S)
-        if loaded is None:
-            raise NothingPublished(f"nothing has been published to {contract.name} yet")
-        version, rows = loaded
-
-        def build() -> _Snapshot:
-            table = pa.Table.from_pydict(
-                {c: [r[i] for r in rows] for i, c in enumerate(columns)},
-                schema=contract.served_schema,
-            )
-            return _snapshot_of(version, contract, table)
-
-        return await anyio.to_thread.run_sync(build)
+        except TimeoutError:
+            raise StoreUnavailable(f"loading {contract.name} took too long") from None
+        return snap
 
     async def ready(self) -> datetime:
         """The data path as requests use it: the reader's SELECT on every serving table,
@@ -615,6 +633,52 @@ def _forget(task: asyncio.Future[Any]) -> None:
     """Collect an abandoned task's outcome, so it is not reported as never retrieved."""
     if not task.cancelled():
         task.exception()
+
+
+def _load_copy(url: str, contract: TableContract, tenant_id: str, timeout: float) -> _Snapshot:
+    """``PostgresReader._load``'s work, in its thread (see there)."""
+    columns = contract.served_columns
+    try:
+        with psycopg.connect(
+            url,
+            connect_timeout=max(1, round(timeout)),
+            application_name="bizos-api-load",
+            options=f"-c statement_timeout={LOAD_TIMEOUT_S * 1000}"
+            f" -c lock_timeout={max(1, int(timeout * 500))}",
+        ) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            with conn.transaction():
+                conn.execute("SELECT set_config(%s, %s, true)", [TENANT_SETTING, tenant_id])
+                found = conn.execute(
+                    "SELECT serving.publish_version(%s), serving.last_published_at(%s)",
+                    [contract.name, contract.name],
+                ).fetchone()
+                if found is None or found[1] is None:
+                    raise NothingPublished(f"nothing has been published to {contract.name} yet")
+                if found[0] is None:
+                    return _snapshot_of("0", contract, contract.served_schema.empty_table())
+                rows = conn.execute(
+                    f"SELECT {select_list(contract)} FROM serving.{contract.name}"
+                    f" WHERE tenant_id = %s ORDER BY {order_clause(contract)}",
+                    [tenant_id],
+                ).fetchall()
+                version = str(found[0])
+    except psycopg.Error as exc:
+        raise StoreUnavailable(f"cannot load {contract.name}: {type(exc).__name__}") from exc
+    table = pa.Table.from_pydict(
+        {c: [r[i] for r in rows] for i, c in enumerate(columns)},
+        schema=contract.served_schema,
+    )
+    del rows
+    return _snapshot_of(version, contract, table)
+
+
+def _memory_stats(snapshots: Sequence[_Snapshot], loading: int) -> dict[str, float]:
+    return {
+        "bizos_api_snapshots": len(snapshots),
+        "bizos_api_snapshot_rows": sum(len(s) for s in snapshots),
+        "bizos_api_snapshot_loads_running": loading,
+    }
 
 
 def _check_tree(tree: str, current: str | None) -> None:
@@ -780,7 +844,9 @@ def _snapshot_of(version: str, contract: TableContract, table: pa.Table) -> _Sna
     if encode is not None:
         encoded = []
         for batch in table.to_batches(max_chunksize=ENCODE_BATCH_ROWS):
-            encoded += map(encode, batch.to_pylist())
+            # Copied to exact size: orjson's bytes keep their whole write buffer (about
+            # 8 KB a body, measured), ten times the body, for as long as they are held.
+            encoded += [memoryview(encode(row)).tobytes() for row in batch.to_pylist()]
     return _Snapshot(version, contract, table, by_key, encoded)
 
 
@@ -873,6 +939,43 @@ class EmbeddedReader:
             await anyio.to_thread.run_sync(migrations.ensure_current, self._settings, "ops")
         except Exception as exc:  # the requests will answer 503 for it; starting goes on
             log.warning("the ops database is not usable yet: %s", exc)
+        await self._warm()
+
+    async def _warm(self) -> None:
+        """Build every tenant's snapshot of the hot tables (``preencode``) before the
+        process serves, up to ``api_snapshot_max_rows``: no request pays for a cold
+        copy, and a server that accepts connections answers at full speed. A tenant
+        that cannot be read now is left to its first request (which answers 503)."""
+        started = time.monotonic()
+        budget = self._settings.api_snapshot_max_rows
+        held = 0
+        for contract in HOT_CONTRACTS.values():
+            table_dir = self._settings.serving_dir / contract.name
+            files = sorted(table_dir.glob("tenant=*.parquet")) if table_dir.is_dir() else []
+            for path in files:
+                if held >= budget:
+                    break
+                tenant_id = path.stem.removeprefix("tenant=")
+                try:
+                    snap = await self._snapshot(
+                        contract, tenant_id, self._version(contract, tenant_id)
+                    )
+                except StoreUnavailable as exc:
+                    log.warning("not warming %s of %s: %s", contract.name, tenant_id, exc)
+                    continue
+                held += len(snap)
+        if held:
+            log.info(
+                "%d rows of published tables in memory in %.1f s",
+                held,
+                time.monotonic() - started,
+            )
+
+    def memory_stats(self) -> dict[str, float]:
+        """Snapshots held, their rows and builds running, for /metrics."""
+        return _memory_stats(
+            list(self._snapshots.values()), sum(1 for b in self._building.values() if b.locked())
+        )
 
     async def close(self) -> None:
         self._snapshots.clear()
