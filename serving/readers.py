@@ -13,9 +13,14 @@ owner); it reads through an ``ApiReader``, picked once in ``api_reader`` from
   carries a statement and lock timeout; every call is also bounded on the client side,
   so a server that stops answering becomes ``StoreUnavailable`` (503), not a hang.
 - ``EmbeddedReader``: a tenant's Parquet file becomes an in-memory snapshot (rows in
-  API order, an index by key, encoded bodies made on first use) the first time it is
-  read, rebuilt when the file changes (a publish renames a new file over it, so its
-  inode changes). A request on a current snapshot costs one ``stat`` and no I/O.
+  API order, an index by key, encoded bodies) when the process starts (the hot
+  tables) or the first time it is read, rebuilt when the file changes (a publish
+  renames a new file over it, so its inode changes). A request on a current
+  snapshot costs one ``stat`` per table and no I/O.
+
+Snapshots of the hot tables (``preencode``: the lead scores and their history) hold
+every row's JSON body, encoded when the snapshot is built in a worker thread; other
+tables encode a row on first read.
 
 Both speak in ``Versioned`` answers; rows come with their encoded JSON (``Encoder``
 per contract, given by the route), so the route layer stays generic over contracts.
@@ -102,7 +107,7 @@ class ServedRow:
 
     __slots__ = ("_load", "_row", "body")
 
-    def __init__(self, row: Row | None, body: bytes, load: Callable[[], Row] | None = None):
+    def __init__(self, row: Row | None, body: bytes, load: Callable[[], Row] | None = None) -> None:
         self._row = row
         self._load = load
         self.body = body
@@ -485,6 +490,9 @@ class PostgresReader:
             self._snapshots.move_to_end(slot)
             return held[1]
         self._raise_if_nothing_published(feed, contract)
+        running = self._loads.get(slot)
+        if running is not None and not running.done():
+            return None  # loading already: read through SQL meanwhile, without waiting
         task = self._start_load(contract, tenant_id)
         if task is None:
             return None
