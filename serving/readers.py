@@ -75,6 +75,8 @@ TENANT_SETTING = "bizos.tenant_id"
 LOAD_WAIT_S = 0.1
 """How long a request waits for its tenant's copy to be read before it reads through SQL."""
 LOAD_TIMEOUT_S = 120
+LOAD_RETRY_S = 5.0
+"""After a copy failed to load, requests read through SQL this long before it is retried."""
 """Bound on reading one tenant's copy of a table on Postgres (in the background)."""
 # A key's last use is written at most this often per key and process.
 TOUCH_EVERY_S = 60.0
@@ -222,6 +224,7 @@ class PostgresReader:
         self._loads: dict[tuple[str, str], asyncio.Future[_Snapshot]] = {}
         # Two copies load at once: more only share the same two cores, and hold memory.
         self._load_threads = anyio.CapacityLimiter(2)
+        self._failed: dict[tuple[str, str], float] = {}
         self._nothing: dict[str, Stamp] = {}
         self._keys: dict[str, tuple[Stamp, float, KeyGrant]] = {}
 
@@ -522,6 +525,9 @@ class PostgresReader:
         slot = (contract.name, tenant_id)
         task = self._loads.get(slot)
         if task is None or task.done():
+            failed = self._failed.get(slot)
+            if failed is not None and time.monotonic() - failed < LOAD_RETRY_S:
+                return None
             topic = publish_topic(contract.name, tenant_id)
             stamp, table_stamp = feed.stamp(topic), feed.stamp(contract.name)
             if stamp is None or table_stamp is None:
@@ -555,12 +561,26 @@ class PostgresReader:
     async def _keep(
         self, contract: TableContract, tenant_id: str, stamp: Stamp, table_stamp: Stamp
     ) -> _Snapshot:
+        slot = (contract.name, tenant_id)
         try:
             snap = await self._load(contract, tenant_id)
         except NothingPublished:
             self._nothing[contract.name] = table_stamp
             raise
-        self._snapshots[(contract.name, tenant_id)] = (stamp, snap)
+        except StoreUnavailable as exc:
+            # Requests read through SQL meanwhile; not retried at once, or every request
+            # would start a whole copy again (each one a connection and the tenant's rows).
+            self._failed[slot] = time.monotonic()
+            log.warning(
+                "could not load %s of %s into memory (retried in %.0f s): %s",
+                contract.name,
+                tenant_id,
+                LOAD_RETRY_S,
+                exc,
+            )
+            raise
+        self._failed.pop(slot, None)
+        self._snapshots[slot] = (stamp, snap)
         total = sum(len(s) for _, s in self._snapshots.values())
         while total > self._settings.api_snapshot_max_rows and len(self._snapshots) > 1:
             _, (_, oldest) = self._snapshots.popitem(last=False)
