@@ -201,6 +201,12 @@ def run_wrk(
     if ours:
         print(f"  copies loaded {wait_for_copies(url):.0f} s after the warm-up", flush=True)
     out = subprocess.run(command, capture_output=True, check=True, text=True).stdout
+    if ours:  # what the workers held and loaded by the end of the measurement
+        polls = [httpx.get(url + "/metrics", timeout=5).text for _ in range(6)]
+        held = sorted(
+            {" ".join(re.findall(r"^bizos_api_snapshot\w* (\S+)$", text, re.M)) for text in polls}
+        )
+        print(f"  after: snapshots, loads running, rows per worker: {held}", flush=True)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
