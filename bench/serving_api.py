@@ -4,7 +4,10 @@ One data set for all four: ``--leads`` leads in ``--tenants`` tenants, published
 fresh Postgres database and to an embedded store. Then, one after the other on the
 same machine, ``wrk`` with ``--connections`` connections for ``--duration`` seconds
 (after a warm-up of the same length) asks ``GET /v1/leads/{id}/score`` for random
-leads of random tenants, each with its tenant's key:
+leads of random tenants, each with its tenant's key. Our API is measured warm: its
+server counts as up when ``/ready`` says 200 (embedded: every tenant's snapshot is
+built before it listens), and on Postgres the measurement waits after the warm-up
+until ``/metrics`` reports no copy loading in any worker.
 
 - our API on Postgres (reading as its own login role) and embedded, ``--workers``
   uvicorn workers each;
@@ -117,8 +120,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
-    """A uvicorn process on ``port``, up (``/docs`` or a 401 answers) before yielding."""
+def server(args: list[str], env: dict[str, str], port: int, *, ours: bool) -> Iterator[str]:
+    """A uvicorn process on ``port``, up before yielding: ours when ``/ready`` says 200
+    (the embedded store builds every tenant's snapshot before it listens), the obvious
+    endpoint when the lead route answers at all."""
     process = subprocess.Popen(
         [str(ROOT / ".venv/bin/uvicorn"), *args, "--port", str(port), "--log-level", "warning"],
         cwd=ROOT,
@@ -127,9 +132,14 @@ def server(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             try:
+                if ours:
+                    if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                        break
+                    time.sleep(0.3)
+                    continue
                 httpx.get(url + "/v1/leads/x/score", timeout=1)
                 break
             except httpx.HTTPError:
@@ -160,7 +170,23 @@ end
     return path
 
 
-def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, float]:
+def wait_for_copies(url: str, polls: int = 12, limit_s: float = 600) -> float:
+    """Seconds until ``polls`` answers of ``/metrics`` in a row (reaching every worker)
+    report no copy loading: on Postgres, the warm-up's requests start each worker's
+    loads of every tenant, and the measurement is of a server that holds them."""
+    started = time.monotonic()
+    quiet = 0
+    while quiet < polls and time.monotonic() - started < limit_s:
+        text = httpx.get(url + "/metrics", timeout=5).text
+        found = re.search(r"^bizos_api_snapshot_loads_running (\S+)$", text, re.M)
+        quiet = quiet + 1 if found is not None and float(found.group(1)) == 0 else 0
+        time.sleep(0.25)
+    return time.monotonic() - started
+
+
+def run_wrk(
+    url: str, script: Path, connections: int, duration: int, *, ours: bool
+) -> dict[str, float]:
     command = [
         "wrk",
         "-t2",
@@ -172,7 +198,15 @@ def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str
         url,
     ]
     subprocess.run(command, capture_output=True, check=True)  # warm-up: snapshots, pools
+    if ours:
+        print(f"  copies loaded {wait_for_copies(url):.0f} s after the warm-up", flush=True)
     out = subprocess.run(command, capture_output=True, check=True, text=True).stdout
+    if ours:  # what the workers held and loaded by the end of the measurement
+        polls = [httpx.get(url + "/metrics", timeout=5).text for _ in range(6)]
+        held = sorted(
+            {" ".join(re.findall(r"^bizos_api_snapshot\w* (\S+)$", text, re.M)) for text in polls}
+        )
+        print(f"  after: snapshots, loads running, rows per worker: {held}", flush=True)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
@@ -298,8 +332,11 @@ def main() -> None:
             if wanted is not None and name not in wanted:
                 continue
             port = free_port()
-            with server(server_args, env, port) as base:
-                results[name] = run_wrk(base, script, args.connections, args.duration)
+            ours = name.startswith("our API")
+            up = time.monotonic()
+            with server(server_args, env, port, ours=ours) as base:
+                print(f"{name}: ready in {time.monotonic() - up:.0f} s", flush=True)
+                results[name] = run_wrk(base, script, args.connections, args.duration, ours=ours)
             print(name, results[name], flush=True)
         if wanted is None or "pgbench" in wanted:
             results["pgbench, same query, prepared"] = run_pgbench(

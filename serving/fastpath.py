@@ -72,6 +72,23 @@ def _header(scope: Scope, wanted: bytes) -> str | None:
     return None
 
 
+_HEADERS: dict[str, tuple[tuple[bytes, bytes], ...]] = {}
+
+
+def _cache_headers(version: str) -> list[tuple[bytes, bytes]]:
+    """``cache_headers`` as ASGI header pairs, made once per publish version (a new list
+    each call: the caller adds to it)."""
+    found = _HEADERS.get(version)
+    if found is None:
+        if len(_HEADERS) > 10_000:
+            _HEADERS.clear()
+        found = _HEADERS[version] = tuple(
+            (name.lower().encode(), value.encode())
+            for name, value in cache_headers(LEAD_SCORES, version).items()
+        )
+    return list(found)
+
+
 class LeadScoreFastPath:
     """See the module docstring. Sits inside ``RequestContext`` (ids, logs, metrics)."""
 
@@ -121,10 +138,7 @@ class LeadScoreFastPath:
         await reader.touch_key(grant)
         version, body = detail
         scope["route"] = _ROUTE
-        headers = [
-            (name.lower().encode(), value.encode())
-            for name, value in cache_headers(LEAD_SCORES, version).items()
-        ]
+        headers = _cache_headers(version)
         if body is None:
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.settings import Settings, get_settings
 from serving import problems
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await limiter.close()
             await reader.close()
 
-    app = FastAPI(
+    app = ServingAPI(
         title="BizOS serving API",
         version="1.0.0",
         description=DESCRIPTION,
@@ -79,9 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     app.include_router(ops_routes.router)
     problems.install(app)
-    # Outermost last: request ids, logs and metrics cover the fast path's answers too.
-    app.add_middleware(LeadScoreFastPath)
-    app.add_middleware(RequestContext, metrics=metrics)
+    app.front = RequestContext(LeadScoreFastPath(app.framework), metrics=metrics)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -97,6 +96,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+class ServingAPI(FastAPI):
+    """FastAPI, with HTTP requests entering through ``front`` first.
+
+    ``front`` is the request context (ids, logs, metrics) around the lead-score fast
+    path (serving/fastpath.py), around FastAPI itself (``framework``). Placed here, in
+    front of FastAPI's own layers (its error and body-limit middleware, and a
+    telemetry check that reads the environment on each request, about a quarter of a
+    fast-path request's time), rather than inside them as ordinary middleware: the
+    fast path answers only from memory and hands every error case on to FastAPI.
+    """
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.front is not None:
+            scope["app"] = self
+            await self.front(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's handling of a request, without ``front``."""
+        await super().__call__(scope, receive, send)
 
 
 def _problem_media_types(schema: dict[str, Any]) -> dict[str, Any]:

@@ -13,9 +13,14 @@ owner); it reads through an ``ApiReader``, picked once in ``api_reader`` from
   carries a statement and lock timeout; every call is also bounded on the client side,
   so a server that stops answering becomes ``StoreUnavailable`` (503), not a hang.
 - ``EmbeddedReader``: a tenant's Parquet file becomes an in-memory snapshot (rows in
-  API order, an index by key, encoded bodies made on first use) the first time it is
-  read, rebuilt when the file changes (a publish renames a new file over it, so its
-  inode changes). A request on a current snapshot costs one ``stat`` and no I/O.
+  API order, an index by key, encoded bodies) when the process starts (the hot
+  tables) or the first time it is read, rebuilt when the file changes (a publish
+  renames a new file over it, so its inode changes). A request on a current
+  snapshot costs one ``stat`` per table and no I/O.
+
+Snapshots of the hot tables (``preencode``: the lead scores and their history) hold
+every row's JSON body, encoded when the snapshot is built in a worker thread; other
+tables encode a row on first read.
 
 Both speak in ``Versioned`` answers; rows come with their encoded JSON (``Encoder``
 per contract, given by the route), so the route layer stays generic over contracts.
@@ -69,19 +74,52 @@ Encoder = Callable[[Row], bytes]
 TENANT_SETTING = "bizos.tenant_id"
 LOAD_WAIT_S = 0.1
 """How long a request waits for its tenant's copy to be read before it reads through SQL."""
-LOAD_BATCH_ROWS = 1000
 LOAD_TIMEOUT_S = 120
+LOAD_RETRY_S = 5.0
+"""After a copy failed to load, requests read through SQL this long before it is retried."""
 """Bound on reading one tenant's copy of a table on Postgres (in the background)."""
 # A key's last use is written at most this often per key and process.
 TOUCH_EVERY_S = 60.0
+ENCODE_BATCH_ROWS = 2048
+"""Rows turned into Python values at a time while a snapshot's bodies are encoded."""
+
+PREENCODED: dict[str, Encoder] = {}
+HOT_CONTRACTS: dict[str, TableContract] = {}
+"""Contracts whose snapshot rows are all encoded when the snapshot is built, by name:
+the hot routes' tables (``preencode``). Other tables encode a row on first read."""
 
 
-@dataclass(frozen=True)
+def preencode(contract: TableContract, encode: Encoder) -> None:
+    """Encode every row of ``contract`` with ``encode`` when a snapshot is built.
+
+    Called by a route module for the table it serves most (serving/routes/lead_scores.py);
+    reads with any other encoder still work, encoding on first read.
+    """
+    PREENCODED[contract.name] = encode
+    HOT_CONTRACTS[contract.name] = contract
+
+
 class ServedRow:
-    """A row and its JSON body, as the route returns it."""
+    """A row and its JSON body, as the route returns it.
 
-    row: Row
-    body: bytes
+    From a snapshot, the body was encoded when the snapshot was built and the row is
+    made only if asked for (a page's last row, for its cursor): most requests need
+    only the bytes.
+    """
+
+    __slots__ = ("_load", "_row", "body")
+
+    def __init__(self, row: Row | None, body: bytes, load: Callable[[], Row] | None = None) -> None:
+        self._row = row
+        self._load = load
+        self.body = body
+
+    @property
+    def row(self) -> Row:
+        if self._row is None:
+            assert self._load is not None
+            self._row = self._load()
+        return self._row
 
 
 @dataclass(frozen=True)
@@ -137,6 +175,10 @@ class ApiReader(Protocol):
         """Latest publish time, after checking the data path; StoreUnavailable if not ready."""
         ...
 
+    def memory_stats(self) -> dict[str, float]:
+        """Gauges of the rows this process holds in memory, for /metrics."""
+        ...
+
 
 def api_reader(settings: Settings) -> ApiReader:
     """The reader for ``settings.target``: the only place the API makes that choice."""
@@ -180,6 +222,9 @@ class PostgresReader:
         self._feed_task: asyncio.Task[None] | None = None
         self._snapshots: OrderedDict[tuple[str, str], tuple[Stamp, _Snapshot]] = OrderedDict()
         self._loads: dict[tuple[str, str], asyncio.Future[_Snapshot]] = {}
+        # Two copies load at once: more only share the same two cores, and hold memory.
+        self._load_threads = anyio.CapacityLimiter(2)
+        self._failed: dict[tuple[str, str], float] = {}
         self._nothing: dict[str, Stamp] = {}
         self._keys: dict[str, tuple[Stamp, float, KeyGrant]] = {}
 
@@ -319,6 +364,7 @@ class PostgresReader:
             if len(self._keys) > 10_000:
                 self._keys.clear()
             self._keys[key_hash] = (stamp, checked, found)
+            self._warm(found.tenant_id)
         return found
 
     async def touch_key(self, grant: KeyGrant) -> None:
@@ -447,17 +493,12 @@ class PostgresReader:
             self._snapshots.move_to_end(slot)
             return held[1]
         self._raise_if_nothing_published(feed, contract)
-        # One load per tenant and table at a time, in the background: requests wait
-        # for it briefly (a small tenant's copy is there at once), then read through
-        # SQL while it goes on, so a large tenant's first seconds cost no latency.
-        task = self._loads.get(slot)
-        if task is None or task.done():
-            stamp, table_stamp = feed.stamp(topic), feed.stamp(contract.name)
-            if stamp is None or table_stamp is None:
-                return None
-            task = asyncio.ensure_future(self._keep(contract, tenant_id, stamp, table_stamp))
-            task.add_done_callback(_forget)
-            self._loads[slot] = task
+        running = self._loads.get(slot)
+        if running is not None and not running.done():
+            return None  # loading already: read through SQL meanwhile, without waiting
+        task = self._start_load(contract, tenant_id)
+        if task is None:
+            return None
         try:
             return await asyncio.wait_for(
                 asyncio.shield(task), timeout=min(self._timeout, LOAD_WAIT_S)
@@ -469,15 +510,77 @@ class PostgresReader:
         except StoreUnavailable:
             return None  # the SQL read answers for the store, with its own error
 
+    def _start_load(
+        self, contract: TableContract, tenant_id: str
+    ) -> asyncio.Future[_Snapshot] | None:
+        """The load of the tenant's copy of ``contract``, started unless one is running.
+
+        One load per tenant and table at a time, in a worker thread: requests wait for
+        it briefly (a small tenant's copy is there at once), then read through SQL
+        while it goes on, so a large tenant's first seconds cost no latency.
+        """
+        feed = self._feed
+        if feed is None:
+            return None
+        slot = (contract.name, tenant_id)
+        task = self._loads.get(slot)
+        if task is None or task.done():
+            failed = self._failed.get(slot)
+            if failed is not None and time.monotonic() - failed < LOAD_RETRY_S:
+                return None
+            topic = publish_topic(contract.name, tenant_id)
+            stamp, table_stamp = feed.stamp(topic), feed.stamp(contract.name)
+            if stamp is None or table_stamp is None:
+                return None
+            task = asyncio.ensure_future(self._keep(contract, tenant_id, stamp, table_stamp))
+            task.add_done_callback(_forget)
+            self._loads[slot] = task
+        return task
+
+    def _warm(self, tenant_id: str) -> None:
+        """Start loading the tenant's copies of the hot tables (``preencode``) that this
+        process does not hold, when one of its keys is first seen: by the time its
+        next requests come, they are served from memory."""
+        feed = self._feed
+        if feed is None:
+            return
+        for contract in HOT_CONTRACTS.values():
+            held = self._snapshots.get((contract.name, tenant_id))
+            nothing = self._nothing.get(contract.name)
+            if held is not None and feed.holds(held[0], publish_topic(contract.name, tenant_id)):
+                continue
+            if nothing is not None and feed.holds(nothing, contract.name):
+                continue
+            self._start_load(contract, tenant_id)
+
+    def memory_stats(self) -> dict[str, float]:
+        """Copies held, their rows and loads running, for /metrics."""
+        loading = sum(1 for task in self._loads.values() if not task.done())
+        return _memory_stats([s for _, s in self._snapshots.values()], loading)
+
     async def _keep(
         self, contract: TableContract, tenant_id: str, stamp: Stamp, table_stamp: Stamp
     ) -> _Snapshot:
+        slot = (contract.name, tenant_id)
         try:
             snap = await self._load(contract, tenant_id)
         except NothingPublished:
             self._nothing[contract.name] = table_stamp
             raise
-        self._snapshots[(contract.name, tenant_id)] = (stamp, snap)
+        except StoreUnavailable as exc:
+            # Requests read through SQL meanwhile; not retried at once, or every request
+            # would start a whole copy again (each one a connection and the tenant's rows).
+            self._failed[slot] = time.monotonic()
+            log.warning(
+                "could not load %s of %s into memory (retried in %.0f s): %s",
+                contract.name,
+                tenant_id,
+                LOAD_RETRY_S,
+                exc,
+            )
+            raise
+        self._failed.pop(slot, None)
+        self._snapshots[slot] = (stamp, snap)
         total = sum(len(s) for _, s in self._snapshots.values())
         while total > self._settings.api_snapshot_max_rows and len(self._snapshots) > 1:
             _, (_, oldest) = self._snapshots.popitem(last=False)
@@ -494,51 +597,24 @@ class PostgresReader:
     async def _load(self, contract: TableContract, tenant_id: str) -> _Snapshot:
         """Read a tenant's published rows and their version in one snapshot, through
         RLS as the API role: version "0" and no rows when the tenant has no publish of
-        the table, NothingPublished when nobody has."""
-        columns = contract.served_columns
+        the table, NothingPublished when nobody has.
 
-        async def work(conn: psycopg.AsyncConnection[Any]) -> tuple[str, list[Any]] | None:
-            async with conn.transaction():
-                await conn.execute("SELECT set_config(%s, %s, true)", [TENANT_SETTING, tenant_id])
-                await conn.execute(
-                    "SELECT set_config('statement_timeout', %s, true)", [f"{LOAD_TIMEOUT_S}s"]
+        In a worker thread on its own connection, a few at a time: decoding a large
+        tenant's rows and encoding their bodies never runs on the event loop, where it
+        stalled every request of the process while a copy loaded.
+        """
+        url = self._settings.api_postgres_url
+        if url is None:
+            raise StoreUnavailable("BIZOS_API_DATABASE_URL is not set")
+        work = functools.partial(_load_copy, url, contract, tenant_id, self._timeout)
+        try:
+            async with asyncio.timeout(LOAD_TIMEOUT_S * 1.5):
+                snap: _Snapshot = await anyio.to_thread.run_sync(
+                    work, abandon_on_cancel=True, limiter=self._load_threads
                 )
-                cur = await conn.execute(
-                    "SELECT serving.publish_version(%s), serving.last_published_at(%s)",
-                    [contract.name, contract.name],
-                )
-                found = await cur.fetchone()
-                if found is None or found[1] is None:
-                    return None
-                if found[0] is None:
-                    return "0", []
-                cur = await conn.execute(
-                    f"SELECT {select_list(contract)} FROM serving.{contract.name}"
-                    f" WHERE tenant_id = %s ORDER BY {order_clause(contract)}",
-                    [tenant_id],
-                )
-                # Rows become Python values as they are fetched, on the event loop:
-                # a batch at a time, letting requests in between, so a large tenant's
-                # copy does not stall every request of the process while it loads.
-                rows: list[Any] = []
-                while batch := await cur.fetchmany(LOAD_BATCH_ROWS):
-                    rows += batch
-                    await asyncio.sleep(0)
-                return str(found[0]), rows
-
-        loaded = await self._run(work, timeout=LOAD_TIMEOUT_S)
-        if loaded is None:
-            raise NothingPublished(f"nothing has been published to {contract.name} yet")
-        version, rows = loaded
-
-        def build() -> _Snapshot:
-            table = pa.Table.from_pydict(
-                {c: [r[i] for r in rows] for i, c in enumerate(columns)},
-                schema=contract.served_schema,
-            )
-            return _snapshot_of(version, contract, table)
-
-        return await anyio.to_thread.run_sync(build)
+        except TimeoutError:
+            raise StoreUnavailable(f"loading {contract.name} took too long") from None
+        return snap
 
     async def ready(self) -> datetime:
         """The data path as requests use it: the reader's SELECT on every serving table,
@@ -567,7 +643,7 @@ class PostgresReader:
         return last
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
+def _identity(path: str | Path) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -585,6 +661,52 @@ def _forget(task: asyncio.Future[Any]) -> None:
     """Collect an abandoned task's outcome, so it is not reported as never retrieved."""
     if not task.cancelled():
         task.exception()
+
+
+def _load_copy(url: str, contract: TableContract, tenant_id: str, timeout: float) -> _Snapshot:
+    """``PostgresReader._load``'s work, in its thread (see there)."""
+    columns = contract.served_columns
+    try:
+        with psycopg.connect(
+            url,
+            connect_timeout=max(1, round(timeout)),
+            application_name="bizos-api-load",
+            options=f"-c statement_timeout={LOAD_TIMEOUT_S * 1000}"
+            f" -c lock_timeout={max(1, int(timeout * 500))}",
+        ) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            with conn.transaction():
+                conn.execute("SELECT set_config(%s, %s, true)", [TENANT_SETTING, tenant_id])
+                found = conn.execute(
+                    "SELECT serving.publish_version(%s), serving.last_published_at(%s)",
+                    [contract.name, contract.name],
+                ).fetchone()
+                if found is None or found[1] is None:
+                    raise NothingPublished(f"nothing has been published to {contract.name} yet")
+                if found[0] is None:
+                    return _snapshot_of("0", contract, contract.served_schema.empty_table())
+                rows = conn.execute(
+                    f"SELECT {select_list(contract)} FROM serving.{contract.name}"
+                    f" WHERE tenant_id = %s ORDER BY {order_clause(contract)}",
+                    [tenant_id],
+                ).fetchall()
+                version = str(found[0])
+    except psycopg.Error as exc:
+        raise StoreUnavailable(f"cannot load {contract.name}: {type(exc).__name__}") from exc
+    table = pa.Table.from_pydict(
+        {c: [r[i] for r in rows] for i, c in enumerate(columns)},
+        schema=contract.served_schema,
+    )
+    del rows
+    return _snapshot_of(version, contract, table)
+
+
+def _memory_stats(snapshots: Sequence[_Snapshot], loading: int) -> dict[str, float]:
+    return {
+        "bizos_api_snapshots": len(snapshots),
+        "bizos_api_snapshot_rows": sum(len(s) for s in snapshots),
+        "bizos_api_snapshot_loads_running": loading,
+    }
 
 
 def _check_tree(tree: str, current: str | None) -> None:
@@ -658,6 +780,8 @@ class _Snapshot:
     contract: TableContract
     table: pa.Table | None
     by_key: dict[tuple[object, ...], int]
+    encoded: list[bytes] | None = None
+    """Every row's body by the contract's hot encoder (``preencode``), in row order."""
     columns: dict[str, list[Any]] = field(default_factory=dict)
     bodies: dict[tuple[int, int], bytes] = field(default_factory=dict)
     rows: dict[int, Row] = field(default_factory=dict)
@@ -686,6 +810,7 @@ class _Snapshot:
                 )
                 rebuilt = _snapshot_of(self.version, contract, ordered)
                 self.table, self.by_key = rebuilt.table, rebuilt.by_key
+                self.encoded = rebuilt.encoded
                 self.columns.clear()
                 self.bodies.clear()
                 self.rows.clear()
@@ -710,6 +835,8 @@ class _Snapshot:
         return found
 
     def body(self, index: int, encode: Encoder) -> bytes:
+        if self.encoded is not None and PREENCODED.get(self.contract.name) is encode:
+            return self.encoded[index]
         memo = (index, id(encode))
         found = self.bodies.get(memo)
         if found is None:
@@ -730,9 +857,25 @@ def _equal_prefix(
 
 
 def _snapshot_of(version: str, contract: TableContract, table: pa.Table) -> _Snapshot:
+    """Index a tenant's table by key and, for a hot contract, encode every row now.
+
+    Runs in a worker thread (a build never runs on the event loop). Encoding all rows
+    up front costs a few microseconds a row once per publish, where encoding on first
+    read cost a request most of its time: reads of random leads nearly always meet a
+    row for the first time.
+    """
     key_columns = [c for c in contract.primary_key if c != "tenant_id"]
     key_values = zip(*(table.column(c).to_pylist() for c in key_columns), strict=True)
-    return _Snapshot(version, contract, table, {values: i for i, values in enumerate(key_values)})
+    by_key = {values: i for i, values in enumerate(key_values)}
+    encode = PREENCODED.get(contract.name)
+    encoded: list[bytes] | None = None
+    if encode is not None:
+        encoded = []
+        for batch in table.to_batches(max_chunksize=ENCODE_BATCH_ROWS):
+            # Copied to exact size: orjson's bytes keep their whole write buffer (about
+            # 8 KB a body, measured), ten times the body, for as long as they are held.
+            encoded += [memoryview(encode(row)).tobytes() for row in batch.to_pylist()]
+    return _Snapshot(version, contract, table, by_key, encoded)
 
 
 def select_rows(
@@ -772,7 +915,7 @@ def select_rows(
             (col[index] is not None and col[index] >= v) if ge else col[index] == v
             for col, v, ge in tests
         ):
-            picked.append(ServedRow(snap.row(index), snap.body(index, encode)))
+            picked.append(_served(snap, index, encode))
             if len(picked) >= limit:
                 break
     return Versioned(snap.version, picked)
@@ -787,7 +930,11 @@ def select_row(snap: _Snapshot, encode: Encoder, key: Mapping[str, object]) -> V
     index = snap.by_key.get(tuple(key[c] for c in wanted))
     if index is None:
         return Versioned(snap.version, [])
-    return Versioned(snap.version, [ServedRow(snap.row(index), snap.body(index, encode))])
+    return Versioned(snap.version, [_served(snap, index, encode)])
+
+
+def _served(snap: _Snapshot, index: int, encode: Encoder) -> ServedRow:
+    return ServedRow(None, snap.body(index, encode), functools.partial(snap.row, index))
 
 
 class EmbeddedReader:
@@ -807,6 +954,9 @@ class EmbeddedReader:
         # A few threads for SQLite: more only queue on its lock and starve the snapshots.
         self._sqlite_threads = anyio.CapacityLimiter(4)
         self._key_cache: dict[str, tuple[tuple[Any, ...], KeyGrant | None]] = {}
+        self._keys_paths: tuple[str, str] | None = None
+        self._paths: dict[tuple[str, str], str] = {}
+        self._dir_verdicts: dict[str, tuple[tuple[int, int, int], bool]] = {}
 
     async def open(self) -> None:
         """Check the ops file's schema once, now, rather than in every first request's thread
@@ -817,6 +967,43 @@ class EmbeddedReader:
             await anyio.to_thread.run_sync(migrations.ensure_current, self._settings, "ops")
         except Exception as exc:  # the requests will answer 503 for it; starting goes on
             log.warning("the ops database is not usable yet: %s", exc)
+        await self._warm()
+
+    async def _warm(self) -> None:
+        """Build every tenant's snapshot of the hot tables (``preencode``) before the
+        process serves, up to ``api_snapshot_max_rows``: no request pays for a cold
+        copy, and a server that accepts connections answers at full speed. A tenant
+        that cannot be read now is left to its first request (which answers 503)."""
+        started = time.monotonic()
+        budget = self._settings.api_snapshot_max_rows
+        held = 0
+        for contract in HOT_CONTRACTS.values():
+            table_dir = self._settings.serving_dir / contract.name
+            files = sorted(table_dir.glob("tenant=*.parquet")) if table_dir.is_dir() else []
+            for path in files:
+                if held >= budget:
+                    break
+                tenant_id = path.stem.removeprefix("tenant=")
+                try:
+                    snap = await self._snapshot(
+                        contract, tenant_id, self._version(contract, tenant_id)
+                    )
+                except StoreUnavailable as exc:
+                    log.warning("not warming %s of %s: %s", contract.name, tenant_id, exc)
+                    continue
+                held += len(snap)
+        if held:
+            log.info(
+                "%d rows of published tables in memory in %.1f s",
+                held,
+                time.monotonic() - started,
+            )
+
+    def memory_stats(self) -> dict[str, float]:
+        """Snapshots held, their rows and builds running, for /metrics."""
+        return _memory_stats(
+            list(self._snapshots.values()), sum(1 for b in self._building.values() if b.locked())
+        )
 
     async def close(self) -> None:
         self._snapshots.clear()
@@ -846,8 +1033,10 @@ class EmbeddedReader:
         return found
 
     def _keys_token(self) -> tuple[tuple[int, int, int] | None, ...]:
-        base = migrations.ops_sqlite_path(self._settings)
-        return tuple(_identity(Path(f"{base}{suffix}")) for suffix in ("", "-wal"))
+        if self._keys_paths is None:
+            base = migrations.ops_sqlite_path(self._settings)
+            self._keys_paths = (str(base), f"{base}-wal")
+        return (_identity(self._keys_paths[0]), _identity(self._keys_paths[1]))
 
     async def touch_key(self, grant: KeyGrant) -> None:
         if not self._touch.due(grant.key_hash):
@@ -865,15 +1054,27 @@ class EmbeddedReader:
 
     def _version(self, contract: TableContract, tenant_id: str) -> str:
         """The tenant file's identity; "0" when the tenant has none (NothingPublished if
-        nobody has published to the table)."""
-        from serving.duckdb_store import tenant_file
+        nobody has published to the table).
 
-        path = tenant_file(self._settings.serving_dir, contract.name, tenant_id)
+        One ``stat`` of a path kept as text. Without the file, whether the table has
+        any tenant's file is remembered for as long as the table's directory keeps its
+        identity (a publish renames a file into it, which changes its mtime), rather
+        than listing the directory on every request.
+        """
+        slot = (contract.name, tenant_id)
+        path = self._paths.get(slot)
+        if path is None:
+            from serving.duckdb_store import tenant_file
+
+            if len(self._paths) > 100_000:
+                self._paths.clear()
+            path = self._paths[slot] = str(
+                tenant_file(self._settings.serving_dir, contract.name, tenant_id)
+            )
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            table_dir = path.parent
-            if not (table_dir.is_dir() and any(table_dir.glob("tenant=*.parquet"))):
+            if not self._table_has_files(contract.name, os.path.dirname(path)):
                 raise NothingPublished(
                     f"nothing has been published to {contract.name} yet"
                 ) from None
@@ -881,6 +1082,16 @@ class EmbeddedReader:
         except OSError as exc:
             raise StoreUnavailable(f"cannot read {contract.name}: {exc.strerror}") from exc
         return f"{st.st_ino:x}.{st.st_mtime_ns:x}.{st.st_size:x}"
+
+    def _table_has_files(self, table: str, table_dir: str) -> bool:
+        identity = _identity(table_dir)
+        known = self._dir_verdicts.get(table)
+        if identity is not None and known is not None and known[0] == identity:
+            return known[1]
+        found = identity is not None and any(Path(table_dir).glob("tenant=*.parquet"))
+        if identity is not None and _settled((identity,)) and _identity(table_dir) == identity:
+            self._dir_verdicts[table] = (identity, found)
+        return found
 
     async def _snapshot(self, contract: TableContract, tenant_id: str, version: str) -> _Snapshot:
         slot = (contract.name, tenant_id)

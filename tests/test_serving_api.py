@@ -479,3 +479,38 @@ def test_rows_in_memory_follow_publishes_and_a_lost_feed(
         assert served(client) == 4  # the copy of 11 rows is never served again
         wait_for(lambda: feed.live, "the change feed did not reconnect")
         assert served(client) == 4
+
+
+@pytest.mark.postgres
+def test_a_tenants_first_key_check_loads_its_copies_for_the_next_requests(
+    two_tenants: Settings,
+) -> None:
+    """The first request of a tenant's key starts loading its lead copy (in a worker
+    thread), so its later requests are served from memory; other tenants' copies are
+    not loaded, and a body from the copy is the one read through SQL."""
+    api = with_api_role(two_tenants)
+    key = create_key(api, "acme")
+    with TestClient(create_app(api)) as client:
+        reader = client.app.state.reader  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while not reader.change_feed.live:
+            assert time.monotonic() < deadline, "the change feed never listened"
+            time.sleep(0.01)
+        assert not reader.in_memory("lead_scores", "acme")
+        # A lead not read yet: the first request may be read through SQL.
+        first = client.get("/v1/leads/lead-0003/score", headers={"X-API-Key": key})
+        assert first.status_code == 200, first.text
+        while not reader.in_memory("lead_scores", "acme"):
+            assert time.monotonic() < deadline, "acme's copy was never loaded"
+            time.sleep(0.01)
+        assert not reader.in_memory("lead_scores", "globex")
+        again = client.get("/v1/leads/lead-0003/score", headers={"X-API-Key": key})
+        assert again.content == first.content
+        assert again.headers["etag"] == first.headers["etag"]
+        gauges = dict(
+            line.split(" ")
+            for line in client.get("/metrics").text.splitlines()
+            if line.startswith("bizos_api_snapshot")
+        )
+        assert float(gauges["bizos_api_snapshot_rows"]) >= 25
+        assert float(gauges["bizos_api_snapshot_loads_running"]) == 0

@@ -797,7 +797,10 @@ class ServingApiChecks:
         assert not errors, errors
         assert publishes >= 4, f"only {publishes} publishes ran: the test proved little"
         statuses = {status for status, _, _ in seen}
-        assert statuses == {200}, statuses
+        # Reads from memory outrun the key's rate limit (100/s) within the 4 s: a 429
+        # is the limit working, not a torn read; everything else must be a 200.
+        assert statuses <= {200, 429} and 200 in statuses, statuses
+        seen = [s for s in seen if s[0] == 200]
         for _, models, count in seen:
             assert len(models) == 1, f"a read saw {count} rows of versions {set(models)}"
             (model,) = models

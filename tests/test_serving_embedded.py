@@ -209,3 +209,24 @@ def test_a_file_out_of_api_order_is_still_paged_in_order(settings: Settings) -> 
     # Unknown scores (null) come last.
     assert seen == sorted(seen, key=lambda s: (-(s[0] if s[0] is not None else -1), s[1]))
     assert len(seen) == 30 and seen[-1][0] is None
+
+
+def test_every_tenants_lead_snapshot_is_built_before_the_process_serves(
+    settings: Settings,
+) -> None:
+    """A started process already holds every tenant's lead bodies: no request pays for
+    a cold snapshot; a publish after the start is still served at once."""
+    publish_lead_scores(settings, "acme", lead_scores_table("acme", 12))
+    publish_lead_scores(settings, "globex", lead_scores_table("globex", 5))
+    acme = create_key(settings, "acme")
+    with TestClient(create_app(settings)) as client:
+        gauges = dict(
+            line.split(" ")
+            for line in client.get("/metrics").text.splitlines()
+            if line.startswith("bizos_api_snapshot")
+        )
+        assert float(gauges["bizos_api_snapshots"]) == 2
+        assert float(gauges["bizos_api_snapshot_rows"]) == 17
+        publish_lead_scores(settings, "acme", lead_scores_table("acme", 3, score_model="v2"))
+        body = client.get("/v1/leads/lead-0001/score", headers={"X-API-Key": acme}).json()
+        assert body["score_model"] == "v2"

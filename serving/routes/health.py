@@ -69,8 +69,11 @@ async def ready(reader: ReaderDep) -> ReadinessPublic | JSONResponse:
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(request: Request) -> PlainTextResponse:
-    """Requests by route and status, and latency histograms, in Prometheus text format."""
+    """Requests by route and status, latency histograms, and the rows held in memory
+    (snapshots, their rows, loads running), in Prometheus text format."""
+    metrics = request.app.state.metrics
+    metrics.extra.update(request.app.state.reader.memory_stats())
     return PlainTextResponse(
-        request.app.state.metrics.render(),
+        metrics.render(),
         media_type="text/plain; version=0.0.4; charset=utf-8",
     )

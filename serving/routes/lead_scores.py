@@ -13,10 +13,11 @@ from pydantic import BeforeValidator
 from core.contracts.lead_score_history import LEAD_SCORE_HISTORY
 from core.contracts.lead_scores import LEAD_SCORES
 from serving.deps import ReaderDep, ScoresReader
-from serving.readers import ApiReader, Encoder, Versioned
+from serving.encoders import encode_lead_score as encode_lead_score_body
+from serving.encoders import encode_lead_score_history
+from serving.readers import ApiReader, Encoder, Versioned, preencode
 from serving.routes.responses import (
     DATA_ERRORS,
-    encoder,
     json_body,
     not_modified,
     page_body,
@@ -25,9 +26,7 @@ from serving.routes.responses import (
 from serving.schemas import (
     Grade,
     LeadScoreDetailPublic,
-    LeadScoreHistoryPublic,
     LeadScorePagePublic,
-    LeadScorePublic,
     ProblemPublic,
 )
 from serving.store import MAX_CURSOR_LENGTH, MAX_ID_LENGTH, NothingPublished, ScoreCursor
@@ -63,8 +62,12 @@ def as_utc(moment: datetime, name: str) -> datetime:
 router = APIRouter(prefix="/v1/leads", tags=["lead scores"], responses=DATA_ERRORS)
 
 MAX_PAGE = 500
-encode_lead_score: Encoder = encoder(LeadScorePublic)
-encode_history: Encoder = encoder(LeadScoreHistoryPublic)
+# The models' JSON without a model per row (serving/encoders.py); both tables' rows
+# are encoded when a tenant's snapshot is built, since every lead read needs them.
+encode_lead_score: Encoder = encode_lead_score_body
+encode_history: Encoder = encode_lead_score_history
+preencode(LEAD_SCORES, encode_lead_score)
+preencode(LEAD_SCORE_HISTORY, encode_history)
 # Scorings shown with one lead (newest first); a run a day is seven weeks.
 MAX_HISTORY = 50
 # Printable text: no NUL or other control characters (Postgres refuses NUL in text).
