@@ -40,6 +40,18 @@ def start_run(settings: Settings, tenant: str) -> subprocess.Popen[str]:
     )
 
 
+def start_batch(settings: Settings, size: int) -> subprocess.Popen[str]:
+    """`bizos run --batch-size N`: every tenant with an inbox, N per dbt build."""
+    return subprocess.Popen(
+        [str(BIZOS), "run", "--batch-size", str(size)],
+        cwd=PROJECT_ROOT,
+        env=run_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def finish(proc: subprocess.Popen[str], timeout: float = 1200) -> tuple[int, str]:
     out, _ = proc.communicate(timeout=timeout)
     return proc.returncode, out
