@@ -6,6 +6,9 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 export BIZOS_HOME ?= $(CURDIR)/.bizos
+# One pytest worker more than cores: the heavy modules spend part of their time
+# waiting on dbt, Dagster, Superset and Spark subprocesses and servers.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
 .PHONY: demo test env lint typecheck serve dagster clean superset-env spark-env spark-build chromium
 
@@ -30,7 +33,7 @@ demo: env
 test: env superset-env spark-env chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/python -m pytest -n auto --dist loadfile --durations=15
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 lint: env
 	$(VENV)/bin/ruff check .

@@ -345,47 +345,22 @@ def test_postgres_mart_equals_duckdb_mart(duckdb_built: Settings, pg_url: str) -
     assert scores(on_postgres) == EXPECTED_SCORES
 
 
-def test_a_tenant_build_rebuilds_and_tests_only_that_tenant(
+def test_tenant_and_batch_builds_rebuild_and_test_only_their_tenants(
     settings: Settings, tmp_path: Path
 ) -> None:
-    """The pipeline's per-tenant build (tenant in BIZOS_DBT_TENANT_ID): the mart
-    rebuilds that tenant's rows only, and data tests look at its rows only, so
-    another tenant's bad row fails that tenant's build, not this one's. One target
-    folder throughout, so later builds parse partially, as the pipeline's do."""
-    rows = known_leads()
-    write_lake(settings, rows)
-    target = tmp_path / "dbt"
-    dbt_build(settings, target)
-    before = scores(duckdb_mart(settings))
+    """The pipeline's scoped builds, on one lake and one target folder (so later
+    builds parse partially, as the pipeline's do):
 
-    # Both tenants' leads move on in the lake, t2's to a status no CRM has.
-    for row in rows:
-        if (row["tenant_id"], row["lead_id"]) == ("t1", "A-4"):
-            row["status"] = "qualified"
-        if (row["tenant_id"], row["lead_id"]) == ("t2", "G-2"):
-            row["status"] = "bogus"
-    write_lake(settings, rows)
-    output = dbt_build(settings, target, tenant="t1")
-    # Only the first build parsed the whole project (the tenant is not a --var).
-    assert (target / "logs" / "dbt.log").read_text().count("Unable to do partial parsing") == 1
-    after = scores(duckdb_mart(settings))
-    assert after[("t1", "A-4")] == (10, "D", "status:+10")
-    assert {k: v for k, v in after.items() if k != ("t1", "A-4")} == {
-        k: v for k, v in before.items() if k != ("t1", "A-4")
-    }
-    assert after[("t2", "G-2")] == EXPECTED_SCORES[("t2", "G-2")]
+    - a tenant build (tenant in BIZOS_DBT_TENANT_ID) rebuilds that tenant's rows
+      only, and data tests look at its rows only, so another tenant's bad row fails
+      that tenant's build, not this one's;
+    - a batch build (pipelines/batch.py: tenants comma-separated) does the same for
+      its tenants, who may share lead ids; a bad row inside the batch fails it;
+    - when a batch fails so, each of its tenants is built alone and only the bad
+      one is marked failed (pipelines.batch.build_or_isolate)."""
+    from pipelines.batch import build_or_isolate
+    from pipelines.runner import TenantRun
 
-    output = dbt_build(settings, target, tenant="t2", ok=False)
-    assert "accepted_values_stg_crm_export__leads_status" in output
-
-
-def test_a_batch_build_rebuilds_and_tests_only_its_tenants(
-    settings: Settings, tmp_path: Path
-) -> None:
-    """A batch build (pipelines/batch.py: tenants comma-separated in
-    BIZOS_DBT_TENANT_ID) rebuilds its tenants' rows and no one else's, and tests its
-    tenants' rows only: a bad row of a tenant outside the batch fails nothing, one
-    inside fails the batch (which the pipeline then builds tenant by tenant)."""
     rows = known_leads()
     # t3: a copy of t1 under another tenant id (same lead ids)
     rows += [{**r, "tenant_id": "t3"} for r in rows if r["tenant_id"] == "t1"]
@@ -395,39 +370,37 @@ def test_a_batch_build_rebuilds_and_tests_only_its_tenants(
     before = scores(duckdb_mart(settings))
     assert before[("t3", "A-4")] == before[("t1", "A-4")]
 
+    # t1's and t3's A-4 move on in the lake, t2's G-2 to a status no CRM has.
     for row in rows:
-        if row["lead_id"] == "A-4":  # t1's and t3's
+        if row["lead_id"] == "A-4" and row["tenant_id"] in {"t1", "t3"}:
             row["status"] = "qualified"
         if (row["tenant_id"], row["lead_id"]) == ("t2", "G-2"):
             row["status"] = "bogus"
     write_lake(settings, rows)
+    moved = (10, "D", "status:+10")
+
+    dbt_build(settings, target, tenant="t1")
+    # Only the first build parsed the whole project (the tenant is not a --var).
+    assert (target / "logs" / "dbt.log").read_text().count("Unable to do partial parsing") == 1
+    after = scores(duckdb_mart(settings))
+    assert after[("t1", "A-4")] == moved
+    assert {k: v for k, v in after.items() if k != ("t1", "A-4")} == {
+        k: v for k, v in before.items() if k != ("t1", "A-4")
+    }
+    assert after[("t2", "G-2")] == EXPECTED_SCORES[("t2", "G-2")]
+    output = dbt_build(settings, target, tenant="t2", ok=False)
+    assert "accepted_values_stg_crm_export__leads_status" in output
+
     dbt_build(settings, target, tenant="t1,t3")
     after = scores(duckdb_mart(settings))
-    assert after[("t1", "A-4")] == after[("t3", "A-4")] == (10, "D", "status:+10")
+    assert after[("t1", "A-4")] == after[("t3", "A-4")] == moved
     # t2 was not in the batch: its rows are as they were, its bad row tested by nobody
     assert {k: v for k, v in after.items() if k[0] == "t2"} == {
         k: v for k, v in before.items() if k[0] == "t2"
     }
-
     output = dbt_build(settings, target, tenant="t1,t2", ok=False)
     assert "accepted_values_stg_crm_export__leads_status" in output
 
-
-def test_a_failed_batch_build_is_built_again_tenant_by_tenant(
-    settings: Settings, tmp_path: Path
-) -> None:
-    """pipelines.batch.build_or_isolate: when a batch's build fails on one tenant's
-    bad row, each tenant is built alone, and only that tenant is marked failed."""
-    from pipelines.batch import build_or_isolate
-    from pipelines.runner import TenantRun
-
-    rows = known_leads()
-    write_lake(settings, rows)
-    dbt_build(settings, tmp_path / "dbt")
-    for row in rows:
-        if (row["tenant_id"], row["lead_id"]) == ("t2", "G-2"):
-            row["status"] = "bogus"
-    write_lake(settings, rows)
     runs = {t: TenantRun(tenant_id=t, success=True, run_id="", seconds=0.0) for t in ("t1", "t2")}
     lines: list[str] = []
     builds = build_or_isolate(
