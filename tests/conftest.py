@@ -38,11 +38,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 LONGEST_FIRST = (
     "test_runs_postgres.py",
     "test_runs_embedded.py",
+    "test_spark_target.py",
     "test_dashboards.py",
     "test_dashboards_marts.py",
     "test_lead_marts.py",
     "test_quality_gates.py",
     "test_dbt_project.py",
+    "test_sourcing_marts.py",
     "test_supplier_marts.py",
     "test_supplier_documents.py",
     "test_backfill_window.py",
