@@ -74,11 +74,11 @@ def _driver(profile: str) -> webdriver.Chrome:
 
 def _log_in(driver: webdriver.Chrome, url: str, user: str, password: str) -> None:
     driver.get(f"{url}/login/")
-    _wait(lambda: driver.find_elements(By.ID, "username"), 30, "the login form")
+    _wait(lambda: driver.find_elements(By.ID, "username"), 90, "the login form")
     driver.find_element(By.ID, "username").send_keys(user)
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    _wait(lambda: "/login" not in driver.current_url, 30, "the login to finish")
+    _wait(lambda: "/login" not in driver.current_url, 90, "the login to finish")
 
 
 def _wait(ready: Any, timeout_s: float, what: str) -> Any:
