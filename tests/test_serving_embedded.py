@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import duckdb
+import httpx
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
@@ -230,3 +233,49 @@ def test_every_tenants_lead_snapshot_is_built_before_the_process_serves(
         publish_lead_scores(settings, "acme", lead_scores_table("acme", 3, score_model="v2"))
         body = client.get("/v1/leads/lead-0001/score", headers={"X-API-Key": acme}).json()
         assert body["score_model"] == "v2"
+
+
+def _key_store_lookups(client: TestClient) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("bizos_api_key_store_lookups_total "):
+            return float(line.split(" ")[1])
+    raise AssertionError("/metrics has no bizos_api_key_store_lookups_total")
+
+
+def test_concurrent_requests_check_each_key_in_the_store_once(settings: Settings) -> None:
+    """Overlapping requests share one key lookup, and the key cache fills while they
+    overlap. Reproduces the embedded server's slow runs (issue 8, 2 of 5 full benchmark
+    runs at 2,000 req/s instead of 20,000): each request missing the cache opened
+    ``ops.sqlite`` itself, and each open and close created and deleted its ``-wal``
+    file, whose identity the cache watches, so while requests overlapped nothing was
+    ever remembered and every request paid a SQLite connection."""
+    tenants = [f"tenant{i}" for i in range(4)]
+    for tenant in tenants:
+        publish_lead_scores(settings, tenant, lead_scores_table(tenant, 3))
+    app = create_app(settings)
+    with TestClient(app) as client:
+        keys = [create_key(settings, tenant) for tenant in tenants]  # after the start
+
+        async def burst() -> list[int]:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+                answers = await asyncio.gather(
+                    *(
+                        http.get(
+                            "/v1/leads/lead-0001/score",
+                            headers={"X-API-Key": keys[i % len(keys)]},
+                        )
+                        for i in range(64)
+                    )
+                )
+            return [a.status_code for a in answers]
+
+        assert set(client.portal.call(burst)) == {200}  # each key's first use is recorded
+        time.sleep(0.2)  # the last use's write is settled
+        before = _key_store_lookups(client)
+        assert set(client.portal.call(burst)) == {200}
+        second = _key_store_lookups(client) - before
+        assert set(client.portal.call(burst)) == {200}
+        third = _key_store_lookups(client) - before - second
+    assert second <= len(keys), f"64 overlapping requests looked keys up {second:.0f} times"
+    assert third == 0
