@@ -138,7 +138,8 @@ class Settings(BaseSettings):
         default=4,
         ge=1,
         description="runs the Dagster run queue starts at once (dagster.yaml); the daily "
-        "schedule's tenant runs queue beyond it instead of stampeding",
+        "schedule's tenant runs queue beyond it instead of stampeding; also the tenants a "
+        "batch run (bizos run --batch-size) ingests at once",
     )
     dbt_runs_kept: int = Field(
         default=20,
