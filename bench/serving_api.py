@@ -257,6 +257,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--snapshot-rows",
+        type=int,
+        default=None,
+        help="BIZOS_API_SNAPSHOT_MAX_ROWS of our API (default: every lead, all in memory; "
+        "the platform's default is 1,000,000)",
+    )
     parser.add_argument("--only", nargs="*", default=None, help="postgres embedded obvious pgbench")
     args = parser.parse_args()
     per_tenant = args.leads // args.tenants
@@ -289,7 +296,9 @@ def main() -> None:
         script_embedded = lua_script(home / "embedded.lua", keys_embedded, per_tenant)
         common = {
             "BIZOS_API_RATE_LIMIT": "1000000000",
-            "BIZOS_API_SNAPSHOT_MAX_ROWS": str(args.leads + 1),
+            "BIZOS_API_SNAPSHOT_MAX_ROWS": str(
+                args.leads + 1 if args.snapshot_rows is None else args.snapshot_rows
+            ),
         }
         factory = [
             "serving.main:create_app",
@@ -346,7 +355,10 @@ def main() -> None:
         print(
             f"\nload average (1, 5, 15 min): before {before}, after {after}; {os.cpu_count()} CPUs"
         )
-        print(f"wrk -t2 -c{args.connections} -d{args.duration}s, {args.workers} uvicorn workers\n")
+        print(
+            f"wrk -t2 -c{args.connections} -d{args.duration}s, {args.workers} uvicorn workers, "
+            f"{common['BIZOS_API_SNAPSHOT_MAX_ROWS']} snapshot rows per worker\n"
+        )
         print("| endpoint | req/s | p50 (ms) | p99 (ms) | non-2xx |")
         print("|---|---:|---:|---:|---:|")
         for name, r in results.items():

@@ -47,6 +47,7 @@ from typing import Any, Protocol
 import anyio.to_thread
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -81,6 +82,11 @@ LOAD_RETRY_S = 5.0
 """After a copy failed to load, requests read through SQL this long before it is retried."""
 # A key's last use is written at most this often per key and process.
 TOUCH_EVERY_S = 60.0
+ADMIT_IDLE_S = 30.0
+"""With the copies' budget (``BIZOS_API_SNAPSHOT_MAX_ROWS``) full, a tenant's copy is
+made only when a held one has not been read for this long (and makes room): when
+more tenants are read than fit, copies would otherwise evict each other on every
+request, each rebuilt at the cost of encoding all its rows."""
 ENCODE_BATCH_ROWS = 2048
 """Rows turned into Python values at a time while a snapshot's bodies are encoded."""
 
@@ -226,6 +232,9 @@ class PostgresReader:
         # Two copies load at once: more only share the same two cores, and hold memory.
         self._load_threads = anyio.CapacityLimiter(2)
         self._failed: dict[tuple[str, str], float] = {}
+        self._sizes: dict[tuple[str, str], int] = {}
+        """Rows of each tenant's last copy: what a new one is admitted for (``_admits``)."""
+        self._built = 0
         self._nothing: dict[str, Stamp] = {}
         self._keys: dict[str, tuple[Stamp, float, KeyGrant]] = {}
 
@@ -492,6 +501,7 @@ class PostgresReader:
         held = self._snapshots.get(slot)
         if held is not None and feed.holds(held[0], topic):
             self._snapshots.move_to_end(slot)
+            held[1].used = time.monotonic()
             return held[1]
         self._raise_if_nothing_published(feed, contract)
         running = self._loads.get(slot)
@@ -529,6 +539,10 @@ class PostgresReader:
             failed = self._failed.get(slot)
             if failed is not None and time.monotonic() - failed < LOAD_RETRY_S:
                 return None
+            others = [s for k, (_, s) in self._snapshots.items() if k != slot]
+            size = self._sizes.get(slot, 0)
+            if not _admits(others, self._settings.api_snapshot_max_rows, size):
+                return None  # the copies held are in use: this tenant reads through SQL
             topic = publish_topic(contract.name, tenant_id)
             stamp, table_stamp = feed.stamp(topic), feed.stamp(contract.name)
             if stamp is None or table_stamp is None:
@@ -557,7 +571,7 @@ class PostgresReader:
     def memory_stats(self) -> dict[str, float]:
         """Copies held, their rows and loads running, for /metrics."""
         loading = sum(1 for task in self._loads.values() if not task.done())
-        return _memory_stats([s for _, s in self._snapshots.values()], loading)
+        return _memory_stats([s for _, s in self._snapshots.values()], loading, self._built)
 
     async def _keep(
         self, contract: TableContract, tenant_id: str, stamp: Stamp, table_stamp: Stamp
@@ -581,6 +595,8 @@ class PostgresReader:
             )
             raise
         self._failed.pop(slot, None)
+        self._built += 1
+        self._sizes[slot] = len(snap)
         self._snapshots[slot] = (stamp, snap)
         total = sum(len(s) for _, s in self._snapshots.values())
         while total > self._settings.api_snapshot_max_rows and len(self._snapshots) > 1:
@@ -702,12 +718,27 @@ def _load_copy(url: str, contract: TableContract, tenant_id: str, timeout: float
     return _snapshot_of(version, contract, table)
 
 
-def _memory_stats(snapshots: Sequence[_Snapshot], loading: int) -> dict[str, float]:
+def _memory_stats(snapshots: Sequence[_Snapshot], loading: int, built: int) -> dict[str, float]:
     return {
         "bizos_api_snapshots": len(snapshots),
         "bizos_api_snapshot_rows": sum(len(s) for s in snapshots),
         "bizos_api_snapshot_loads_running": loading,
+        # Copies made since the start: growing with requests means they evict each other.
+        "bizos_api_snapshot_builds_total": built,
     }
+
+
+def _file_rows(path: Path) -> int:
+    return int(pq.read_metadata(path).num_rows)
+
+
+def _admits(held: Sequence[_Snapshot], budget: int, incoming: int) -> bool:
+    """Whether a copy of ``incoming`` rows (as many as its last one; 0 when never
+    read) may be made: it fits beside the copies read in the last ``ADMIT_IDLE_S``
+    (those idle longer are evicted first, oldest first), or no copy is in use."""
+    now = time.monotonic()
+    in_use = sum(len(s) for s in held if now - s.used < ADMIT_IDLE_S)
+    return in_use == 0 or in_use + incoming <= budget
 
 
 def _check_tree(tree: str, current: str | None) -> None:
@@ -780,16 +811,33 @@ class _Snapshot:
     version: str
     contract: TableContract
     table: pa.Table | None
-    by_key: dict[tuple[object, ...], int]
+    by_key: dict[tuple[object, ...], int] | None
+    """Row index by key; None for a copy made for one request (looked up in Arrow)."""
     encoded: list[bytes] | None = None
     """Every row's body by the contract's hot encoder (``preencode``), in row order."""
     columns: dict[str, list[Any]] = field(default_factory=dict)
     bodies: dict[tuple[int, int], bytes] = field(default_factory=dict)
     rows: dict[int, Row] = field(default_factory=dict)
     _order_keys: list[tuple[Any, ...]] | None = None
+    used: float = field(default_factory=time.monotonic)
+    """When a request last read it (``ADMIT_IDLE_S``)."""
 
     def __len__(self) -> int:
         return 0 if self.table is None else self.table.num_rows
+
+    def index_of(self, key: tuple[object, ...]) -> int | None:
+        """The row with this key (the contract's key without the tenant), if any."""
+        if self.by_key is not None:
+            return self.by_key.get(key)
+        if self.table is None:
+            return None
+        columns = [c for c in self.contract.primary_key if c != "tenant_id"]
+        mask = None
+        for column, value in zip(columns, key, strict=True):
+            equal = pc.equal(self.table.column(column), pa.scalar(value))
+            mask = equal if mask is None else pc.and_(mask, equal)
+        found = pc.indices_nonzero(mask) if mask is not None else None
+        return None if found is None or len(found) == 0 else int(found[0].as_py())
 
     @property
     def order_keys(self) -> list[tuple[Any, ...]]:
@@ -809,7 +857,9 @@ class _Snapshot:
                         for c in contract.order_columns
                     ]
                 )
-                rebuilt = _snapshot_of(self.version, contract, ordered)
+                rebuilt = _snapshot_of(
+                    self.version, contract, ordered, keep=self.by_key is not None
+                )
                 self.table, self.by_key = rebuilt.table, rebuilt.by_key
                 self.encoded = rebuilt.encoded
                 self.columns.clear()
@@ -857,14 +907,20 @@ def _equal_prefix(
     return tuple(prefix)
 
 
-def _snapshot_of(version: str, contract: TableContract, table: pa.Table) -> _Snapshot:
+def _snapshot_of(
+    version: str, contract: TableContract, table: pa.Table, *, keep: bool = True
+) -> _Snapshot:
     """Index a tenant's table by key and, for a hot contract, encode every row now.
 
     Runs in a worker thread (a build never runs on the event loop). Encoding all rows
     up front costs a few microseconds a row once per publish, where encoding on first
     read cost a request most of its time: reads of random leads nearly always meet a
-    row for the first time.
+    row for the first time. A copy for one request (``keep=False``: the budget is
+    full) is neither indexed nor encoded: it answers from Arrow and encodes what it
+    serves.
     """
+    if not keep:
+        return _Snapshot(version, contract, table, None)
     key_columns = [c for c in contract.primary_key if c != "tenant_id"]
     key_values = zip(*(table.column(c).to_pylist() for c in key_columns), strict=True)
     by_key = {values: i for i, values in enumerate(key_values)}
@@ -928,7 +984,7 @@ def select_row(snap: _Snapshot, encode: Encoder, key: Mapping[str, object]) -> V
     wanted = [c for c in contract.primary_key if c != "tenant_id"]
     if sorted(key) != sorted(wanted):
         raise ValueError(f"the key of {contract.name} is {wanted}")
-    index = snap.by_key.get(tuple(key[c] for c in wanted))
+    index = snap.index_of(tuple(key[c] for c in wanted))
     if index is None:
         return Versioned(snap.version, [])
     return Versioned(snap.version, [_served(snap, index, encode)])
@@ -1005,6 +1061,11 @@ class EmbeddedReader:
         self._paths: dict[tuple[str, str], str] = {}
         self._dir_verdicts: dict[str, tuple[tuple[int, int, int], bool]] = {}
         self.key_store_lookups = 0
+        self.uncached_reads = 0
+        self._sizes: dict[tuple[str, str], int] = {}
+        self._built = 0
+        # Reads of tenants whose copy is not kept: a few at a time, each a whole file.
+        self._file_threads = anyio.CapacityLimiter(2)
         self._key_lookups: dict[tuple[str, tuple[Any, ...]], asyncio.Future[KeyGrant | None]] = {}
         self._pin = _KeyFilePin(migrations.ops_sqlite_path(settings))
 
@@ -1023,7 +1084,9 @@ class EmbeddedReader:
         """Build every tenant's snapshot of the hot tables (``preencode``) before the
         process serves, up to ``api_snapshot_max_rows``: no request pays for a cold
         copy, and a server that accepts connections answers at full speed. A tenant
-        that cannot be read now is left to its first request (which answers 503)."""
+        whose copy does not fit beside those made is read from its file per request.
+        A tenant that cannot be read now is left to its first request (which answers
+        503)."""
         started = time.monotonic()
         budget = self._settings.api_snapshot_max_rows
         held = 0
@@ -1031,9 +1094,14 @@ class EmbeddedReader:
             table_dir = self._settings.serving_dir / contract.name
             files = sorted(table_dir.glob("tenant=*.parquet")) if table_dir.is_dir() else []
             for path in files:
-                if held >= budget:
-                    break
                 tenant_id = path.stem.removeprefix("tenant=")
+                try:
+                    rows = await anyio.to_thread.run_sync(_file_rows, path)
+                except (OSError, pa.ArrowException):
+                    rows = 0  # the build below says what is wrong with it
+                self._sizes[(contract.name, tenant_id)] = rows
+                if held and held + rows > budget:
+                    continue
                 try:
                     snap = await self._snapshot(
                         contract, tenant_id, self._version(contract, tenant_id)
@@ -1052,9 +1120,15 @@ class EmbeddedReader:
     def memory_stats(self) -> dict[str, float]:
         """Snapshots held, their rows and builds running, for /metrics."""
         stats = _memory_stats(
-            list(self._snapshots.values()), sum(1 for b in self._building.values() if b.locked())
+            list(self._snapshots.values()),
+            sum(1 for b in self._building.values() if b.locked()),
+            self._built,
         )
-        return {**stats, "bizos_api_key_store_lookups_total": self.key_store_lookups}
+        return {
+            **stats,
+            "bizos_api_key_store_lookups_total": self.key_store_lookups,
+            "bizos_api_uncached_reads_total": self.uncached_reads,
+        }
 
     async def close(self) -> None:
         self._snapshots.clear()
@@ -1175,7 +1249,16 @@ class EmbeddedReader:
         found = self._snapshots.get(slot)
         if found is not None and found.version == version:
             self._snapshots.move_to_end(slot)
+            found.used = time.monotonic()
             return found
+        others = [s for k, s in self._snapshots.items() if k != slot]
+        if not _admits(others, self._settings.api_snapshot_max_rows, self._sizes.get(slot, 0)):
+            # The copies held are in use: answer from the file, keep nothing.
+            self.uncached_reads += 1
+            return await anyio.to_thread.run_sync(
+                functools.partial(self._build, contract, tenant_id, keep=False),
+                limiter=self._file_threads,
+            )
         # One build per tenant at a time; the others wait for it instead of repeating it.
         lock = self._building.setdefault(slot, asyncio.Lock())
         async with lock:
@@ -1183,12 +1266,14 @@ class EmbeddedReader:
             if found is not None and found.version == self._version(contract, tenant_id):
                 return found
             built = await anyio.to_thread.run_sync(self._build, contract, tenant_id)
+            self._built += 1
+            self._sizes[slot] = len(built)
             self._snapshots[slot] = built
             self._snapshots.move_to_end(slot)
             self._evict()
             return built
 
-    def _build(self, contract: TableContract, tenant_id: str) -> _Snapshot:
+    def _build(self, contract: TableContract, tenant_id: str, *, keep: bool = True) -> _Snapshot:
         """Read the tenant's file through one descriptor: its identity and rows agree."""
         from serving.duckdb_store import tenant_file
 
@@ -1212,7 +1297,7 @@ class EmbeddedReader:
         # One chunk per column: a row is sliced out per request, and slicing a column of
         # many chunks (one per row group read) costs several times one of a single chunk.
         served = table.select(list(contract.served_columns)).combine_chunks()
-        return _snapshot_of(version, contract, served)
+        return _snapshot_of(version, contract, served, keep=keep)
 
     def _evict(self) -> None:
         total = sum(len(s) for s in self._snapshots.values())

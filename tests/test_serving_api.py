@@ -472,11 +472,28 @@ def test_rows_in_memory_follow_publishes_and_a_lost_feed(
         assert served(client) == 11
         # Lose the feed's connection, then publish while nobody listens.
         with psycopg.connect(pg_url, autocommit=True) as conn:
+            old_pids = [
+                pid
+                for (pid,) in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'bizos-api-feed'"
+                ).fetchall()
+            ]
             killed = conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = 'bizos-api-feed'"
+                "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [old_pids]
             ).fetchall()
             assert killed == [(True,)]
+            # pg_terminate_backend only signals: publish once the backend has gone, or
+            # a publish in its last moments would still be heard (nobody must listen).
+            wait_for(
+                lambda: (
+                    not conn.execute(
+                        "SELECT 1 FROM pg_stat_activity WHERE application_name = 'bizos-api-feed'"
+                        " AND pid = ANY(%s)",
+                        [old_pids],
+                    ).fetchall()
+                ),
+                "the feed's backend outlived its termination",
+            )
         publish_lead_scores(two_tenants, "acme", lead_scores_table("acme", 4))
         assert served(client) == 4  # the copy of 11 rows is never served again
         wait_for(lambda: feed.live, "the change feed did not reconnect")
@@ -516,3 +533,48 @@ def test_a_tenants_first_key_check_loads_its_copies_for_the_next_requests(
         )
         assert float(gauges["bizos_api_snapshot_rows"]) >= 25
         assert float(gauges["bizos_api_snapshot_loads_running"]) == 0
+
+
+@pytest.mark.postgres
+def test_tenants_beyond_the_copies_budget_read_through_sql_without_churn(
+    two_tenants: Settings,
+) -> None:
+    """With more tenants read than BIZOS_API_SNAPSHOT_MAX_ROWS holds, a copy in use is
+    not evicted for another: the tenant that does not fit reads through SQL, with the
+    same bodies, instead of copies loading and evicting each other on every request."""
+    api = with_api_role(two_tenants).model_copy(update={"api_snapshot_max_rows": 30})
+    keys = {t: create_key(api, t) for t in ("acme", "globex")}  # 25 and 9 leads
+
+    def gauges(client: TestClient) -> dict[str, float]:
+        return {
+            name: float(value)
+            for name, value in (
+                line.split(" ")
+                for line in client.get("/metrics").text.splitlines()
+                if line.startswith("bizos_api_snapshot")
+            )
+        }
+
+    def round_trip(client: TestClient) -> None:
+        for tenant, key in keys.items():
+            got = client.get("/v1/leads/lead-0003/score", headers={"X-API-Key": key})
+            assert got.status_code == 200 and got.json()["tenant_id"] == tenant, got.text
+        deadline = time.monotonic() + 10
+        while gauges(client)["bizos_api_snapshot_loads_running"]:
+            assert time.monotonic() < deadline, "a copy never finished loading"
+            time.sleep(0.01)
+
+    with TestClient(create_app(api)) as client:
+        feed = client.app.state.reader.change_feed  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while not feed.live:
+            assert time.monotonic() < deadline, "the change feed never listened"
+            time.sleep(0.01)
+        for _ in range(2):
+            round_trip(client)
+        settled = gauges(client)
+        for _ in range(8):
+            round_trip(client)
+        after = gauges(client)
+    assert after["bizos_api_snapshot_builds_total"] == settled["bizos_api_snapshot_builds_total"]
+    assert after["bizos_api_snapshot_rows"] <= 30

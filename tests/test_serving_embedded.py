@@ -279,3 +279,48 @@ def test_concurrent_requests_check_each_key_in_the_store_once(settings: Settings
         third = _key_store_lookups(client) - before - second
     assert second <= len(keys), f"64 overlapping requests looked keys up {second:.0f} times"
     assert third == 0
+
+
+def _gauges(client: TestClient) -> dict[str, float]:
+    return {
+        name: float(value)
+        for name, value in (
+            line.split(" ") for line in client.get("/metrics").text.splitlines() if line[:1] != "#"
+        )
+        if name.startswith(("bizos_api_snapshot", "bizos_api_uncached"))
+    }
+
+
+def test_tenants_beyond_the_copies_budget_are_read_from_their_files(settings: Settings) -> None:
+    """With more tenants read than BIZOS_API_SNAPSHOT_MAX_ROWS holds, the copies in use
+    stay and the others are answered from their files, each request alone: no copy
+    evicts another on every request (each rebuild encodes a tenant's every row). The
+    answers are the same bodies, 404s and pages as from a held copy."""
+    publish_lead_scores(settings, "acme", lead_scores_table("acme", 8))
+    publish_lead_scores(settings, "globex", lead_scores_table("globex", 8))
+    keys = {t: create_key(settings, t) for t in ("acme", "globex")}
+    small = settings.model_copy(update={"api_snapshot_max_rows": 10})
+    with TestClient(create_app(small)) as client, TestClient(create_app(settings)) as roomy:
+        assert _gauges(client)["bizos_api_snapshots"] == 1  # acme's: globex's does not fit
+        for _ in range(3):
+            for tenant, key in keys.items():
+                for lead in ("lead-0001", "lead-0007"):
+                    got = client.get(f"/v1/leads/{lead}/score", headers={"X-API-Key": key})
+                    held = roomy.get(f"/v1/leads/{lead}/score", headers={"X-API-Key": key})
+                    assert got.status_code == 200, got.text
+                    assert got.content == held.content
+                    assert got.headers["etag"] == held.headers["etag"]
+                    assert got.json()["tenant_id"] == tenant
+        missing = client.get("/v1/leads/lead-9999/score", headers={"X-API-Key": keys["globex"]})
+        assert missing.status_code == 404
+        page = client.get(
+            "/v1/leads/scores", params={"limit": 5}, headers={"X-API-Key": keys["globex"]}
+        )
+        held_page = roomy.get(
+            "/v1/leads/scores", params={"limit": 5}, headers={"X-API-Key": keys["globex"]}
+        )
+        assert page.json() == held_page.json()
+        gauges = _gauges(client)
+    assert gauges["bizos_api_snapshots"] == 1 and gauges["bizos_api_snapshot_rows"] == 8
+    assert gauges["bizos_api_snapshot_builds_total"] == 1  # acme's, at the start: no churn
+    assert gauges["bizos_api_uncached_reads_total"] >= 8  # every globex read
