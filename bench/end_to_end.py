@@ -220,6 +220,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 peak.stage = name
                 print(f"  {datetime.now(UTC):%H:%M:%S} {name}", flush=True)
 
+            def on_progress(name: str, ended: int, total: int) -> None:
+                if ended == total or ended % max(total // 10, 1) == 0:
+                    print(f"  {datetime.now(UTC):%H:%M:%S} {name} {ended}/{total}", flush=True)
+
             batches = run_tenants_in_batches(
                 defs,
                 settings,
@@ -228,6 +232,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 batch_size=args.batch_size,
                 log_dir=log_dir,
                 on_stage=on_stage,
+                on_progress=on_progress,
             )
             runs = [r for b in batches for r in b.tenants]
             seconds = {s: sum(b.stage_seconds.get(s, 0.0) for b in batches) for s in STAGES}

@@ -170,6 +170,11 @@ def _run_batches(settings: Settings, tenant: str | None, batch_size: int) -> lis
     def stage(name: str) -> None:
         status.update(f"batch of up to {batch_size} tenants: [bold]{name}[/] …")
 
+    def progress(name: str, ended: int, total: int) -> None:
+        status.update(
+            f"batch of up to {batch_size} tenants: [bold]{name}[/] {ended}/{total} tenants …"
+        )
+
     def done(run: TenantRun) -> None:
         served = run.metadata.get("serving_lead_scores", {})
         if run.success:
@@ -187,6 +192,7 @@ def _run_batches(settings: Settings, tenant: str | None, batch_size: int) -> lis
             log_dir=log_dir,
             on_stage=stage,
             on_done=done,
+            on_progress=progress,
             log=lambda line: console.print(f"[yellow]![/] {line}"),
         )
     return [run for batch in batches for run in batch.tenants]

@@ -218,11 +218,12 @@ def execute_side_by_side(
     tags: dict[str, str],
     *,
     workers: int,
+    on_each: Callable[[TenantRun], None] | None = None,
 ) -> None:
     """Each tenant's Dagster run of ``job_name``, up to ``workers`` at once in worker
     processes (spawned: Dagster and DuckDB do not survive a fork); outcomes are
-    folded into ``runs`` as ``_execute`` does. A worker that dies fails its tenant
-    only, with the cause."""
+    folded into ``runs`` as ``_execute`` does, and ``on_each`` hears of each as it
+    ends. A worker that dies fails its tenant only, with the cause."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         max_workers=min(workers, len(runs)),
@@ -241,14 +242,16 @@ def execute_side_by_side(
             except Exception as exc:  # the worker process died (killed, out of memory)
                 run.success = False
                 run.error = f"{job_name}: worker process failed: {type(exc).__name__}: {exc}"
-                continue
-            run.seconds += done.seconds
-            run.run_id = run.run_id or done.run_id
-            for key, values in done.metadata.items():
-                run.metadata.setdefault(key, {}).update(values)
-            if not done.success:
-                run.success = False
-                run.error = done.error
+            else:
+                run.seconds += done.seconds
+                run.run_id = run.run_id or done.run_id
+                for key, values in done.metadata.items():
+                    run.metadata.setdefault(key, {}).update(values)
+                if not done.success:
+                    run.success = False
+                    run.error = done.error
+            if on_each:
+                on_each(run)
 
 
 def dbt_build(
@@ -349,9 +352,14 @@ def run_batch(
     log_dir: Path | None = None,
     on_stage: Callable[[str], None] | None = None,
     on_done: Callable[[TenantRun], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] = print,
 ) -> BatchRun:
-    """Refresh these tenants as one batch (see the module docstring)."""
+    """Refresh these tenants as one batch (see the module docstring).
+
+    ``on_stage`` hears each stage as it starts, ``on_progress`` (stage, tenants done,
+    tenants) each tenant's end in the per-tenant stages, ``on_done`` each tenant's
+    outcome at the end."""
     ids = [check_tenant_id(t) for t in tenant_ids]
     batch_id = f"batch-{uuid.uuid4().hex[:12]}"
     tags = {**process_tags(), "bizos/batch": batch_id}
@@ -369,25 +377,34 @@ def run_batch(
             time.monotonic() - started
         )
 
-    def per_tenant(job_name: str, *, workers: int = 1) -> None:
+    def per_tenant(stage_name: str, job_name: str, *, workers: int = 1) -> None:
         live = [run for run in runs.values() if run.success]
         for run in live:
             run.log_path = log_dir / f"{run.tenant_id}.log" if log_dir else None
+        ended = 0
+
+        def each(_: TenantRun) -> None:
+            nonlocal ended
+            ended += 1
+            if on_progress:
+                on_progress(stage_name, ended, len(live))
+
         if workers > 1 and len(live) > 1:
-            execute_side_by_side(settings, job_name, live, tags, workers=workers)
+            execute_side_by_side(settings, job_name, live, tags, workers=workers, on_each=each)
             return
         for run in live:
             _execute(defs, job_name, run.tenant_id, instance, tags, run, run.log_path)
+            each(run)
 
     for name, work in (
         (
             "ingest",
-            lambda: per_tenant(batch_ingest.name, workers=settings.max_concurrent_runs),
+            lambda: per_tenant("ingest", batch_ingest.name, workers=settings.max_concurrent_runs),
         ),
         ("dbt_intermediate", None),
-        ("model_fit", lambda: per_tenant(batch_lead_model.name)),
+        ("model_fit", lambda: per_tenant("model_fit", batch_lead_model.name)),
         ("dbt_marts", None),
-        ("publish", lambda: per_tenant(batch_publish.name)),
+        ("publish", lambda: per_tenant("publish", batch_publish.name)),
     ):
         with stage(name):
             if work is not None:
@@ -412,6 +429,7 @@ def run_tenants_in_batches(
     log_dir: Path | None = None,
     on_stage: Callable[[str], None] | None = None,
     on_done: Callable[[TenantRun], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[BatchRun]:
     """Every given tenant, ``batch_size`` at a time (< 1: all in one batch). Refuses
@@ -439,6 +457,7 @@ def run_tenants_in_batches(
             log_dir=log_dir,
             on_stage=on_stage,
             on_done=on_done,
+            on_progress=on_progress,
             log=log,
         )
         for batch in split_batches(chosen, batch_size)
