@@ -540,8 +540,9 @@ class PostgresReader:
             if failed is not None and time.monotonic() - failed < LOAD_RETRY_S:
                 return None
             others = [s for k, (_, s) in self._snapshots.items() if k != slot]
-            size = self._sizes.get(slot, 0)
-            if not _admits(others, self._settings.api_snapshot_max_rows, size):
+            coming = sum(_estimate(self._sizes, k) for k, t in self._loads.items() if not t.done())
+            size = _estimate(self._sizes, slot)
+            if not _admits(others, self._settings.api_snapshot_max_rows, size, coming=coming):
                 return None  # the copies held are in use: this tenant reads through SQL
             topic = publish_topic(contract.name, tenant_id)
             stamp, table_stamp = feed.stamp(topic), feed.stamp(contract.name)
@@ -597,9 +598,17 @@ class PostgresReader:
         self._failed.pop(slot, None)
         self._built += 1
         self._sizes[slot] = len(snap)
+        budget = self._settings.api_snapshot_max_rows
+        others = [s for k, (_, s) in self._snapshots.items() if k != slot]
+        if not _admits(others, budget, len(snap)):
+            # Larger than its estimate, or others came into use while it loaded: it is
+            # not kept (its size is now known, so it is not loaded again for nothing).
+            self._snapshots.pop(slot, None)
+            return snap
         self._snapshots[slot] = (stamp, snap)
+        self._snapshots.move_to_end(slot)
         total = sum(len(s) for _, s in self._snapshots.values())
-        while total > self._settings.api_snapshot_max_rows and len(self._snapshots) > 1:
+        while total > budget and len(self._snapshots) > 1:
             _, (_, oldest) = self._snapshots.popitem(last=False)
             total -= len(oldest)
         return snap
@@ -732,13 +741,22 @@ def _file_rows(path: Path) -> int:
     return int(pq.read_metadata(path).num_rows)
 
 
-def _admits(held: Sequence[_Snapshot], budget: int, incoming: int) -> bool:
-    """Whether a copy of ``incoming`` rows (as many as its last one; 0 when never
-    read) may be made: it fits beside the copies read in the last ``ADMIT_IDLE_S``
-    (those idle longer are evicted first, oldest first), or no copy is in use."""
+def _admits(held: Sequence[_Snapshot], budget: int, incoming: int, *, coming: int = 0) -> bool:
+    """Whether a copy of ``incoming`` rows (as many as its last one, or an estimate)
+    may be made: it fits beside the copies read in the last ``ADMIT_IDLE_S`` (those
+    idle longer are evicted first, oldest first) and the ``coming`` rows of copies
+    being made, or no copy is in use or coming."""
     now = time.monotonic()
     in_use = sum(len(s) for s in held if now - s.used < ADMIT_IDLE_S)
-    return in_use == 0 or in_use + incoming <= budget
+    return in_use + coming == 0 or in_use + coming + incoming <= budget
+
+
+def _estimate(sizes: Mapping[tuple[str, str], int], slot: tuple[str, str]) -> int:
+    """Rows of the slot's last copy, else the mean of the copies made so far."""
+    known = sizes.get(slot)
+    if known is not None:
+        return known
+    return sum(sizes.values()) // len(sizes) if sizes else 0
 
 
 def _check_tree(tree: str, current: str | None) -> None:
@@ -1252,7 +1270,11 @@ class EmbeddedReader:
             found.used = time.monotonic()
             return found
         others = [s for k, s in self._snapshots.items() if k != slot]
-        if not _admits(others, self._settings.api_snapshot_max_rows, self._sizes.get(slot, 0)):
+        coming = sum(
+            _estimate(self._sizes, k) for k, b in self._building.items() if b.locked() and k != slot
+        )
+        size = _estimate(self._sizes, slot)
+        if not _admits(others, self._settings.api_snapshot_max_rows, size, coming=coming):
             # The copies held are in use: answer from the file, keep nothing.
             self.uncached_reads += 1
             return await anyio.to_thread.run_sync(
