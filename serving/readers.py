@@ -539,10 +539,9 @@ class PostgresReader:
             failed = self._failed.get(slot)
             if failed is not None and time.monotonic() - failed < LOAD_RETRY_S:
                 return None
-            others = [s for k, (_, s) in self._snapshots.items() if k != slot]
-            coming = sum(_estimate(self._sizes, k) for k, t in self._loads.items() if not t.done())
-            size = _estimate(self._sizes, slot)
-            if not _admits(others, self._settings.api_snapshot_max_rows, size, coming=coming):
+            held = {k: s for k, (_, s) in self._snapshots.items()}
+            loading = [k for k, t in self._loads.items() if not t.done()]
+            if not _may_copy(slot, held, loading, self._sizes, self._settings):
                 return None  # the copies held are in use: this tenant reads through SQL
             topic = publish_topic(contract.name, tenant_id)
             stamp, table_stamp = feed.stamp(topic), feed.stamp(contract.name)
@@ -749,6 +748,20 @@ def _admits(held: Sequence[_Snapshot], budget: int, incoming: int, *, coming: in
     now = time.monotonic()
     in_use = sum(len(s) for s in held if now - s.used < ADMIT_IDLE_S)
     return in_use + coming == 0 or in_use + coming + incoming <= budget
+
+
+def _may_copy(
+    slot: tuple[str, str],
+    held: Mapping[tuple[str, str], _Snapshot],
+    making: Collection[tuple[str, str]],
+    sizes: Mapping[tuple[str, str], int],
+    settings: Settings,
+) -> bool:
+    """``_admits`` for a copy of ``slot``, beside the copies ``held`` and those being
+    made (``making``), each counted at its last size or an estimate."""
+    others = [s for k, s in held.items() if k != slot]
+    coming = sum(_estimate(sizes, k) for k in making if k != slot)
+    return _admits(others, settings.api_snapshot_max_rows, _estimate(sizes, slot), coming=coming)
 
 
 def _estimate(sizes: Mapping[tuple[str, str], int], slot: tuple[str, str]) -> int:
@@ -1269,12 +1282,8 @@ class EmbeddedReader:
             self._snapshots.move_to_end(slot)
             found.used = time.monotonic()
             return found
-        others = [s for k, s in self._snapshots.items() if k != slot]
-        coming = sum(
-            _estimate(self._sizes, k) for k, b in self._building.items() if b.locked() and k != slot
-        )
-        size = _estimate(self._sizes, slot)
-        if not _admits(others, self._settings.api_snapshot_max_rows, size, coming=coming):
+        building = [k for k, b in self._building.items() if b.locked()]
+        if not _may_copy(slot, self._snapshots, building, self._sizes, self._settings):
             # The copies held are in use: answer from the file, keep nothing.
             self.uncached_reads += 1
             return await anyio.to_thread.run_sync(

@@ -40,6 +40,15 @@ def with_api_role(pg_settings: Settings) -> Settings:
     return pg_settings.model_copy(update={"api_database_url": SecretStr(url)})
 
 
+def wait_for_feed(client: TestClient) -> None:
+    """Until the app's change feed listens (its copies then follow publishes)."""
+    feed = client.app.state.reader.change_feed  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while not feed.live:
+        assert time.monotonic() < deadline, "the change feed never listened"
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def api_settings(pg_settings: Settings) -> Settings:
     return with_api_role(pg_settings)
@@ -338,11 +347,8 @@ def test_a_held_lock_is_503_in_bounded_time_and_recovers(
     acme, globex = create_key(api, "acme"), create_key(api, "globex")
     url = "/v1/leads/scores"
     with TestClient(create_app(api)) as client:
-        feed = client.app.state.reader.change_feed  # type: ignore[attr-defined]
+        wait_for_feed(client)  # memory is used once the API listens for changes
         deadline = time.monotonic() + 10
-        while not feed.live:  # memory is used once the API listens for changes
-            assert time.monotonic() < deadline, "the change feed never listened"
-            time.sleep(0.01)
         reader = client.app.state.reader  # type: ignore[attr-defined]
         while not reader.in_memory("lead_scores", "acme"):  # read in the background
             assert client.get(url, headers={"X-API-Key": acme}).status_code == 200
@@ -476,6 +482,7 @@ def test_rows_in_memory_follow_publishes_and_a_lost_feed(
                 pid
                 for (pid,) in conn.execute(
                     "SELECT pid FROM pg_stat_activity WHERE application_name = 'bizos-api-feed'"
+                    " AND datname = current_database()"
                 ).fetchall()
             ]
             killed = conn.execute(
@@ -488,6 +495,7 @@ def test_rows_in_memory_follow_publishes_and_a_lost_feed(
                 lambda: (
                     not conn.execute(
                         "SELECT 1 FROM pg_stat_activity WHERE application_name = 'bizos-api-feed'"
+                        " AND datname = current_database()"
                         " AND pid = ANY(%s)",
                         [old_pids],
                     ).fetchall()
@@ -511,10 +519,8 @@ def test_a_tenants_first_key_check_loads_its_copies_for_the_next_requests(
     key = create_key(api, "acme")
     with TestClient(create_app(api)) as client:
         reader = client.app.state.reader  # type: ignore[attr-defined]
+        wait_for_feed(client)
         deadline = time.monotonic() + 10
-        while not reader.change_feed.live:
-            assert time.monotonic() < deadline, "the change feed never listened"
-            time.sleep(0.01)
         assert not reader.in_memory("lead_scores", "acme")
         # A lead not read yet: the first request may be read through SQL.
         first = client.get("/v1/leads/lead-0003/score", headers={"X-API-Key": key})
@@ -565,11 +571,7 @@ def test_tenants_beyond_the_copies_budget_read_through_sql_without_churn(
             time.sleep(0.01)
 
     with TestClient(create_app(api)) as client:
-        feed = client.app.state.reader.change_feed  # type: ignore[attr-defined]
-        deadline = time.monotonic() + 10
-        while not feed.live:
-            assert time.monotonic() < deadline, "the change feed never listened"
-            time.sleep(0.01)
+        wait_for_feed(client)
         for _ in range(2):
             round_trip(client)
         settled = gauges(client)
