@@ -44,14 +44,15 @@ from quality.gates import (
     ROW_COUNT,
     STAGING_SCHEMA,
     mart_expectations,
+    mart_expectations_by_tenant,
     referential_integrity,
     row_count_change,
     source_expectations,
 )
 from quality.load_log import batch_counts
 from quality.reads import read_lake_columns
-from quality.results import ERROR, CheckRecord, record_results
-from warehouse.marts import read_mart
+from quality.results import ERROR, CheckRecord, record_results, results_of_run
+from warehouse.marts import mart_row_counts, read_mart, read_mart_tenants
 from warehouse.relations import read_relation
 
 SOURCE_TABLES = {
@@ -249,6 +250,71 @@ def mart_records(
     ]
 
 
+BATCH_CHECK_ROWS = 250_000
+"""At most this many rows of a mart go into one GX validation of a batch (a tenant
+with more goes alone): bounds the pandas frame GX needs."""
+
+MART_VERDICTS_TAG = "bizos/mart-verdicts"
+"""On a tenant's publish run: the run id under which its batch already checked the
+marts (``ops.check_results``); the run's ``mart_checks`` reports those verdicts."""
+
+
+def tenant_groups(
+    tenant_ids: list[str], rows: dict[str, int], *, max_rows: int
+) -> Iterator[list[str]]:
+    """Consecutive groups of ``tenant_ids`` holding at most ``max_rows`` rows each (a
+    tenant with more is a group of its own)."""
+    group: list[str] = []
+    held = 0
+    for tenant in tenant_ids:
+        n = rows.get(tenant, 0)
+        if group and held + n > max_rows:
+            yield group
+            group, held = [], 0
+        group.append(tenant)
+        held += n
+    if group:
+        yield group
+
+
+def batch_mart_records(
+    settings: Settings, tenant_ids: list[str], *, run_id: str, max_rows: int = BATCH_CHECK_ROWS
+) -> list[CheckRecord]:
+    """Every serving mart's suite over a batch's tenants, a few GX validations per
+    mart instead of one per tenant (``quality.gates.mart_expectations_by_tenant``);
+    one record per tenant and mart, as ``mart_records`` would give."""
+    ids = [check_tenant_id(t) for t in tenant_ids]
+    records: list[CheckRecord] = []
+    for contract in SERVING_TABLES.values():
+        counts = mart_row_counts(settings, contract.mart, tenant_ids=ids)
+        for group in tenant_groups(ids, counts, max_rows=max_rows):
+            rows = read_mart_tenants(settings, contract, tenant_ids=group)
+            records.extend(
+                mart_expectations_by_tenant(contract, rows, tenant_ids=group, run_id=run_id)
+            )
+    return records
+
+
+def batch_verdicts(
+    settings: Settings, verdicts_run: str, tenant_ids: list[str], selected: set[AssetCheckKey]
+) -> list[CheckRecord] | None:
+    """The kept verdicts of ``verdicts_run`` for these tenants and selected mart checks,
+    or None when any is missing (then the run checks for itself)."""
+    wanted = {
+        (contract.mart, tenant)
+        for contract in SERVING_TABLES.values()
+        if AssetCheckKey(AssetKey(contract.mart), EXPECTATIONS) in selected
+        for tenant in tenant_ids
+    }
+    found = {
+        (r.asset_key, r.tenant_id): r
+        for tenant in tenant_ids
+        for r in results_of_run(settings, run_id=verdicts_run, tenant_id=tenant)
+        if r.check_name == EXPECTATIONS and (r.asset_key, r.tenant_id) in wanted
+    }
+    return [found[k] for k in sorted(wanted)] if wanted <= found.keys() else None
+
+
 @multi_asset_check(
     name="mart_checks",
     specs=[
@@ -267,6 +333,22 @@ def mart_records(
 def mart_checks(
     context: AssetCheckExecutionContext, bizos: BizosSettings
 ) -> Iterator[AssetCheckResult]:
+    """In a batch's publish runs, the verdicts the batch already reached for all its
+    tenants at once (``MART_VERDICTS_TAG``); otherwise the tenant's own check."""
+    verdicts_run = context.run.tags.get(MART_VERDICTS_TAG)
+    if verdicts_run:
+        settings = bizos.get()
+        kept = batch_verdicts(
+            settings, verdicts_run, run_tenants(context), set(context.selected_asset_check_keys)
+        )
+        if kept is not None:
+            by_check: dict[str, list[CheckRecord]] = {}
+            for record in kept:
+                by_check.setdefault(record.asset_key, []).append(record)
+            for records in by_check.values():
+                yield check_result(records)
+            return
+        context.log.warning(f"no verdicts of {verdicts_run} for this run: checking here")
     yield from _evaluate(context, bizos, mart_records)
 
 

@@ -26,8 +26,11 @@ A batch run does the per-tenant work per tenant and the warehouse once:
    (dbt/macros/run_tenant.sql).
 3. model fit: one Dagster run per tenant of job ``batch_lead_model``.
 4. dbt build, phase 2 (the lead model's downstream: the marts), once for the batch.
-5. publish: one Dagster run per tenant of job ``batch_publish`` (the mart checks,
-   blocking, and the serving tables).
+5. publish: the serving marts' GX suites once for the batch (a few validations per
+   mart, not one per tenant: GX's cost is per expectation evaluated), each tenant's
+   verdicts kept; then one Dagster run per tenant of job ``batch_publish``, whose
+   blocking ``mart_checks`` report the tenant's verdicts and whose serving tables
+   publish only the marts that passed.
 
 A failed batch build is retried tenant by tenant, so one tenant's bad rows fail
 that tenant alone, as in per-tenant runs. Every dbt build runs under the same
@@ -58,7 +61,7 @@ from dagster import (
 
 from assets.lead_model import lead_model
 from assets.partitions import tenants as tenant_partitions
-from assets.quality_checks import mart_checks
+from assets.quality_checks import MART_VERDICTS_TAG, batch_mart_records, mart_checks
 from assets.serving_tables import serving_table_assets
 from assets.warehouse import (
     BUILD_ARGS,
@@ -377,7 +380,10 @@ def run_batch(
             time.monotonic() - started
         )
 
-    def per_tenant(stage_name: str, job_name: str, *, workers: int = 1) -> None:
+    def per_tenant(
+        stage_name: str, job_name: str, *, workers: int = 1, extra: dict[str, str] | None = None
+    ) -> None:
+        run_tags = {**tags, **(extra or {})}
         live = [run for run in runs.values() if run.success]
         for run in live:
             run.log_path = log_dir / f"{run.tenant_id}.log" if log_dir else None
@@ -390,11 +396,26 @@ def run_batch(
                 on_progress(stage_name, ended, len(live))
 
         if workers > 1 and len(live) > 1:
-            execute_side_by_side(settings, job_name, live, tags, workers=workers, on_each=each)
+            execute_side_by_side(settings, job_name, live, run_tags, workers=workers, on_each=each)
             return
         for run in live:
-            _execute(defs, job_name, run.tenant_id, instance, tags, run, run.log_path)
+            _execute(defs, job_name, run.tenant_id, instance, run_tags, run, run.log_path)
             each(run)
+
+    def publish() -> None:
+        live = [t for t, r in runs.items() if r.success]
+        if not live:
+            return
+        try:
+            record_results(settings, batch_mart_records(settings, live, run_id=batch_id))
+        except Exception as exc:  # each tenant's run then checks its own marts
+            log(
+                f"publish: the batch's mart checks failed ({type(exc).__name__}: {exc}); "
+                "checking tenant by tenant"
+            )
+            per_tenant("publish", batch_publish.name)
+            return
+        per_tenant("publish", batch_publish.name, extra={MART_VERDICTS_TAG: batch_id})
 
     for name, work in (
         (
@@ -404,7 +425,7 @@ def run_batch(
         ("dbt_intermediate", None),
         ("model_fit", lambda: per_tenant("model_fit", batch_lead_model.name)),
         ("dbt_marts", None),
-        ("publish", lambda: per_tenant("publish", batch_publish.name)),
+        ("publish", publish),
     ):
         with stage(name):
             if work is not None:

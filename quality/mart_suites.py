@@ -9,7 +9,7 @@ no change here; its ranges are added below when it has some.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from core.contracts.lead_model_cards import MODEL_KINDS
 from core.contracts.supplier_risk import REVIEW_STATUSES, SUPPLIER_RISK_COMPONENTS, TIERS
@@ -59,17 +59,22 @@ MART_RULES: dict[str, Callable[[], list[Rule]]] = {
 
 
 def mart_rules(
-    contract: TableContract, *, tenant_id: str, typed: set[str], columns: set[str]
+    contract: TableContract,
+    *,
+    tenant_ids: Sequence[str],
+    typed: set[str],
+    columns: set[str],
 ) -> tuple[Rule, ...]:
-    """The expectations of one mart for one tenant's rows (``typed``: columns with a
+    """The expectations of one mart for these tenants' rows (``typed``: columns with a
     value; ``columns``: what the mart has, so a rule on a column it lacks is not made
-    and the missing column fails the column-set expectation instead)."""
+    and the missing column fails the column-set expectation instead). With several
+    tenants the key is unique within each tenant: ``tenant_id`` joins it."""
     rules: list[Rule] = [
         Rule(
             "expect_table_columns_to_match_set",
             {"column_set": list(contract.columns), "exact_match": False},
         ),
-        _in_set("tenant_id", [tenant_id]),
+        _in_set("tenant_id", sorted(tenant_ids)),
     ]
     for field in contract.schema:
         family = type_family(field.type)
@@ -83,7 +88,11 @@ def mart_rules(
     for column in contract.required:
         if column in columns:
             rules.append(Rule("expect_column_values_to_not_be_null", {"column": column}))
-    key = [c for c in contract.primary_key if c != "tenant_id"]
+    key = (
+        list(contract.primary_key)
+        if len(tenant_ids) > 1
+        else [c for c in contract.primary_key if c != "tenant_id"]
+    )
     if len(key) == 1:
         rules.append(Rule("expect_column_values_to_be_unique", {"column": key[0]}))
     elif key:

@@ -129,11 +129,15 @@ def latest_results(
         return [_record(row) for row in connection.execute(query)]
 
 
-def results_of_run(settings: Settings, *, run_id: str) -> list[CheckRecord]:
-    """Every result one run recorded, oldest first."""
+def results_of_run(
+    settings: Settings, *, run_id: str, tenant_id: str | None = None
+) -> list[CheckRecord]:
+    """Every result one run recorded (for one tenant, when given), oldest first."""
     if not ops_database_exists(settings):
         return []
     c = check_results.c
     query = sa.select(check_results).where(c.run_id == run_id).order_by(c.id)
+    if tenant_id is not None:
+        query = query.where(c.tenant_id == tenant_id)
     with transaction(settings, write=False) as connection:
         return [_record(row) for row in connection.execute(query)]

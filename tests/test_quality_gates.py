@@ -36,7 +36,7 @@ from pipelines.definitions import build_definitions
 from pipelines.runner import QUIET_RUN_CONFIG, dagster_instance, failure_summary, run_tenants
 from quality.expectations import run_suite
 from quality.frames import non_null_columns, to_pandas
-from quality.gates import mart_expectations, row_count_change
+from quality.gates import mart_expectations, mart_expectations_by_tenant, row_count_change
 from quality.results import CheckRecord, latest_results, record_results, results_of_run
 from quality.source_suites import checked_columns, source_rules
 from sandbox.crm_export import generate_crm_export
@@ -338,23 +338,30 @@ def test_freshness_needs_a_key_and_shows_only_the_callers_tenant(settings, sandb
     assert {s["status"] for s in theirs["sources"]} == {"not_connected"}
 
 
-def test_a_mart_suite_catches_scores_out_of_range_and_duplicate_leads():
-    """What a model change could produce and the API must never serve."""
+def lead_score_rows(rows: list[dict[str, Any]]) -> pa.Table:
+    """``rows`` of the lead scores mart, every other column filled with a plausible
+    value of its type, as the warehouse hands them back (nothing there enforces the
+    contract's not-nulls)."""
     contract = SERVING_TABLES["lead_scores"]
-    # Every column filled with a plausible value of its type.
     sample = {pa.string(): "x", pa.int32(): 1, pa.float64(): 0.5, pa.bool_(): False}
     good: dict[str, object] = {
         f.name: sample.get(f.type, datetime(2026, 1, 1, tzinfo=UTC)) for f in contract.schema
     }
-    good |= {"tenant_id": "t1", "email": "a@b.co", "score_model": "rules_v0"}
-    rows = [
-        good | {"lead_id": "L1", "score": 80, "grade": "A"},
-        good | {"lead_id": "L1", "score": 150, "grade": "E"},
-        good | {"lead_id": "L3", "score": 20, "grade": "D", "email": None},
-    ]
-    # As the warehouse hands it back: nothing there enforces the contract's not-nulls.
+    good |= {"email": "a@b.co", "score_model": "rules_v0"}
     schema = pa.schema([f.with_nullable(True) for f in contract.schema])
-    table = pa.Table.from_pylist(rows, schema=schema)
+    return pa.Table.from_pylist([good | row for row in rows], schema=schema)
+
+
+def test_a_mart_suite_catches_scores_out_of_range_and_duplicate_leads():
+    """What a model change could produce and the API must never serve."""
+    contract = SERVING_TABLES["lead_scores"]
+    table = lead_score_rows(
+        [
+            {"tenant_id": "t1", "lead_id": "L1", "score": 80, "grade": "A"},
+            {"tenant_id": "t1", "lead_id": "L1", "score": 150, "grade": "E"},
+            {"tenant_id": "t1", "lead_id": "L3", "score": 20, "grade": "D", "email": None},
+        ]
+    )
     record = mart_expectations(contract, table, tenant_id="t1", run_id=None)
     assert (record.passed, record.blocking, record.asset_key) == (False, True, contract.mart)
     failed = {e["expectation"] for e in record.details["failed_expectations"]}
@@ -363,6 +370,58 @@ def test_a_mart_suite_catches_scores_out_of_range_and_duplicate_leads():
         "score: expect_column_values_to_be_between",
         "grade: expect_column_values_to_be_in_set",
         "email: expect_column_values_to_not_be_null",
+    }
+
+
+def test_a_batch_mart_check_blames_each_failing_row_on_its_own_tenant():
+    """A batch checks a mart for all its tenants in one GX validation
+    (``mart_expectations_by_tenant``): one verdict per tenant, as if each were
+    checked alone. The same lead id in two tenants is no duplicate; a bad score
+    fails only its tenant; a tenant with no rows passes."""
+    contract = SERVING_TABLES["lead_scores"]
+    table = lead_score_rows(
+        [
+            {"tenant_id": "t1", "lead_id": "L1", "score": 80, "grade": "A"},
+            {"tenant_id": "t1", "lead_id": "L2", "score": 40, "grade": "C"},
+            {"tenant_id": "t2", "lead_id": "L1", "score": 150, "grade": "A"},
+            {"tenant_id": "t2", "lead_id": "L2", "score": 30, "grade": "D"},
+            {"tenant_id": "t2", "lead_id": "L2", "score": 130, "grade": "D"},
+        ]
+    )
+    records = mart_expectations_by_tenant(
+        contract, table, tenant_ids=["t1", "t2", "t3"], run_id="batch-x"
+    )
+    verdicts = {r.tenant_id: r for r in records}
+    assert [r.tenant_id for r in records] == ["t1", "t2", "t3"]
+    assert verdicts["t1"].passed and verdicts["t3"].passed
+    assert (
+        verdicts["t1"].details["rows_checked"] == 2 and verdicts["t3"].details["rows_checked"] == 0
+    )
+    bad = verdicts["t2"]
+    assert not bad.passed and bad.run_id == "batch-x" and bad.details["rows_checked"] == 3
+    failed = {e["expectation"]: e for e in bad.details["failed_expectations"]}
+    assert set(failed) == {
+        "score: expect_column_values_to_be_between",
+        "expect_compound_columns_to_be_unique",
+    }
+    assert failed["score: expect_column_values_to_be_between"]["unexpected_count"] == 2
+    assert sorted(failed["score: expect_column_values_to_be_between"]["examples"]) == [
+        "130",
+        "150",
+    ]
+    # Alone, t2's rows fail the same way.
+    alone = mart_expectations(contract, table.slice(2), tenant_id="t2", run_id=None)
+    assert not alone.passed
+    assert {e["expectation"] for e in alone.details["failed_expectations"]} == {
+        "score: expect_column_values_to_be_between",
+        "lead_id: expect_column_values_to_be_unique",
+    }
+
+    # A row of a tenant outside the batch means the read is wrong: every tenant fails.
+    [only] = mart_expectations_by_tenant(contract, table, tenant_ids=["t1"], run_id=None)
+    assert not only.passed
+    assert "tenant_id: expect_column_values_to_be_in_set" in {
+        e["expectation"] for e in only.details["failed_expectations"]
     }
 
 

@@ -22,6 +22,7 @@ import pytest
 
 from core.settings import PROJECT_ROOT, Settings
 from lake.files import find, lake_root
+from quality.results import latest_results
 from serving.queries import top_lead_scores
 from tests.runs import (
     GOOD_LEADS,
@@ -125,6 +126,13 @@ def test_a_batch_run_on_an_s3_lake_publishes_the_same_scores(
         assert mart_rows(settings, tenant) == first_marts[tenant], tenant
         assert served_rows(settings, tenant) == served_rows(home, tenant), tenant
         assert {r["tenant_id"] for r in top_lead_scores(settings, tenant, 1000)} == {tenant}
+    # The batch checked its marts once for both tenants; each publish run reported
+    # its tenant's verdicts (assets/quality_checks.py, MART_VERDICTS_TAG).
+    for tenant in BATCH:
+        [verdict] = latest_results(settings, tenant_id=tenant, asset_keys=["mart_lead_scores"])
+        assert verdict.passed and (verdict.run_id or "").startswith("batch-"), verdict
+        assert verdict.details["checked_with_tenants"] == len(BATCH)
+        assert verdict.details["rows_checked"] == GOOD_LEADS
     # dbt started twice for the batch, where per-tenant runs start it twice each.
     builds = [p for p in (settings.home / "dbt" / "runs").iterdir() if p.is_dir()]
     assert len(builds) == 2, builds
