@@ -141,6 +141,13 @@ class Settings(BaseSettings):
         "schedule's tenant runs queue beyond it instead of stampeding; also the tenants a "
         "batch run (bizos run --batch-size) ingests at once",
     )
+    refresh_batch_size: int = Field(
+        default=0,
+        ge=0,
+        description="tenants per batch of the daily refresh (0: one materialize_all run per "
+        "tenant, daily_refresh; N: one run refreshing N tenants per dbt build, "
+        "daily_batch_refresh); many tenants refresh much faster in batches",
+    )
     dbt_runs_kept: int = Field(
         default=20,
         ge=1,

@@ -11,6 +11,7 @@ from dagster import (
     ScheduleEvaluationContext,
     SensorEvaluationContext,
     SensorResult,
+    SkipReason,
     define_asset_job,
     schedule,
     sensor,
@@ -38,6 +39,7 @@ from opsdb.tenants import disabled_tenants
 from pipelines.alerts import alert_sensors
 from pipelines.batch import batch_jobs
 from pipelines.cluster import step_executor
+from pipelines.daily_batch import DAILY_CRON, daily_batch_refresh, daily_batch_refresh_job
 from pipelines.quality import check_freshness, freshness_every_half_hour
 from pipelines.schedules import source_jobs, source_schedules, tenant_run_requests
 from suppliers.reviews import latest_decision_ids
@@ -62,13 +64,20 @@ refresh_suppliers = define_asset_job(
 
 @schedule(
     job=materialize_all,
-    cron_schedule="0 2 * * *",
+    cron_schedule=DAILY_CRON,
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
 )
-def daily_refresh(context: ScheduleEvaluationContext, bizos: BizosSettings) -> list[RunRequest]:
-    """Every active tenant, once a day; the run key makes a tick idempotent."""
-    return tenant_run_requests(context, bizos.get(), what="daily")
+def daily_refresh(
+    context: ScheduleEvaluationContext, bizos: BizosSettings
+) -> list[RunRequest] | SkipReason:
+    """Every active tenant, once a day, a run each; the run key makes a tick
+    idempotent. With BIZOS_REFRESH_BATCH_SIZE set, ``daily_batch_refresh`` runs them
+    in batches instead (pipelines/daily_batch.py)."""
+    settings = bizos.get()
+    if settings.refresh_batch_size > 0:
+        return SkipReason("BIZOS_REFRESH_BATCH_SIZE is set: daily_batch_refresh runs the tenants")
+    return tenant_run_requests(context, settings, what="daily")
 
 
 @sensor(minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING)
@@ -144,8 +153,14 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             check_freshness,
             *source_jobs.values(),
             *batch_jobs,
+            daily_batch_refresh_job,
         ],
-        schedules=[daily_refresh, freshness_every_half_hour, *source_schedules],
+        schedules=[
+            daily_refresh,
+            daily_batch_refresh,
+            freshness_every_half_hour,
+            *source_schedules,
+        ],
         sensors=[tenant_inboxes, supplier_document_arrivals, supplier_reviews, *alert_sensors],
         resources={"bizos": bizos, "dbt": dbt_resource(settings)},
         executor=step_executor(settings),
