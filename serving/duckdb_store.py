@@ -64,6 +64,10 @@ _views_current: set[tuple[Path, str]] = set()
 _views_current_lock = threading.Lock()
 
 
+ROW_GROUP_ROWS = 4096
+"""Rows per row group of a tenant's served file."""
+
+
 def tenant_file(serving_dir: Path, table: str, tenant_id: str) -> Path:
     return serving_dir / table / f"tenant={tenant_id}.parquet"
 
@@ -99,8 +103,10 @@ class DuckDBStore:
             next_path = live.with_name(f".{live.name}.next-{uuid.uuid4().hex}")
             try:
                 # Sorted in API order, so a page is the file's head and row-group
-                # statistics let range filters skip most of it.
-                pq.write_table(served, next_path, row_group_size=64 * 1024)
+                # statistics let range filters skip most of it; row groups small
+                # enough that a read of one row beyond the API's copies budget
+                # decodes one group, not the file (serving/readers.py, _read_row).
+                pq.write_table(served, next_path, row_group_size=ROW_GROUP_ROWS)
                 with open(next_path, "rb") as written:
                     os.fsync(written.fileno())
                 os.replace(next_path, live)

@@ -736,6 +736,21 @@ def _memory_stats(snapshots: Sequence[_Snapshot], loading: int, built: int) -> d
     }
 
 
+def _file_version(st: os.stat_result) -> str:
+    """A served file's version: its identity (a publish replaces the file whole)."""
+    return f"{st.st_ino:x}.{st.st_mtime_ns:x}.{st.st_size:x}"
+
+
+def _check_columns(contract: TableContract, path: Path, names: Collection[str]) -> None:
+    missing = [c for c in contract.served_columns if c not in names]
+    if missing:
+        # Written by an older release, before a column was added: the next publish of
+        # the tenant rewrites it (the embedded store's "migration").
+        raise StoreUnavailable(
+            f"{contract.name}/{path.name} predates columns {missing[:3]}: republish the tenant"
+        )
+
+
 def _file_rows(path: Path) -> int:
     return int(pq.read_metadata(path).num_rows)
 
@@ -1263,7 +1278,7 @@ class EmbeddedReader:
             return "0"
         except OSError as exc:
             raise StoreUnavailable(f"cannot read {contract.name}: {exc.strerror}") from exc
-        return f"{st.st_ino:x}.{st.st_mtime_ns:x}.{st.st_size:x}"
+        return _file_version(st)
 
     def _table_has_files(self, table: str, table_dir: str) -> bool:
         identity = _identity(table_dir)
@@ -1275,7 +1290,15 @@ class EmbeddedReader:
             self._dir_verdicts[table] = (identity, found)
         return found
 
-    async def _snapshot(self, contract: TableContract, tenant_id: str, version: str) -> _Snapshot:
+    async def _snapshot(
+        self,
+        contract: TableContract,
+        tenant_id: str,
+        version: str,
+        key: tuple[object, ...] | None = None,
+    ) -> _Snapshot:
+        """The tenant's copy, held or made; beyond the copies budget a copy for this
+        request only (of the row with ``key`` alone, when given)."""
         slot = (contract.name, tenant_id)
         found = self._snapshots.get(slot)
         if found is not None and found.version == version:
@@ -1284,12 +1307,15 @@ class EmbeddedReader:
             return found
         building = [k for k, b in self._building.items() if b.locked()]
         if not _may_copy(slot, self._snapshots, building, self._sizes, self._settings):
-            # The copies held are in use: answer from the file, keep nothing.
+            # The copies held are in use: answer from the file, keep nothing; a row
+            # by its key from its row group only.
             self.uncached_reads += 1
-            return await anyio.to_thread.run_sync(
-                functools.partial(self._build, contract, tenant_id, keep=False),
-                limiter=self._file_threads,
+            read = (
+                functools.partial(self._build, contract, tenant_id, keep=False)
+                if key is None
+                else functools.partial(self._read_row, contract, tenant_id, key)
             )
+            return await anyio.to_thread.run_sync(read, limiter=self._file_threads)
         # One build per tenant at a time; the others wait for it instead of repeating it.
         lock = self._building.setdefault(slot, asyncio.Lock())
         async with lock:
@@ -1317,18 +1343,42 @@ class EmbeddedReader:
             return _Snapshot("0", contract, None, {})
         except (OSError, pa.ArrowException) as exc:
             raise StoreUnavailable(f"cannot read {contract.name}/{path.name}: {exc}") from exc
-        version = f"{st.st_ino:x}.{st.st_mtime_ns:x}.{st.st_size:x}"
-        missing = [c for c in contract.served_columns if c not in table.column_names]
-        if missing:
-            # Written by an older release, before a column was added: the next publish
-            # of the tenant rewrites it (the embedded store's "migration").
-            raise StoreUnavailable(
-                f"{contract.name}/{path.name} predates columns {missing[:3]}: republish the tenant"
-            )
+        _check_columns(contract, path, table.column_names)
         # One chunk per column: a row is sliced out per request, and slicing a column of
         # many chunks (one per row group read) costs several times one of a single chunk.
         served = table.select(list(contract.served_columns)).combine_chunks()
-        return _snapshot_of(version, contract, served, keep=keep)
+        return _snapshot_of(_file_version(st), contract, served, keep=keep)
+
+    def _read_row(
+        self, contract: TableContract, tenant_id: str, key: tuple[object, ...]
+    ) -> _Snapshot:
+        """The row with ``key`` of the tenant's file, for a read beyond the copies
+        budget: the file's key columns, then the one row group holding the row (the
+        publisher writes groups of ``ROW_GROUP_ROWS``), not every column of every row.
+        Through one descriptor, so the version and the row agree."""
+        from serving.duckdb_store import tenant_file
+
+        path = tenant_file(self._settings.serving_dir, contract.name, tenant_id)
+        key_columns = [c for c in contract.primary_key if c != "tenant_id"]
+        try:
+            with open(path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                parquet = pq.ParquetFile(fh)
+                _check_columns(contract, path, parquet.schema_arrow.names)
+                keys = parquet.read(columns=key_columns)
+                index = _Snapshot("", contract, keys, None).index_of(key)
+                if index is None:
+                    return _Snapshot(_file_version(st), contract, None, {})
+                group, start = 0, 0
+                while start + parquet.metadata.row_group(group).num_rows <= index:
+                    start += parquet.metadata.row_group(group).num_rows
+                    group += 1
+                rows = parquet.read_row_group(group, columns=list(contract.served_columns))
+        except FileNotFoundError:
+            return _Snapshot("0", contract, None, {})
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreUnavailable(f"cannot read {contract.name}/{path.name}: {exc}") from exc
+        return _Snapshot(_file_version(st), contract, rows.slice(index - start, 1), {key: 0})
 
     def _evict(self) -> None:
         total = sum(len(s) for s in self._snapshots.values())
@@ -1366,7 +1416,10 @@ class EmbeddedReader:
         version = self._version(contract, tenant_id)
         if version in unless_version:
             return Versioned(version, None)
-        snap = await self._snapshot(contract, tenant_id, version)
+        wanted = [c for c in contract.primary_key if c != "tenant_id"]
+        if sorted(key) != sorted(wanted):
+            raise ValueError(f"the key of {contract.name} is {wanted}")
+        snap = await self._snapshot(contract, tenant_id, version, tuple(key[c] for c in wanted))
         return select_row(snap, encode, key)
 
     async def ready(self) -> datetime:
