@@ -40,12 +40,19 @@ def start_run(settings: Settings, tenant: str) -> subprocess.Popen[str]:
     )
 
 
-def start_batch(settings: Settings, size: int) -> subprocess.Popen[str]:
-    """`bizos run --batch-size N`: every tenant with an inbox, N per dbt build."""
+def start_batch(
+    settings: Settings, size: int, *, ingest_workers: int | None = None
+) -> subprocess.Popen[str]:
+    """`bizos run --batch-size N`: every tenant with an inbox, N per dbt build;
+    ``ingest_workers`` sets BIZOS_MAX_CONCURRENT_RUNS (1: ingest in the run's own
+    process, sparing a suite the workers' start-up)."""
+    env = run_env(settings)
+    if ingest_workers is not None:
+        env["BIZOS_MAX_CONCURRENT_RUNS"] = str(ingest_workers)
     return subprocess.Popen(
         [str(BIZOS), "run", "--batch-size", str(size)],
         cwd=PROJECT_ROOT,
-        env=run_env(settings),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -28,7 +28,12 @@ from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, De
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from assets.quality_checks import SOURCE_TABLES, freshness_records, source_table_records
+from assets.quality_checks import (
+    SOURCE_TABLES,
+    freshness_records,
+    source_table_records,
+    tenant_groups,
+)
 from connectors.sources import SOURCES
 from core.contracts.serving_tables import SERVING_TABLES
 from core.settings import Settings
@@ -423,6 +428,16 @@ def test_a_batch_mart_check_blames_each_failing_row_on_its_own_tenant():
     assert "tenant_id: expect_column_values_to_be_in_set" in {
         e["expectation"] for e in only.details["failed_expectations"]
     }
+
+
+def test_a_batch_checks_its_marts_in_groups_of_bounded_rows():
+    """``batch_mart_records`` hands GX at most ``max_rows`` rows at once (its pandas
+    frame is what costs memory); a tenant larger than that is a group of its own."""
+    rows = {"a": 40, "b": 70, "c": 250, "d": 10, "e": 0}
+    groups = list(tenant_groups(list(rows), rows, max_rows=100))
+    assert groups == [["a"], ["b"], ["c"], ["d", "e"]]
+    assert [t for g in groups for t in g] == list(rows)
+    assert list(tenant_groups(["a", "b"], {}, max_rows=100)) == [["a", "b"]]
 
 
 def test_row_count_change_compares_with_the_last_passing_count(pg_settings):

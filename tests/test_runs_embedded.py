@@ -116,7 +116,8 @@ def test_a_batch_run_on_an_s3_lake_publishes_the_same_scores(
     settings = s3_server.settings(tmp_path / "s3-home")
     (settings.home).mkdir()
     with_exports(settings, BATCH)  # seeds by position: the same exports as `home`'s
-    rc, out = finish(start_batch(settings, size=len(BATCH)))
+    # One tenant's ingest at a time: side by side has its own test (test_batch_runs.py).
+    rc, out = finish(start_batch(settings, size=len(BATCH), ingest_workers=1))
     assert rc == 0, out + "".join(tenant_log(settings, t) for t in BATCH)
 
     assert not (settings.home / "lake").exists()  # nothing landed on local disk
@@ -129,7 +130,11 @@ def test_a_batch_run_on_an_s3_lake_publishes_the_same_scores(
     # The batch checked its marts once for both tenants; each publish run reported
     # its tenant's verdicts (assets/quality_checks.py, MART_VERDICTS_TAG).
     for tenant in BATCH:
-        [verdict] = latest_results(settings, tenant_id=tenant, asset_keys=["mart_lead_scores"])
+        [verdict] = [
+            r
+            for r in latest_results(settings, tenant_id=tenant, asset_keys=["mart_lead_scores"])
+            if r.check_name == "expectations"  # the GX suite; dbt's tests are kept beside
+        ]
         assert verdict.passed and (verdict.run_id or "").startswith("batch-"), verdict
         assert verdict.details["checked_with_tenants"] == len(BATCH)
         assert verdict.details["rows_checked"] == GOOD_LEADS
