@@ -22,6 +22,7 @@ from serving.main import create_app
 from serving.postgres_store import PostgresStore, postgres_type
 from serving.publish import publish_lead_scores, publish_table
 from serving.store import serving_store
+from tests.api_metrics import api_metrics
 from tests.test_serving_contract import (
     WIDGETS,
     ServingApiChecks,
@@ -533,20 +534,10 @@ def test_a_tenants_first_key_check_loads_its_copies_for_the_next_requests(
         assert again.content == first.content
         assert again.headers["etag"] == first.headers["etag"]
 
-        def snapshot_gauges() -> dict[str, float]:
-            return {
-                name: float(value)
-                for name, value in (
-                    line.split(" ")
-                    for line in client.get("/metrics").text.splitlines()
-                    if line.startswith("bizos_api_snapshot")
-                )
-            }
-
-        assert snapshot_gauges()["bizos_api_snapshot_rows"] >= 25
+        assert api_metrics(client)["bizos_api_snapshot_rows"] >= 25
         # The copy is in use as soon as it is in place; its loader thread counts
         # itself out just after.
-        while snapshot_gauges()["bizos_api_snapshot_loads_running"] != 0:
+        while api_metrics(client)["bizos_api_snapshot_loads_running"] != 0:
             assert time.monotonic() < deadline, "the copy's load never ended"
             time.sleep(0.01)
 
@@ -561,22 +552,12 @@ def test_tenants_beyond_the_copies_budget_read_through_sql_without_churn(
     api = with_api_role(two_tenants).model_copy(update={"api_snapshot_max_rows": 30})
     keys = {t: create_key(api, t) for t in ("acme", "globex")}  # 25 and 9 leads
 
-    def gauges(client: TestClient) -> dict[str, float]:
-        return {
-            name: float(value)
-            for name, value in (
-                line.split(" ")
-                for line in client.get("/metrics").text.splitlines()
-                if line.startswith("bizos_api_snapshot")
-            )
-        }
-
     def round_trip(client: TestClient) -> None:
         for tenant, key in keys.items():
             got = client.get("/v1/leads/lead-0003/score", headers={"X-API-Key": key})
             assert got.status_code == 200 and got.json()["tenant_id"] == tenant, got.text
         deadline = time.monotonic() + 10
-        while gauges(client)["bizos_api_snapshot_loads_running"]:
+        while api_metrics(client)["bizos_api_snapshot_loads_running"]:
             assert time.monotonic() < deadline, "a copy never finished loading"
             time.sleep(0.01)
 
@@ -584,9 +565,9 @@ def test_tenants_beyond_the_copies_budget_read_through_sql_without_churn(
         wait_for_feed(client)
         for _ in range(2):
             round_trip(client)
-        settled = gauges(client)
+        settled = api_metrics(client)
         for _ in range(8):
             round_trip(client)
-        after = gauges(client)
+        after = api_metrics(client)
     assert after["bizos_api_snapshot_builds_total"] == settled["bizos_api_snapshot_builds_total"]
     assert after["bizos_api_snapshot_rows"] <= 30

@@ -23,6 +23,7 @@ from serving.keys import PREFIX_LENGTH, create_key
 from serving.main import create_app
 from serving.publish import publish_lead_scores, publish_table
 from serving.store import serving_store
+from tests.api_metrics import api_metrics
 from tests.test_serving_contract import (
     WIDGETS,
     ServingApiChecks,
@@ -223,23 +224,12 @@ def test_every_tenants_lead_snapshot_is_built_before_the_process_serves(
     publish_lead_scores(settings, "globex", lead_scores_table("globex", 5))
     acme = create_key(settings, "acme")
     with TestClient(create_app(settings)) as client:
-        gauges = dict(
-            line.split(" ")
-            for line in client.get("/metrics").text.splitlines()
-            if line.startswith("bizos_api_snapshot")
-        )
-        assert float(gauges["bizos_api_snapshots"]) == 2
-        assert float(gauges["bizos_api_snapshot_rows"]) == 17
+        gauges = api_metrics(client)
+        assert gauges["bizos_api_snapshots"] == 2
+        assert gauges["bizos_api_snapshot_rows"] == 17
         publish_lead_scores(settings, "acme", lead_scores_table("acme", 3, score_model="v2"))
         body = client.get("/v1/leads/lead-0001/score", headers={"X-API-Key": acme}).json()
         assert body["score_model"] == "v2"
-
-
-def _key_store_lookups(client: TestClient) -> float:
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith("bizos_api_key_store_lookups_total "):
-            return float(line.split(" ")[1])
-    raise AssertionError("/metrics has no bizos_api_key_store_lookups_total")
 
 
 def test_concurrent_requests_check_each_key_in_the_store_once(settings: Settings) -> None:
@@ -272,23 +262,13 @@ def test_concurrent_requests_check_each_key_in_the_store_once(settings: Settings
 
         assert set(client.portal.call(burst)) == {200}  # each key's first use is recorded
         time.sleep(0.2)  # the last use's write is settled
-        before = _key_store_lookups(client)
+        before = api_metrics(client)["bizos_api_key_store_lookups_total"]
         assert set(client.portal.call(burst)) == {200}
-        second = _key_store_lookups(client) - before
+        second = api_metrics(client)["bizos_api_key_store_lookups_total"] - before
         assert set(client.portal.call(burst)) == {200}
-        third = _key_store_lookups(client) - before - second
+        third = api_metrics(client)["bizos_api_key_store_lookups_total"] - before - second
     assert second <= len(keys), f"64 overlapping requests looked keys up {second:.0f} times"
     assert third == 0
-
-
-def _gauges(client: TestClient) -> dict[str, float]:
-    return {
-        name: float(value)
-        for name, value in (
-            line.split(" ") for line in client.get("/metrics").text.splitlines() if line[:1] != "#"
-        )
-        if name.startswith(("bizos_api_snapshot", "bizos_api_uncached"))
-    }
 
 
 def test_tenants_beyond_the_copies_budget_are_read_from_their_files(settings: Settings) -> None:
@@ -301,7 +281,7 @@ def test_tenants_beyond_the_copies_budget_are_read_from_their_files(settings: Se
     keys = {t: create_key(settings, t) for t in ("acme", "globex")}
     small = settings.model_copy(update={"api_snapshot_max_rows": 10})
     with TestClient(create_app(small)) as client, TestClient(create_app(settings)) as roomy:
-        assert _gauges(client)["bizos_api_snapshots"] == 1  # acme's: globex's does not fit
+        assert api_metrics(client)["bizos_api_snapshots"] == 1  # acme's: globex's does not fit
         for _ in range(3):
             for tenant, key in keys.items():
                 for lead in ("lead-0001", "lead-0007"):
@@ -320,7 +300,7 @@ def test_tenants_beyond_the_copies_budget_are_read_from_their_files(settings: Se
             "/v1/leads/scores", params={"limit": 5}, headers={"X-API-Key": keys["globex"]}
         )
         assert page.json() == held_page.json()
-        gauges = _gauges(client)
+        gauges = api_metrics(client)
     assert gauges["bizos_api_snapshots"] == 1 and gauges["bizos_api_snapshot_rows"] == 8
     assert gauges["bizos_api_snapshot_builds_total"] == 1  # acme's, at the start: no churn
     assert gauges["bizos_api_uncached_reads_total"] >= 8  # every globex read
