@@ -94,6 +94,7 @@ def test_materialize_all_loads_every_source_table(settings):
         "batch_ingest",  # pipelines/batch.py: bizos run --batch-size N
         "batch_lead_model",
         "batch_publish",
+        "daily_batch_refresh_job",  # pipelines/daily_batch.py: BIZOS_REFRESH_BATCH_SIZE
     ]
 
 

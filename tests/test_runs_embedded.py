@@ -1,7 +1,7 @@
 """The whole job on the embedded target, as users run it: real `bizos run`
 processes, real Dagster, real dbt, DuckDB.
 
-One home for the module (whole runs are the expensive part): three tenants'
+One home for the module (whole runs are the expensive part): two tenants'
 runs started together, as the daily schedule starts them, then, on the same
 home, a run killed mid-dbt and the run after it, which also meets a broken
 export. DuckDB allows one writing process, so runs that overlap must take
@@ -37,7 +37,7 @@ from tests.runs import (
 from tests.s3 import SECRET_KEY
 from warehouse.marts import read_mart
 
-TENANTS = ("t-north", "t-south", "t-east")
+TENANTS = ("t-north", "t-south")  # two runs overlap as well as three, for 2/3 the time
 # Whole runs in subprocesses: generous on a loaded 2-core machine.
 pytestmark = pytest.mark.timeout(1500)
 
@@ -63,10 +63,10 @@ def first_marts(home: Settings) -> dict[str, list[tuple]]:
     return {tenant: mart_rows(home, tenant) for tenant in TENANTS}
 
 
-def test_three_tenant_runs_started_together_all_succeed(home, first_marts):
+def test_tenant_runs_started_together_all_succeed(home, first_marts):
     assert_each_tenant_scored_and_served(home, TENANTS)
     # dbt's target and logs live under BIZOS_HOME, a folder per dbt step of each run
-    # (named <time>-<run id>-<pid>): three runs, and nothing written into the checkout.
+    # (named <time>-<run id>-<pid>): a run each, and nothing written into the checkout.
     folders = list((home.home / "dbt" / "runs").iterdir())
     assert len({f.name.split("-")[1] for f in folders}) == len(TENANTS)
     assert not (PROJECT_ROOT / "dbt" / "target").exists()
