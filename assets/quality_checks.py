@@ -94,8 +94,13 @@ def _report(settings: Settings, records: Iterable[CheckRecord]) -> Iterator[Asse
     """Keep every result, then report one per check."""
     kept = list(records)
     record_results(settings, kept)
+    yield from _per_check(kept)
+
+
+def _per_check(records: Iterable[CheckRecord]) -> Iterator[AssetCheckResult]:
+    """One Dagster result per check of ``records`` (of one tenant or several)."""
     by_check: dict[tuple[str, str], list[CheckRecord]] = {}
-    for record in kept:
+    for record in records:
         by_check.setdefault((record.asset_key, record.check_name), []).append(record)
     for results in by_check.values():
         yield check_result(results)
@@ -342,11 +347,7 @@ def mart_checks(
             settings, verdicts_run, run_tenants(context), set(context.selected_asset_check_keys)
         )
         if kept is not None:
-            by_check: dict[str, list[CheckRecord]] = {}
-            for record in kept:
-                by_check.setdefault(record.asset_key, []).append(record)
-            for records in by_check.values():
-                yield check_result(records)
+            yield from _per_check(kept)  # kept by the batch already
             return
         context.log.warning(f"no verdicts of {verdicts_run} for this run: checking here")
     yield from _evaluate(context, bizos, mart_records)
