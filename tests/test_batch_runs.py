@@ -9,12 +9,23 @@ runs), and batch builds at the dbt level in tests/test_dbt_project.py.
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
 
 from core.settings import Settings
 from pipelines.batch import split_batches
+
+
+def spoil_emails(export: Path) -> None:
+    """Break every email of an export (its blocking check fails), then date the file
+    back past the inbox's settle window as a finished upload is: a fast machine would
+    otherwise reach the run within 5 s of the write and skip it as still uploading."""
+    export.write_text(export.read_text(encoding="utf-8").replace("@", " at "), encoding="utf-8")
+    settled = time.time() - 60
+    os.utime(export, (settled, settled))
 
 
 def test_batches_split_in_order_and_cover_every_tenant():
@@ -43,7 +54,7 @@ def test_tenants_ingested_side_by_side_fail_alone(tmp_path: Path):
     settings = Settings(home=tmp_path, database_url=None)
     generate_crm_export(settings.inbox_dir, "t-good", leads=20, seed=1)
     bad = generate_crm_export(settings.inbox_dir, "t-bad", leads=20, seed=2).path
-    bad.write_text(bad.read_text(encoding="utf-8").replace("@", " at "), encoding="utf-8")
+    spoil_emails(bad)
     instance = dagster_instance(settings)
     instance.add_dynamic_partitions("tenants", ["t-good", "t-bad"])
     runs = [TenantRun(t, success=True, run_id="", seconds=0.0) for t in ("t-good", "t-bad")]
@@ -143,7 +154,7 @@ def test_the_daily_refresh_runs_in_batches_when_a_batch_size_is_set(
 
     settings = Settings(home=tmp_path, database_url=None)
     bad = generate_crm_export(settings.inbox_dir, "t-bad", leads=20, seed=2).path
-    bad.write_text(bad.read_text(encoding="utf-8").replace("@", " at "), encoding="utf-8")
+    spoil_emails(bad)
     # An instance of this home's own (dagster_instance keeps the first DAGSTER_HOME
     # of the process, and other tests of this worker made theirs).
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
