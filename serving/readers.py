@@ -5,11 +5,12 @@ owner); it reads through an ``ApiReader``, picked once in ``api_reader`` from
 ``settings.target``:
 
 - ``PostgresReader``: async psycopg as the API's own login role
-  (``BIZOS_API_DATABASE_URL``, see ``serving.api_role``). Each read is one
-  REPEATABLE READ transaction that sets ``bizos.tenant_id`` with ``set_config(...,
-  true)`` (SET LOCAL), asks ``serving.publish_version`` and, unless the client already
-  holds that version (``If-None-Match``), reads the rows: the ETag and the rows come
-  from one snapshot. Keys are found through ``ops.api_key_find``. Every connection
+  (``BIZOS_API_DATABASE_URL``, see ``serving.api_role``). Each read through SQL is
+  one round trip: one simple-protocol query whose two statements Postgres runs as one
+  transaction, the first setting ``bizos.tenant_id`` with ``set_config(..., true)``
+  (SET LOCAL, gone when the transaction ends), the second asking
+  ``serving.publish_version`` and reading the rows in one statement, so the ETag and
+  the rows come from one snapshot. Keys are found through ``ops.api_key_find``. Every connection
   carries a statement and lock timeout; every call is also bounded on the client side,
   so a server that stops answering becomes ``StoreUnavailable`` (503), not a hang.
 - ``EmbeddedReader``: a tenant's Parquet file becomes an in-memory snapshot (rows in
@@ -399,20 +400,31 @@ class PostgresReader:
         unless_version: Collection[str],
     ) -> Versioned:
         async def work(conn: psycopg.AsyncConnection[Any]) -> Versioned:
-            # The version and the rows in one statement (a lateral join), after the
-            # tenant is set. Not pipelined: psycopg's pipeline costs more CPU here than
-            # the round trips it saves on a local network. The rows are read even when
-            # the client holds the version: a 304 saves the body, not the query.
-            rows_cur = conn.cursor(row_factory=dict_row)
-            async with conn.transaction():
-                await conn.execute("SELECT set_config(%s, %s, true)", [TENANT_SETTING, tenant_id])
-                await rows_cur.execute(
-                    "SELECT v.publish_version AS __version, r.* FROM"
-                    " (SELECT serving.publish_version(%(__table)s)) v"
-                    f" LEFT JOIN LATERAL ({query}) r ON true ORDER BY {order_clause(contract)}",
-                    {**params, "__table": contract.name},
-                )
-                joined = await rows_cur.fetchall()
+            # One round trip: a simple-protocol query of two statements, which Postgres
+            # runs as one implicit transaction, so the tenant set (SET LOCAL) holds for
+            # the read and ends with it. The version and the rows come from one
+            # statement (a lateral join): one snapshot. Parameters are bound on the
+            # client (the simple protocol takes none). Four round trips (BEGIN,
+            # set_config, the read, COMMIT) held a pooled connection four times as long
+            # (bench/RESULTS.md); psycopg's pipeline mode costs more CPU than it saves
+            # on a local network. The rows are read even when the client holds the
+            # version: a 304 saves the body, not the query.
+            cur = psycopg.AsyncClientCursor(conn, row_factory=dict_row)
+            await cur.execute(
+                "SELECT set_config(%(__setting)s, %(__tenant)s, true);"
+                " SELECT v.publish_version AS __version, r.* FROM"
+                " (SELECT serving.publish_version(%(__table)s)) v"
+                f" LEFT JOIN LATERAL ({query}) r ON true ORDER BY {order_clause(contract)}",
+                {
+                    **params,
+                    "__setting": TENANT_SETTING,
+                    "__tenant": tenant_id,
+                    "__table": contract.name,
+                },
+            )
+            if not cur.nextset():
+                raise StoreUnavailable("Postgres answered the read without its rows")
+            joined = await cur.fetchall()
             found = [joined[0]["__version"]] if joined else None
             # With no row, the lateral join still gives the version, with NULL columns.
             rows = [
@@ -423,8 +435,10 @@ class PostgresReader:
             version = str(found[0]) if found and found[0] is not None else "0"
             if version == "0":
                 # Nothing for this tenant: "not ready" if nobody ever published.
-                cur = await conn.execute("SELECT serving.last_published_at(%s)", [contract.name])
-                last = await cur.fetchone()
+                published = await conn.execute(
+                    "SELECT serving.last_published_at(%s)", [contract.name]
+                )
+                last = await published.fetchone()
                 if last is None or last[0] is None:
                     raise NothingPublished(f"nothing has been published to {contract.name} yet")
             if version in unless_version:

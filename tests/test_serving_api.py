@@ -63,6 +63,63 @@ class TestPostgresServing(ServingApiChecks):
         return with_api_role(pg_settings)
 
 
+@pytest.mark.postgres
+class TestPostgresServingThroughSql(ServingApiChecks):
+    """The same contract with no copies in memory (``BIZOS_API_SNAPSHOTS=false``): every
+    key and row read through SQL, one round trip each, as tenants beyond the copies
+    budget are read."""
+
+    @pytest.fixture
+    def serving_settings(self, pg_settings: Settings) -> Settings:
+        return with_api_role(pg_settings).model_copy(update={"api_snapshots": False})
+
+
+@pytest.mark.postgres
+def test_a_read_through_sql_leaves_no_tenant_on_its_pooled_connection(
+    two_tenants: Settings,
+) -> None:
+    """One pooled connection serves both tenants in turn: each read sees its own
+    tenant's row of a lead id both hold, and the tenant it set ends with its read, so
+    a later statement on that connection runs as no tenant at all."""
+    import asyncio
+
+    from core.contracts.serving_tables import SERVING_TABLES
+    from serving.readers import TENANT_SETTING, PostgresReader
+
+    api = with_api_role(two_tenants).model_copy(update={"api_snapshots": False})
+    contract = SERVING_TABLES["lead_scores"]
+
+    async def scenario() -> list[tuple[str, object]]:
+        reader = PostgresReader(api, max_size=1)
+        await reader.open()
+        try:
+            seen: list[tuple[str, object]] = []
+            for tenant in ("acme", "globex", "acme"):
+                got = await reader.get_row(
+                    contract,
+                    lambda row: b"",
+                    tenant_id=tenant,
+                    key={"lead_id": "lead-0003"},
+                    unless_version=(),
+                )
+                assert got.rows is not None and len(got.rows) == 1
+                seen.append((tenant, got.rows[0].row["tenant_id"]))
+
+                async def left(conn: psycopg.AsyncConnection) -> object:
+                    cur = await conn.execute("SELECT current_setting(%s, true)", [TENANT_SETTING])
+                    row = await cur.fetchone()
+                    return None if row is None else row[0]
+
+                leftover = await reader._run(left)
+                assert leftover in (None, ""), f"{tenant!r} outlived its read: {leftover!r}"
+            return seen
+        finally:
+            await reader.close()
+
+    seen = asyncio.run(scenario())
+    assert seen == [("acme", "acme"), ("globex", "globex"), ("acme", "acme")]
+
+
 @pytest.fixture
 def two_tenants(pg_settings: Settings) -> Settings:
     publish_lead_scores(pg_settings, "acme", lead_scores_table("acme", 25))
