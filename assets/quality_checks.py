@@ -17,6 +17,7 @@ copies, dbt or the serving tables; the published scores stay as they were.
 One step per group, so a tenant's run pays a few steps, not one per table.
 """
 
+import functools
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
@@ -50,7 +51,7 @@ from quality.gates import (
     source_expectations,
 )
 from quality.load_log import batch_counts
-from quality.reads import read_lake_columns
+from quality.reads import lake_column_chunks, lake_row_count, read_lake_columns
 from quality.results import ERROR, CheckRecord, record_results, results_of_run
 from warehouse.marts import mart_row_counts, read_mart, read_mart_tenants
 from warehouse.relations import read_relation
@@ -156,23 +157,25 @@ def source_table_records(
         wanted = {c for c in (EXPECTATIONS, ROW_COUNT) if AssetCheckKey(key, c) in selected}
         if not wanted:
             continue
-        rows = read_lake_columns(settings, spec, tenant_id)
         name = key.to_user_string()
         if EXPECTATIONS in wanted:
-            records.append(
-                source_expectations(
-                    spec,
-                    rows,
-                    tenant_id=tenant_id,
-                    batch=batches.get((spec.source, spec.name)),
-                    asset_key=name,
-                    run_id=run_id,
-                )
+            record = source_expectations(
+                spec,
+                lake_column_chunks(settings, spec, tenant_id, settings.quality_check_chunk_rows),
+                tenant_id=tenant_id,
+                batch=batches.get((spec.source, spec.name)),
+                asset_key=name,
+                run_id=run_id,
+                keys=functools.partial(read_lake_columns, settings, spec, tenant_id),
             )
+            records.append(record)
+            rows = int(record.details["rows_checked"])
+        else:
+            rows = lake_row_count(settings, spec, tenant_id)
         if ROW_COUNT in wanted:
             records.append(
                 row_count_change(
-                    settings, asset_key=name, tenant_id=tenant_id, rows=rows.num_rows, run_id=run_id
+                    settings, asset_key=name, tenant_id=tenant_id, rows=rows, run_id=run_id
                 )
             )
     return records

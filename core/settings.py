@@ -267,6 +267,13 @@ class Settings(BaseSettings):
         description="a table whose row count for a tenant falls by more than this share "
         "against its last passing check fails its blocking row-count check",
     )
+    quality_check_chunk_rows: int = Field(
+        default=100_000,
+        gt=0,
+        description="most rows of a tenant's lake table one GX validation of the source "
+        "checks holds (a frame several times their Arrow bytes); a larger table is checked "
+        "in chunks, its key's uniqueness over all its rows",
+    )
     freshness_hours: dict[str, float] = Field(
         default_factory=dict,
         description="freshness windows per source, in hours, over the defaults (JSON, e.g. "

@@ -41,7 +41,12 @@ from pipelines.definitions import build_definitions
 from pipelines.runner import QUIET_RUN_CONFIG, dagster_instance, failure_summary, run_tenants
 from quality.expectations import run_suite
 from quality.frames import non_null_columns, to_pandas
-from quality.gates import mart_expectations, mart_expectations_by_tenant, row_count_change
+from quality.gates import (
+    mart_expectations,
+    mart_expectations_by_tenant,
+    row_count_change,
+    validate_source_chunks,
+)
 from quality.results import CheckRecord, latest_results, record_results, results_of_run
 from quality.source_suites import checked_columns, source_rules
 from sandbox.crm_export import generate_crm_export
@@ -265,6 +270,54 @@ def test_a_source_suite_catches_wrong_types_null_keys_and_unknown_statuses():
     assert tenant_rule["unexpected_count"] == 3
 
 
+def test_a_table_checked_in_chunks_gets_the_verdict_of_it_checked_whole():
+    """A table larger than BIZOS_QUALITY_CHECK_CHUNK_ROWS is validated a chunk at a
+    time (bounded memory): every failing expectation and its count of unexpected rows
+    are those of the whole table, a key repeated across two chunks included."""
+    spec = SOURCES["stripe"].tables["charges"]
+    n = 23
+    rows = pa.table(
+        {
+            "tenant_id": ["t1"] * (n - 1) + ["t2"],
+            "id": [f"ch_{i}" for i in range(n - 3)] + ["ch_0", None, "ch_5"],  # 0 and 5 twice
+            "created": pa.array(range(1_700_000_000, 1_700_000_000 + n), pa.int64()),
+            "amount": pa.array([100] * (n - 2) + [-5, 7], pa.int64()),
+            "currency": ["usd"] * 10 + ["USD"] + ["usd"] * (n - 11),
+            "status": ["succeeded"] * (n - 1) + ["refunded"],
+        }
+    )
+    for name in checked_columns(spec).names:
+        if name not in rows.column_names:
+            rows = rows.append_column(name, pa.nulls(rows.num_rows, spec.columns[name]))
+    rows = rows.select(checked_columns(spec).names)
+
+    def verdict(chunk_rows: int) -> tuple[bool, int, int, dict[str, int]]:
+        chunks = [pa.Table.from_batches([b]) for b in rows.to_batches(max_chunksize=chunk_rows)]
+        outcome, checked, expectations = validate_source_chunks(
+            spec, chunks, tenant_id="t1", keys=lambda columns: rows.select(list(columns))
+        )
+        failed = {e["expectation"]: e["unexpected_count"] for e in outcome.expectations}
+        failed = {k: v for k, v in failed.items() if v or not _passed(outcome, k)}
+        return outcome.success, checked, expectations, failed
+
+    whole = verdict(n)
+    assert whole[0] is False and whole[1] == n
+    assert whole[3] == {
+        "tenant_id: expect_column_values_to_be_in_set": 1,
+        "id: expect_column_values_to_not_be_null": 1,
+        "id: expect_column_values_to_be_unique": 4,
+        "amount: expect_column_values_to_be_between": 1,
+        "currency: expect_column_values_to_match_regex": 1,
+        "status: expect_column_values_to_be_in_set": 1,
+    }
+    for chunk_rows in (1, 4, 10, 22):
+        assert verdict(chunk_rows) == whole, chunk_rows
+
+
+def _passed(outcome: Any, expectation: str) -> bool:
+    return all(e["success"] for e in outcome.expectations if e["expectation"] == expectation)
+
+
 # -- freshness ------------------------------------------------------------------------
 
 FORMS = "t-forms"
@@ -481,6 +534,19 @@ def test_every_source_suite_passes_on_what_the_providers_send(settings, sandbox)
     )
     assert charges.details["rows_checked"] > 0 and charges.details["batch_rows_in"] > 0
     assert charges.details["expectations"] >= 15
+    # Read and checked in chunks of 7 rows from the lake: the same verdicts and counts.
+    chunked = source_table_records(
+        settings.model_copy(update={"quality_check_chunk_rows": 7}),
+        FORMS,
+        run_id="run-1",
+        selected=selected,
+    )
+    assert [(r.asset_key, r.check_name, r.passed, r.observed_value) for r in chunked] == [
+        (r.asset_key, r.check_name, r.passed, r.observed_value) for r in records
+    ]
+    assert {r.asset_key: r.details.get("rows_checked") for r in chunked} == {
+        r.asset_key: r.details.get("rows_checked") for r in records
+    }
 
 
 def test_on_postgres_the_api_reads_freshness_as_its_own_role(pg_settings, sandbox):
