@@ -304,7 +304,12 @@ def _json_texts(values: Sequence[Any]) -> list[str | None]:
         return [None if v is None else _json(v) for v in values]
 
 
-def _column(values: Sequence[Any], kind: pa.DataType | None) -> pa.Array:
+def _column(values: Sequence[Any], kind: pa.DataType | None) -> pa.Array | None:
+    """The batch's column of a field: typed as declared, else inferred; None for an
+    undeclared field null in every record of the batch. Such a field has no type to
+    infer, and landing it as text made files disagree on its type where another
+    batch had numbers (Spark's ``mergeSchema`` refuses that); left out, readers see
+    it null, and ``_raw`` still holds every record whole."""
     if kind is not None:
         return pa.array(values, type=kind)
     # The distinct types, found in C: a generator over every value cost more than
@@ -320,7 +325,7 @@ def _column(values: Sequence[Any], kind: pa.DataType | None) -> pa.Array:
             [None if v is None else v if isinstance(v, str) else _json(v) for v in values],
             type=pa.string(),
         )
-    return array.cast(pa.string()) if pa.types.is_null(array.type) else array
+    return None if pa.types.is_null(array.type) else array
 
 
 def _field_values(records: Sequence[Mapping[str, Any]], fields: list[str]) -> list[Sequence[Any]]:
@@ -363,7 +368,9 @@ def build_table(
     # A provider field named like ours stays in _raw only.
     fields = [name for name in names if name not in META_COLUMNS]
     for name, values in zip(fields, _field_values(records, fields), strict=True):
-        columns[name] = _column(values, spec.columns.get(name))
+        column = _column(values, spec.columns.get(name))
+        if column is not None:
+            columns[name] = column
     columns["_raw"] = pa.array(
         list(raws) if raws is not None else [_json(r) for r in records], type=pa.string()
     )

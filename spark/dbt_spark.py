@@ -12,7 +12,9 @@ one dbt uses. Here it gets what dbt-spark's profile cannot give it: the JVM sett
 The lake: every ``lake/<source>/<table>`` folder with Parquet files becomes a view
 ``raw.<source>__<table>`` over a glob of its files (``parquet.`<glob>```), the same
 relations the sources name on Postgres (schema ``raw``), read with ``mergeSchema`` as
-DuckDB reads them with ``union_by_name``. Partition discovery is off, as on DuckDB:
+DuckDB reads them with ``union_by_name`` (a table whose files disagree on a column's
+type, which ``mergeSchema`` refuses, is copied into the metastore with that column read
+as text: ``register_drifting``). Partition discovery is off, as on DuckDB:
 ``tenant_id`` is a column of every file already, and a ``month=`` folder would shadow
 GA4's ``month`` column. A folder with no files gets no view (an old one is dropped), and
 ``lake_source()`` then stands in an empty typed relation, as on the other targets.
@@ -27,10 +29,13 @@ import logging
 import os
 import sys
 import time
+from glob import iglob
 from pathlib import Path
 
 ENV_PREFIX = "BIZOS_SPARK_"
 STEP_SEPARATOR = "--and-then"
+DRIFT_ERRORS = ("CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE", "FAILED_TO_CREATE_PLAN_FOR_DIRECT_QUERY")
+"""How Spark refuses a glob whose files disagree on a column's type (``drifting_select``)."""
 
 
 def spark_home(home: Path) -> Path:
@@ -99,18 +104,78 @@ def lake_globs(lake: Path) -> dict[str, str]:
 
 
 def register_lake(spark: object, lake: Path) -> list[str]:
-    """(Re)create ``raw.<table>`` views over the lake; drop those whose files are gone."""
+    """(Re)create ``raw.<table>`` views over the lake (a table copied from it where its
+    files disagree on a column's type: ``register_drifting``); drop those whose files
+    are gone."""
     sql = spark.sql  # type: ignore[attr-defined]
     sql("create database if not exists raw")
     globs = lake_globs(lake)
     existing = {row.tableName for row in sql("show tables in raw").collect()}
+    views = {row.viewName for row in sql("show views in raw").collect()}
+    copies = existing - views
     for name in sorted(existing - set(globs)):
-        sql(f"drop view if exists raw.`{name}`")
+        sql(f"drop {'table' if name in copies else 'view'} if exists raw.`{name}`")
     for name, glob in globs.items():
         if "`" in glob:
             raise SystemExit(f"lake path {glob!r} holds a backquote; Spark cannot name it")
-        sql(f"create or replace view raw.`{name}` as select * from parquet.`{glob}`")
+        if name in copies:  # a copy of an earlier build, where the files disagreed
+            sql(f"drop table raw.`{name}`")
+        try:
+            sql(f"create or replace view raw.`{name}` as select * from parquet.`{glob}`")
+        except Exception as exc:  # pyspark's AnalysisException, from the JVM
+            if not any(m in str(exc) for m in DRIFT_ERRORS):
+                raise
+            register_drifting(spark, name, glob)
     return sorted(globs)
+
+
+def register_drifting(spark: object, name: str, glob: str) -> None:
+    """``raw.<name>`` for a table whose files disagree on a column's type, which
+    ``mergeSchema`` refuses (a field that was text in one batch and a number in
+    another): the files grouped by their schema, each group read on its own, a column
+    of one type everywhere kept as it is, one of several types read as text, a column
+    a group lacks as null (the columns and types DuckDB's ``union_by_name`` and the
+    landing's ``concat_drifting`` give), the groups' rows put together and written
+    as a table of the metastore. A table, not a view: a view's text would have to
+    name every file, and the metastore keeps at most 32,700 characters of it. The
+    copy is made again at every build, for this table only."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F  # noqa: N812
+
+    read = spark.read.option("mergeSchema", "false")  # type: ignore[attr-defined]
+    groups: dict[tuple[tuple[str, str], ...], list[str]] = {}
+    for path in sorted(iglob(glob)):
+        schema = tuple((f.name, f.dataType.simpleString()) for f in read.parquet(path).schema)
+        groups.setdefault(schema, []).append(path)
+    types: dict[str, set[str]] = {}
+    for schema in groups:
+        for column, kind in schema:
+            types.setdefault(column, set()).add(kind)
+    unified = {}
+    for column, kinds in types.items():
+        typed = kinds - {"void"}  # a column null in every row of a file
+        unified[column] = next(iter(typed)) if len(typed) == 1 else "string"
+    frames = []
+    for schema, paths in groups.items():
+        present = dict(schema)
+        frames.append(
+            read.parquet(*paths).select(
+                *(
+                    (F.col(f"`{c}`") if c in present else F.lit(None)).cast(kind).alias(c)
+                    for c, kind in unified.items()
+                )
+            )
+        )
+    mixed = sorted(c for c, kinds in types.items() if len(kinds - {"void"}) > 1)
+    print(
+        f"spark: raw.{name}: files disagree on the type of {', '.join(mixed)}:"
+        f" copied from {len(groups)} groups of files, read as text",
+        flush=True,
+    )
+    rows = reduce(lambda a, b: a.unionByName(b), frames)
+    spark.sql(f"drop view if exists raw.`{name}`")  # type: ignore[attr-defined]
+    rows.write.mode("overwrite").format("parquet").saveAsTable(f"raw.`{name}`")
 
 
 def main(argv: list[str]) -> int:

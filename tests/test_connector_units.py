@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.parquet
 import pytest
 
 from connectors.http_client import (
@@ -201,6 +202,34 @@ def test_land_batch_merges_keeps_drift_and_quarantines(settings):
     assert bad["reason"] == "missing required field(s): amount"
     assert bad["source"] == "demo" and bad["source_file"] == "GET /things"
     assert bad["source_line"] == 3 and '"id":"c"' in bad["raw_record"]
+
+
+def test_an_undeclared_field_null_in_a_whole_batch_lands_no_column_of_its_own(settings):
+    """A field no batch record fills has no type: left out of that batch's file (and
+    kept in ``_raw``), not landed as text, so the month where it holds numbers keeps
+    the lake's only type for it, and every reader (Spark's ``mergeSchema`` too) reads
+    one type across the table's files."""
+    months = {"2026-09": DAY1, "2026-10": DAY1 + 30 * 86_400}
+    for n, (field, created) in enumerate(
+        (("canceled_at", months["2026-09"]), ("canceled_at", months["2026-10"]))
+    ):
+        value = None if n == 0 else 1_790_000_000
+        record = {"id": f"s{n}", "created": created, "amount": 1, field: value}
+        land_batch(
+            settings, SPEC, tenant_id="t1", batch=[Fetched(record, "GET /things", 1)], run_id="r"
+        )
+    folder = table_dir(settings, "demo", "things", "t1")
+    types = {
+        part.parent.name: pa.parquet.read_schema(part).field("canceled_at").type
+        for part in sorted(folder.glob("*/part.parquet"))
+        if "canceled_at" in pa.parquet.read_schema(part).names
+    }
+    assert types == {"month=2026-10": pa.int64()}
+    table = read_table(settings, "demo", "things", "t1")
+    assert table is not None
+    rows = {r["id"]: r for r in table.to_pylist()}
+    assert rows["s0"]["canceled_at"] is None and '"canceled_at":null' in rows["s0"]["_raw"]
+    assert rows["s1"]["canceled_at"] == 1_790_000_000
 
 
 def test_a_lake_landed_in_day_partitions_is_folded_into_months_losing_nothing(settings):
