@@ -321,10 +321,12 @@ def plot(rows: list[dict[str, Any]], out: Path) -> bool:
         groups: dict[Any, list[dict[str, Any]]] = {}
         for r in batch:
             groups.setdefault(_bucket(r[fixed_key]), []).append(r)
-        best = max(groups.values(), key=len, default=[])
+        best = max(groups.values(), key=lambda g: len({r[xkey] for r in g}), default=[])
         if len(best) < 2:
             best = list(batch)
-        best.sort(key=lambda r: r[xkey])
+        # one point per size: the latest run of it (earlier ones are the code before)
+        latest = {r[xkey]: r for r in sorted(best, key=lambda r: r["when"])}
+        best = sorted(latest.values(), key=lambda r: r[xkey])
         xs = [r[xkey] for r in best]
         for stage in STAGES:
             ax.plot(xs, [r[f"{stage}_s"] for r in best], marker="o", label=f"batch: {stage}")
@@ -354,7 +356,7 @@ def plot(rows: list[dict[str, Any]], out: Path) -> bool:
         ax.set_ylabel("seconds")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("bench/end_to_end.py: seconds per stage (2-core VM, shared)")
+    fig.suptitle("bench/end_to_end.py: seconds per stage, latest run of each size (2-core VM)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     return True
