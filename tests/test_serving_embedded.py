@@ -301,6 +301,15 @@ def test_tenants_beyond_the_copies_budget_are_read_from_their_files(settings: Se
         )
         assert page.json() == held_page.json()
         gauges = api_metrics(client)
+        # A new publish is a new file: the key columns kept for the old one are not
+        # used for it (a lead it no longer has is a 404, the others its new version).
+        publish_lead_scores(settings, "globex", lead_scores_table("globex", 5))
+        headers = {"X-API-Key": keys["globex"]}
+        assert client.get("/v1/leads/lead-0007/score", headers=headers).status_code == 404
+        got = client.get("/v1/leads/lead-0001/score", headers=headers)
+        held = roomy.get("/v1/leads/lead-0001/score", headers=headers)
+        assert got.status_code == 200 and got.content == held.content
+        assert got.headers["etag"] == held.headers["etag"] != page.headers["etag"]
     assert gauges["bizos_api_snapshots"] == 1 and gauges["bizos_api_snapshot_rows"] == 8
     assert gauges["bizos_api_snapshot_builds_total"] == 1  # acme's, at the start: no churn
     assert gauges["bizos_api_uncached_reads_total"] >= 8  # every globex read
