@@ -51,10 +51,17 @@ OTHERS: dict[str, list[str]] = {
     "lead_model": ["bench/lead_model.py"],
     "supplier_screening": ["bench/supplier_screening.py"],
     "end_to_end": ["bench/end_to_end.py"],
+    "serving_cold_read": ["bench/serving_cold_read.py"],
 }
 """The older benchmarks, by name: their own command line (their defaults unless
 given here); ``end_to_end`` once that benchmark is in bench/."""
-RECORDING = {"daily_refresh", "ingest_stripe_charges", "crm_export_memory", "end_to_end"}
+RECORDING = {
+    "daily_refresh",
+    "ingest_stripe_charges",
+    "crm_export_memory",
+    "end_to_end",
+    "serving_cold_read",
+}
 """Those of ``OTHERS`` that take ``--record``; the rest print their figures."""
 
 
@@ -64,7 +71,7 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(SUITE), help=f"of {', '.join(SUITE)}")
     parser.add_argument("--with", dest="others", default="", help=f"also run: {', '.join(OTHERS)}")
     parser.add_argument("--ingest-contenders", default="pandas,dlt,ours")
-    parser.add_argument("--warehouse-targets", default="duckdb,postgres")
+    parser.add_argument("--warehouse-targets", default="duckdb,postgres,spark")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
 

@@ -266,7 +266,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--scale", type=float, default=1.0, help="sandbox generator scale")
-    parser.add_argument("--targets", default="duckdb,postgres")
+    parser.add_argument("--targets", default="duckdb,postgres,spark")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
     run(
