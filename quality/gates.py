@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from connectors.landing import TableSpec
 from core.contracts.table import TableContract
 from core.settings import Settings
-from quality.expectations import Rule, SuiteOutcome, merge_outcomes, run_suite
+from quality.expectations import Rule, SuiteOutcome, merge_outcomes, parameter, run_suite
 from quality.frames import non_null_columns, to_pandas
 from quality.mart_suites import mart_rules
 from quality.results import ERROR, WARN, CheckRecord, last_passing_value
@@ -307,7 +307,9 @@ def referential_integrity(
     if parent is not None:
         parent_keys = sorted({v for v in parent.column(link.parent_column).to_pylist() if v})
     rule = Rule(
-        "expect_column_values_to_be_in_set", {"column": link.column, "value_set": parent_keys}
+        "expect_column_values_to_be_in_set",
+        {"column": link.column, "value_set": parameter("parent_keys")},
+        params={"parent_keys": parent_keys},
     )
     outcome = _validate(f"integrity.{link.child}.{link.column}", [rule], child)
     failed = _failed(outcome)

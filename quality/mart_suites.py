@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from core.contracts.lead_model_cards import MODEL_KINDS
 from core.contracts.supplier_risk import REVIEW_STATUSES, SUPPLIER_RISK_COMPONENTS, TIERS
 from core.contracts.table import TableContract
-from quality.expectations import Rule
+from quality.expectations import Rule, parameter
 from quality.frames import type_family
 
 GRADES = ["A", "B", "C", "D"]
@@ -74,7 +74,11 @@ def mart_rules(
             "expect_table_columns_to_match_set",
             {"column_set": list(contract.columns), "exact_match": False},
         ),
-        _in_set("tenant_id", sorted(tenant_ids)),
+        Rule(
+            "expect_column_values_to_be_in_set",
+            {"column": "tenant_id", "value_set": parameter("tenant_ids")},
+            params={"tenant_ids": sorted(tenant_ids)},
+        ),
     ]
     for field in contract.schema:
         family = type_family(field.type)

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from connectors.landing import TableSpec
-from quality.expectations import Rule
+from quality.expectations import Rule, parameter
 from quality.frames import type_family
 
 ValueRule = Mapping[str, Any]
@@ -84,7 +84,11 @@ def source_rules(spec: TableSpec, *, tenant_id: str, typed: set[str]) -> tuple[R
     ``typed`` names the columns holding at least one value: an all-null column
     (a field the tenant's account never fills) has no type to check."""
     rules: list[Rule] = [
-        Rule("expect_column_values_to_be_in_set", {"column": "tenant_id", "value_set": [tenant_id]})
+        Rule(
+            "expect_column_values_to_be_in_set",
+            {"column": "tenant_id", "value_set": parameter("tenant_ids")},
+            params={"tenant_ids": [tenant_id]},
+        )
     ]
     for column, data_type in spec.columns.items():
         family = type_family(data_type)

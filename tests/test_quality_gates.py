@@ -39,11 +39,14 @@ from core.contracts.serving_tables import SERVING_TABLES
 from core.settings import Settings
 from pipelines.definitions import build_definitions
 from pipelines.runner import QUIET_RUN_CONFIG, dagster_instance, failure_summary, run_tenants
+from quality import expectations
 from quality.expectations import run_suite
 from quality.frames import non_null_columns, to_pandas
 from quality.gates import (
+    Link,
     mart_expectations,
     mart_expectations_by_tenant,
+    referential_integrity,
     row_count_change,
     validate_source_chunks,
 )
@@ -259,13 +262,16 @@ def test_a_source_suite_catches_wrong_types_null_keys_and_unknown_statuses():
     }
     assert failed["created: expect_column_values_to_be_in_type_list"]["observed_value"] == "str"
     assert failed["status: expect_column_values_to_be_in_set"]["examples"] == ["refunded"]
-    # The suite is built once per process and rebuilt when its rules change (another
-    # tenant): the verdict follows the rules, not the first build.
+    # The suite is built once per process; the tenant is a parameter given at each
+    # validation, so another tenant's check builds nothing and its verdict follows
+    # its own tenant, not the first one's.
+    built = expectations._prepared["test.stripe.charges"]
     again = run_suite(
         "test.stripe.charges",
         source_rules(spec, tenant_id="t2", typed=non_null_columns(rows)),
         to_pandas(rows),
     )
+    assert expectations._prepared["test.stripe.charges"] is built
     (tenant_rule,) = [e for e in again.expectations if e["expectation"].startswith("tenant_id")]
     assert tenant_rule["unexpected_count"] == 3
 
@@ -312,6 +318,25 @@ def test_a_table_checked_in_chunks_gets_the_verdict_of_it_checked_whole():
     }
     for chunk_rows in (1, 4, 10, 22):
         assert verdict(chunk_rows) == whole, chunk_rows
+
+
+def test_referential_integrity_counts_each_tenants_orphans_against_its_own_parents():
+    """The parents' keys are the suite's parameter: one suite for every tenant, each
+    check against its own parent rows (two tenants in a row, in one process)."""
+    link = Link("stg_stripe__charges", "customer_id", "stg_stripe__customers", "customer_id")
+    children = pa.table({"customer_id": ["c1", "c2", "c3", None]})
+    verdicts = [
+        referential_integrity(
+            link, children, pa.table({"customer_id": parents}), tenant_id=t, run_id=None
+        )
+        for t, parents in (("t1", ["c1", "c2", "c3"]), ("t2", ["c1"]), ("t3", []))
+    ]
+    assert [(v.passed, v.details["orphans"], v.details["examples"]) for v in verdicts] == [
+        (True, 0, []),
+        (False, 2, ["c2", "c3"]),
+        (False, 3, ["c1", "c2", "c3"]),
+    ]
+    assert verdicts[1].observed_value == "2 of 3 customer_id not in stg_stripe__customers"
 
 
 def _passed(outcome: Any, expectation: str) -> bool:
