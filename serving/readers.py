@@ -1193,6 +1193,7 @@ class EmbeddedReader:
             **stats,
             "bizos_api_key_store_lookups_total": self.key_store_lookups,
             "bizos_api_uncached_reads_total": self.uncached_reads,
+            "bizos_api_key_columns_bytes": self._key_columns_bytes,
         }
 
     async def close(self) -> None:

@@ -313,3 +313,5 @@ def test_tenants_beyond_the_copies_budget_are_read_from_their_files(settings: Se
     assert gauges["bizos_api_snapshots"] == 1 and gauges["bizos_api_snapshot_rows"] == 8
     assert gauges["bizos_api_snapshot_builds_total"] == 1  # acme's, at the start: no churn
     assert gauges["bizos_api_uncached_reads_total"] >= 8  # every globex read
+    # globex's key column, kept for its reads by key: 8 ids of 9 characters and offsets
+    assert 0 < gauges["bizos_api_key_columns_bytes"] < 1_000
