@@ -105,24 +105,20 @@ def validate_source_chunks(
 
 def source_expectations(
     spec: TableSpec,
-    rows: pa.Table | Iterable[pa.Table],
+    chunks: Iterable[pa.Table],
     *,
     tenant_id: str,
     batch: Mapping[str, int] | None,
     asset_key: str,
     run_id: str | None,
-    keys: Callable[[Sequence[str]], pa.Table] | None = None,
+    keys: Callable[[Sequence[str]], pa.Table],
 ) -> CheckRecord:
-    """The GX suite of ``spec`` over the tenant's ``rows`` (a table, or chunks of one
-    with ``keys`` reading its key columns whole: ``validate_source_chunks``), and the
+    """The GX suite of ``spec`` over the tenant's rows, given as ``chunks`` with
+    ``keys`` reading their key columns whole (``validate_source_chunks``), and the
     refused share of ``batch`` (``rows_in``/``rows_quarantined`` of this run's load,
     if it loaded)."""
-    if isinstance(rows, pa.Table):
-        whole = rows
-        rows, keys = [whole], lambda columns: whole.select(list(columns))
-    assert keys is not None, "chunks need a way to read their key columns whole"
     outcome, checked, expectations = validate_source_chunks(
-        spec, rows, tenant_id=tenant_id, keys=keys
+        spec, chunks, tenant_id=tenant_id, keys=keys
     )
     rows_in = int(batch.get("rows_in", 0)) if batch else 0
     refused = int(batch.get("rows_quarantined", 0)) if batch else 0

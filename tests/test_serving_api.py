@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import threading
@@ -13,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from core.contracts.serving_tables import SERVING_TABLES
 from core.contracts.table import TableContract
 from core.settings import Settings, Target, get_settings
 from migrations import ensure_current
@@ -21,6 +23,7 @@ from serving.keys import PREFIX_LENGTH, create_key
 from serving.main import create_app
 from serving.postgres_store import PostgresStore, postgres_type
 from serving.publish import publish_lead_scores, publish_table
+from serving.readers import TENANT_SETTING, PostgresReader
 from serving.store import serving_store
 from tests.api_metrics import api_metrics
 from tests.test_serving_contract import (
@@ -81,11 +84,6 @@ def test_a_read_through_sql_leaves_no_tenant_on_its_pooled_connection(
     """One pooled connection serves both tenants in turn: each read sees its own
     tenant's row of a lead id both hold, and the tenant it set ends with its read, so
     a later statement on that connection runs as no tenant at all."""
-    import asyncio
-
-    from core.contracts.serving_tables import SERVING_TABLES
-    from serving.readers import TENANT_SETTING, PostgresReader
-
     api = with_api_role(two_tenants).model_copy(update={"api_snapshots": False})
     contract = SERVING_TABLES["lead_scores"]
 
