@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         description="Postgres URL of the API's own login role (`bizos keys api-role` makes it); "
         "the API never reads as the publisher",
     )
+    api_replica_url: SecretStr | None = Field(
+        default=None,
+        description="a streaming replica of the API's database, as the same role: published "
+        "rows are read there; keys, reviews and the change feed stay on the primary",
+    )
     # The dbt project on Spark (warehouse/spark_target.py, docs/operations.md): its own
     # venv, and a local session sized for one machine.
     spark_venv: Path = Field(
@@ -305,6 +310,11 @@ class Settings(BaseSettings):
                     "BIZOS_STEP_EXECUTOR=k8s needs BIZOS_DATABASE_URL: steps in other pods "
                     "cannot share the embedded warehouse file"
                 )
+        if self.api_replica_url is not None and self.api_database_url is None:
+            raise ValueError(
+                "BIZOS_API_REPLICA_URL needs BIZOS_API_DATABASE_URL: keys, reviews and the "
+                "change feed are the primary's (a standby refuses writes and LISTEN)"
+            )
         return self
 
     @property
@@ -324,6 +334,16 @@ class Settings(BaseSettings):
         if self.api_database_url is None:
             return None
         return self.api_database_url.get_secret_value().replace(
+            "postgresql+psycopg://", "postgresql://", 1
+        )
+
+    @property
+    def api_read_url(self) -> str | None:
+        """Where the API reads published rows: the replica when one is set, else the
+        API role's own URL (``BIZOS_API_REPLICA_URL``, serving/readers.py)."""
+        if self.api_replica_url is None:
+            return self.api_postgres_url
+        return self.api_replica_url.get_secret_value().replace(
             "postgresql+psycopg://", "postgresql://", 1
         )
 

@@ -10,7 +10,10 @@ owner); it reads through an ``ApiReader``, picked once in ``api_reader`` from
   transaction, the first setting ``bizos.tenant_id`` with ``set_config(..., true)``
   (SET LOCAL, gone when the transaction ends), the second asking
   ``serving.publish_version`` and reading the rows in one statement, so the ETag and
-  the rows come from one snapshot. Keys are found through ``ops.api_key_find``. Every connection
+  the rows come from one snapshot. Keys are found through ``ops.api_key_find``. With a
+  streaming replica (``BIZOS_API_REPLICA_URL``) published rows are read there, and keys,
+  their last use, reviews and the change feed stay on the primary; a copy is read only
+  once the replica has replayed what the feed has announced (``_load_copy``). Every connection
   carries a statement and lock timeout; every call is also bounded on the client side,
   so a server that stops answering becomes ``StoreUnavailable`` (503), not a hang.
 - ``EmbeddedReader``: a tenant's Parquet file becomes an in-memory snapshot (rows in
@@ -91,6 +94,10 @@ ADMIT_IDLE_S = 30.0
 made only when a held one has not been read for this long (and makes room): when
 more tenants are read than fit, copies would otherwise evict each other on every
 request, each rebuilt at the cost of encoding all its rows."""
+REPLICA_WAIT_S = 10.0
+"""How long a copy waits for the replica to replay the primary's WAL up to the moment
+its load began; past it the load fails, requests read the replica through SQL, and
+the copy is tried again ``LOAD_RETRY_S`` later."""
 ENCODE_BATCH_ROWS = 2048
 """Rows turned into Python values at a time while a snapshot's bodies are encoded."""
 
@@ -180,7 +187,11 @@ class ApiReader(Protocol):
         tenant_id: str,
         key: Mapping[str, object],
         unless_version: Collection[str],
-    ) -> Versioned: ...
+        primary: bool = False,
+    ) -> Versioned:
+        """``primary``: a read through SQL goes to the primary even when published rows
+        are read from a replica (a review decision checks the version it records)."""
+        ...
 
     async def ready(self) -> datetime:
         """Latest publish time, after checking the data path; StoreUnavailable if not ready."""
@@ -228,6 +239,11 @@ class PostgresReader:
         self._timeout = settings.api_db_timeout_s
         self._touch = _Toucher()
         self._pool: AsyncConnectionPool | None = None
+        self._read_pool: AsyncConnectionPool | None = None
+        """Published rows' reads: the replica's pool, or the primary's without one."""
+        self._replica = settings.api_replica_url is not None
+        self._replica_waits = 0
+        self._replica_wait_s = 0.0
         self._max_size = max_size
         self._feed: ChangeFeed | None = None
         self._feed_task: asyncio.Task[None] | None = None
@@ -242,29 +258,36 @@ class PostgresReader:
         self._nothing: dict[str, Stamp] = {}
         self._keys: dict[str, tuple[Stamp, float, KeyGrant]] = {}
 
-    async def open(self) -> None:
-        url = self._settings.api_postgres_url
-        if url is None:
-            return
+    def _new_pool(self, url: str, name: str) -> AsyncConnectionPool:
         ms = int(self._timeout * 1000)
-        self._pool = AsyncConnectionPool(
+        return AsyncConnectionPool(
             url,
             min_size=1,
             max_size=self._max_size,
             timeout=self._timeout,
-            name="bizos-api",
+            name=name,
             open=False,
             configure=_configure,
             kwargs={
                 "connect_timeout": max(1, round(self._timeout)),
-                "application_name": "bizos-api",
+                "application_name": name,
                 # Server-side bounds: a statement, a lock wait, an abandoned transaction.
                 "options": f"-c statement_timeout={ms} -c lock_timeout={max(1, ms // 2)}"
                 f" -c idle_in_transaction_session_timeout={ms * 5}",
             },
         )
+
+    async def open(self) -> None:
+        url = self._settings.api_postgres_url
+        if url is None:
+            return
+        self._pool = self._read_pool = self._new_pool(url, "bizos-api")
         # Not waiting: the app starts while Postgres is down; /ready says 503 meanwhile.
         await self._pool.open(wait=False)
+        read_url = self._settings.api_read_url
+        if self._replica and read_url is not None:
+            self._read_pool = self._new_pool(read_url, "bizos-api-replica")
+            await self._read_pool.open(wait=False)
         if self._settings.api_snapshots:
             self._feed = ChangeFeed(url, self._timeout)
             self._feed_task = asyncio.create_task(self._feed.run(), name="bizos-change-feed")
@@ -274,6 +297,8 @@ class PostgresReader:
             self._feed_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._feed_task
+        if self._read_pool is not None and self._read_pool is not self._pool:
+            await self._read_pool.close()
         if self._pool is not None:
             await self._pool.close()
 
@@ -297,14 +322,21 @@ class PostgresReader:
         return self._pool
 
     async def _run(
-        self, work: Callable[[psycopg.AsyncConnection[Any]], Any], *, timeout: float | None = None
+        self,
+        work: Callable[[psycopg.AsyncConnection[Any]], Any],
+        *,
+        timeout: float | None = None,
+        replica: bool = False,
     ) -> Any:
         """``work`` on a pooled connection, bounded in time; failures are StoreUnavailable.
 
-        The client-side bound covers what server-side timeouts cannot: a server (or
-        network) that stops answering altogether.
+        ``replica``: on the read pool (the replica's when one is set), for reads of
+        published rows only. The client-side bound covers what server-side timeouts
+        cannot: a server (or network) that stops answering altogether.
         """
         pool = self._need_pool()
+        if replica and self._read_pool is not None:
+            pool = self._read_pool
 
         async def attempt() -> Any:
             async with pool.connection() as conn:
@@ -401,6 +433,8 @@ class PostgresReader:
         query: str,
         params: Mapping[str, object],
         unless_version: Collection[str],
+        *,
+        replica: bool = True,
     ) -> Versioned:
         async def work(conn: psycopg.AsyncConnection[Any]) -> Versioned:
             # One round trip: a simple-protocol query of two statements, which Postgres
@@ -448,7 +482,7 @@ class PostgresReader:
                 return Versioned(version, None)
             return Versioned(version, [ServedRow(r, encode(r)) for r in rows])
 
-        result: Versioned = await self._run(work)
+        result: Versioned = await self._run(work, replica=replica)
         return result
 
     async def list_rows(
@@ -494,6 +528,7 @@ class PostgresReader:
         tenant_id: str,
         key: Mapping[str, object],
         unless_version: Collection[str],
+        primary: bool = False,
     ) -> Versioned:
         snap = await self._snapshot(contract, tenant_id)
         if snap is not None:
@@ -504,7 +539,9 @@ class PostgresReader:
             contract, tenant_id=tenant_id, key=key, placeholder=_pg_placeholder
         )
         query = f"SELECT {select_list(contract)} FROM serving.{contract.name} WHERE {where}"
-        return await self._versioned(contract, encode, tenant_id, query, params, unless_version)
+        return await self._versioned(
+            contract, encode, tenant_id, query, params, unless_version, replica=not primary
+        )
 
     async def _snapshot(self, contract: TableContract, tenant_id: str) -> _Snapshot | None:
         """The tenant's rows of ``contract`` in memory, current by the change feed (an
@@ -588,7 +625,12 @@ class PostgresReader:
     def memory_stats(self) -> dict[str, float]:
         """Copies held, their rows and loads running, for /metrics."""
         loading = sum(1 for task in self._loads.values() if not task.done())
-        return _memory_stats([s for _, s in self._snapshots.values()], loading, self._built)
+        stats = _memory_stats([s for _, s in self._snapshots.values()], loading, self._built)
+        if self._replica:
+            # Copies that found the replica behind the primary, and how long they waited.
+            stats["bizos_api_replica_waits_total"] = self._replica_waits
+            stats["bizos_api_replica_wait_seconds_total"] = round(self._replica_wait_s, 6)
+        return stats
 
     async def _keep(
         self, contract: TableContract, tenant_id: str, stamp: Stamp, table_stamp: Stamp
@@ -645,41 +687,62 @@ class PostgresReader:
         tenant's rows and encoding their bodies never runs on the event loop, where it
         stalled every request of the process while a copy loaded.
         """
-        url = self._settings.api_postgres_url
+        url = self._settings.api_read_url
         if url is None:
             raise StoreUnavailable("BIZOS_API_DATABASE_URL is not set")
-        work = functools.partial(_load_copy, url, contract, tenant_id, self._timeout)
+        # On a replica: the primary's WAL position now, after the copy's stamp was taken
+        # (``_start_load``), so every publish the stamp has counted committed before it.
+        min_lsn = await self._primary_lsn() if self._replica else None
+        work = functools.partial(_load_copy, url, contract, tenant_id, self._timeout, min_lsn)
         try:
-            async with asyncio.timeout(LOAD_TIMEOUT_S * 1.5):
-                snap: _Snapshot = await anyio.to_thread.run_sync(
+            async with asyncio.timeout(LOAD_TIMEOUT_S * 1.5 + REPLICA_WAIT_S):
+                snap, waited = await anyio.to_thread.run_sync(
                     work, abandon_on_cancel=True, limiter=self._load_threads
                 )
         except TimeoutError:
             raise StoreUnavailable(f"loading {contract.name} took too long") from None
+        if waited is not None:
+            self._replica_waits += 1
+            self._replica_wait_s += waited
         return snap
+
+    async def _primary_lsn(self) -> str:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> str:
+            cur = await conn.execute("SELECT pg_current_wal_lsn()::text")
+            row = await cur.fetchone()
+            assert row is not None
+            return str(row[0])
+
+        lsn: str = await self._run(work)
+        return lsn
 
     async def ready(self) -> datetime:
         """The data path as requests use it: the reader's SELECT on every serving table,
         the key lookup function, and the latest publish."""
 
-        async def work(conn: psycopg.AsyncConnection[Any]) -> datetime | None:
+        async def keys(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction():
-                for tree, table in (
-                    ("serving", "serving.alembic_version_serving"),
-                    ("ops", "ops.alembic_version_ops"),
-                ):
-                    cur = await conn.execute(f"SELECT max(version_num) FROM {table}")
-                    found = await cur.fetchone()
-                    _check_tree(tree, found[0] if found else None)
+                cur = await conn.execute("SELECT max(version_num) FROM ops.alembic_version_ops")
+                found = await cur.fetchone()
+                _check_tree("ops", found[0] if found else None)
+                await conn.execute("SELECT FROM ops.api_key_find('') LIMIT 0")
+
+        async def rows(conn: psycopg.AsyncConnection[Any]) -> datetime | None:
+            async with conn.transaction():
+                cur = await conn.execute(
+                    "SELECT max(version_num) FROM serving.alembic_version_serving"
+                )
+                found = await cur.fetchone()
+                _check_tree("serving", found[0] if found else None)
                 for name in SERVING_TABLES:
                     # No tenant set: RLS returns nothing, but a missing grant still fails.
                     await conn.execute(f"SELECT FROM serving.{name} LIMIT 0")
-                await conn.execute("SELECT FROM ops.api_key_find('') LIMIT 0")
                 cur = await conn.execute("SELECT serving.last_published_at(NULL)")
                 row = await cur.fetchone()
             return None if row is None else row[0]
 
-        last: datetime | None = await self._run(work)
+        await self._run(keys)
+        last: datetime | None = await self._run(rows, replica=True)
         if last is None:
             raise NothingPublished("nothing has been published to Postgres yet")
         return last
@@ -705,9 +768,14 @@ def _forget(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-def _load_copy(url: str, contract: TableContract, tenant_id: str, timeout: float) -> _Snapshot:
-    """``PostgresReader._load``'s work, in its thread (see there)."""
+def _load_copy(
+    url: str, contract: TableContract, tenant_id: str, timeout: float, min_lsn: str | None = None
+) -> tuple[_Snapshot, float | None]:
+    """``PostgresReader._load``'s work, in its thread (see there): the copy, and with
+    ``min_lsn`` (on a replica) the seconds waited for the replica to replay up to it,
+    None when it had already."""
     columns = contract.served_columns
+    waited: float | None = None
     try:
         with psycopg.connect(
             url,
@@ -716,6 +784,8 @@ def _load_copy(url: str, contract: TableContract, tenant_id: str, timeout: float
             options=f"-c statement_timeout={LOAD_TIMEOUT_S * 1000}"
             f" -c lock_timeout={max(1, int(timeout * 500))}",
         ) as conn:
+            if min_lsn is not None:
+                waited = _wait_for_replay(conn, min_lsn)
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             with conn.transaction():
                 conn.execute("SELECT set_config(%s, %s, true)", [TENANT_SETTING, tenant_id])
@@ -726,7 +796,8 @@ def _load_copy(url: str, contract: TableContract, tenant_id: str, timeout: float
                 if found is None or found[1] is None:
                     raise NothingPublished(f"nothing has been published to {contract.name} yet")
                 if found[0] is None:
-                    return _snapshot_of("0", contract, contract.served_schema.empty_table())
+                    empty = contract.served_schema.empty_table()
+                    return _snapshot_of("0", contract, empty), waited
                 rows = conn.execute(
                     f"SELECT {select_list(contract)} FROM serving.{contract.name}"
                     f" WHERE tenant_id = %s ORDER BY {order_clause(contract)}",
@@ -740,7 +811,41 @@ def _load_copy(url: str, contract: TableContract, tenant_id: str, timeout: float
         schema=contract.served_schema,
     )
     del rows
-    return _snapshot_of(version, contract, table)
+    return _snapshot_of(version, contract, table), waited
+
+
+def _wait_for_replay(conn: psycopg.Connection[Any], min_lsn: str) -> float | None:
+    """Wait until the replica has replayed the primary's WAL up to ``min_lsn``; the
+    seconds waited, None if it had already.
+
+    A notification reaches the API from the primary as soon as the publish commits;
+    the replica may not have replayed that commit yet, and a copy read then would keep
+    the old rows, as current, until the next publish. Each check is its own statement
+    outside the copy's transaction, so the copy's snapshot is taken after replay.
+    Not in recovery (a primary, or a promoted replica): nothing to wait for.
+    """
+    conn.autocommit = True
+    started = time.monotonic()
+    pause = 0.005
+    checks = 0
+    while True:
+        row = conn.execute(
+            "SELECT coalesce(pg_last_wal_replay_lsn() >= %s::pg_lsn, true),"
+            " pg_last_wal_replay_lsn()::text",
+            [min_lsn],
+        ).fetchone()
+        assert row is not None
+        if row[0]:
+            conn.autocommit = False
+            return time.monotonic() - started if checks else None
+        checks += 1
+        if time.monotonic() - started > REPLICA_WAIT_S:
+            raise StoreUnavailable(
+                f"the replica has replayed up to {row[1]}, behind the primary's {min_lsn},"
+                f" for over {REPLICA_WAIT_S:.0f} s"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _memory_stats(snapshots: Sequence[_Snapshot], loading: int, built: int) -> dict[str, float]:
@@ -1458,6 +1563,7 @@ class EmbeddedReader:
         tenant_id: str,
         key: Mapping[str, object],
         unless_version: Collection[str],
+        primary: bool = False,
     ) -> Versioned:
         version = self._version(contract, tenant_id)
         if version in unless_version:

@@ -194,6 +194,7 @@ async def post_review(
         tenant_id=key.tenant_id,
         key={"supplier_id": supplier_id},
         unless_version=frozenset(),
+        primary=True,
     )
     if not current.rows:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "supplier not found")
