@@ -1148,14 +1148,19 @@ def select_rows(
 
 def select_row(snap: _Snapshot, encode: Encoder, key: Mapping[str, object]) -> Versioned:
     """One row of a snapshot by its key, as ``ApiReader.get_row`` answers it."""
-    contract = snap.contract
-    wanted = [c for c in contract.primary_key if c != "tenant_id"]
-    if sorted(key) != sorted(wanted):
-        raise ValueError(f"the key of {contract.name} is {wanted}")
-    index = snap.index_of(tuple(key[c] for c in wanted))
+    index = snap.index_of(key_values(snap.contract, key))
     if index is None:
         return Versioned(snap.version, [])
     return Versioned(snap.version, [_served(snap, index, encode)])
+
+
+def key_values(contract: TableContract, key: Mapping[str, object]) -> tuple[object, ...]:
+    """A row's key within its tenant, in the contract's order; ValueError if ``key``
+    names other columns."""
+    wanted = [c for c in contract.primary_key if c != "tenant_id"]
+    if sorted(key) != sorted(wanted):
+        raise ValueError(f"the key of {contract.name} is {wanted}")
+    return tuple(key[c] for c in wanted)
 
 
 def _served(snap: _Snapshot, index: int, encode: Encoder) -> ServedRow:
@@ -1568,10 +1573,7 @@ class EmbeddedReader:
         version = self._version(contract, tenant_id)
         if version in unless_version:
             return Versioned(version, None)
-        wanted = [c for c in contract.primary_key if c != "tenant_id"]
-        if sorted(key) != sorted(wanted):
-            raise ValueError(f"the key of {contract.name} is {wanted}")
-        snap = await self._snapshot(contract, tenant_id, version, tuple(key[c] for c in wanted))
+        snap = await self._snapshot(contract, tenant_id, version, key_values(contract, key))
         return select_row(snap, encode, key)
 
     async def ready(self) -> datetime:
