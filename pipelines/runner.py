@@ -25,7 +25,7 @@ from core.tenancy import check_tenant_id
 from exports.inbox import tenants_with_inbox
 from opsdb.tenants import disabled_tenants
 from pipelines.cluster import run_launcher_config
-from pipelines.dagster_storage import storage_entry
+from pipelines.dagster_storage import postgres_storage_entry, storage_entry
 from pipelines.housekeeping import clean_up_after_dead_runs, process_tags
 
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -109,8 +109,9 @@ PG_PASSWORD_ENV = "BIZOS_DAGSTER_PG_PASSWORD"
 def storage_config(settings: Settings, home: Path) -> dict[str, Any]:
     """Dagster's storage: Postgres (schema ``dagster``) when ``BIZOS_DATABASE_URL`` is
     set, so run history survives restarts and is shared by every machine; SQLite
-    files under ``home`` otherwise, Dagster's own layout, with the event log's
-    connections kept (pipelines/dagster_storage.py)."""
+    files under ``home`` otherwise, Dagster's own layout. Either way Dagster's own
+    storage classes, with the event log's connections kept
+    (pipelines/dagster_storage.py)."""
     if settings.target is not Target.POSTGRES:
         return storage_entry(home)
     pg = settings.postgres
@@ -126,7 +127,7 @@ def storage_config(settings: Settings, home: Path) -> dict[str, Any]:
     }
     if pg.password:
         db["password"] = {"env": PG_PASSWORD_ENV}
-    return {"postgres": {"postgres_db": db}}
+    return postgres_storage_entry(db)
 
 
 def instance_config(settings: Settings, home: Path | None = None) -> dict[str, Any]:

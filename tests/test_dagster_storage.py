@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from dagster import AssetKey, AssetMaterialization, DagsterEventType, DagsterInstance, asset
 from dagster import materialize as dagster_materialize
@@ -146,4 +147,52 @@ def test_the_embedded_instance_uses_it(settings: Settings, monkeypatch: pytest.M
     other = dagster_instance(settings)
     assert other.get_run_by_id(result.run_id) is not None
     assert other.get_latest_materialization_event(AssetKey("probe")) is not None
+    other.dispose()
+
+
+def sessions(url: str) -> int:
+    """Sessions the server has started on this database so far."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        row = conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_on_postgres_the_event_log_keeps_its_connection(
+    pg_settings: Settings, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dagster's Postgres storage opened a connection (a server process and a login)
+    for each event and run update; ours keeps one per storage. A run of three assets
+    writes dozens of events."""
+    monkeypatch.setenv("DAGSTER_HOME", str(pg_settings.home / "dagster"))
+
+    @asset
+    def one() -> int:
+        return 1
+
+    @asset
+    def two(one: int) -> int:
+        return one + 1
+
+    @asset
+    def three(two: int) -> int:
+        return two + 1
+
+    instance = dagster_instance(pg_settings)
+    config = (pg_settings.home / "dagster" / "dagster.yaml").read_text()
+    assert "class: PooledPostgresStorage" in config and "password" not in config.lower()
+    dagster_materialize([one, two, three], instance=instance)  # tables, first connections
+    before = sessions(pg_url)
+    result = dagster_materialize([one, two, three], instance=instance)
+    events = len(instance.all_logs(result.run_id))
+    opened = sessions(pg_url) - before
+    instance.dispose()
+    assert result.success and events > 30
+    # One kept per storage (events, runs, schedules), not one per event (72 here).
+    assert opened <= 6, (opened, events)
+    other = dagster_instance(pg_settings)
+    assert len(other.all_logs(result.run_id)) == events
     other.dispose()
