@@ -89,6 +89,32 @@ class PeakRss:
         self._thread.join()
 
 
+class CpuClock:
+    """CPU seconds (user + sys) of this process and its children, the sandbox's
+    excepted: the ones still running (psutil) and the ones waited for (``os.times``).
+
+    Wall seconds on a shared machine say how busy it was; CPU seconds say what the
+    work cost, so two runs side by side compare by it. A child's own children that
+    ended before it are counted when it ends (the kernel adds them to it then)."""
+
+    def __init__(self, peak: PeakRss) -> None:
+        self._peak = peak
+        self._me = psutil.Process()
+
+    def now(self) -> float:
+        times = os.times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in self._me.children(recursive=True):
+            if child.pid in self._peak.exclude:
+                continue
+            try:
+                cpu = child.cpu_times()
+            except psutil.Error:
+                continue
+            total += cpu.user + cpu.system
+        return total
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -212,11 +238,18 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         defs = build_definitions()
         instance = dagster_instance(settings)
         log_dir = home / "logs"
-        started = time.monotonic()
+        clock = CpuClock(peak)
+        cpu: dict[str, float] = {}
+        started, cpu_started = time.monotonic(), clock.now()
         if args.mode == "batch":
             from pipelines.batch import run_tenants_in_batches
 
+            last_stage, last_cpu = [peak.stage], [cpu_started]
+
             def on_stage(name: str) -> None:
+                now = clock.now()
+                cpu[last_stage[0]] = cpu.get(last_stage[0], 0.0) + now - last_cpu[0]
+                last_stage[0], last_cpu[0] = name, now
                 peak.stage = name
                 print(f"  {datetime.now(UTC):%H:%M:%S} {name}", flush=True)
 
@@ -242,7 +275,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             runs = run_tenants(defs, settings, instance, tenant_ids=tenants, log_dir=log_dir)
             seconds = {}
             row["dbt_builds"] = 2 * len(tenants)
-        wall = time.monotonic() - started
+        wall, cpu_total = time.monotonic() - started, clock.now() - cpu_started
+        if args.mode == "batch":
+            ended = cpu_started + cpu_total
+            cpu[last_stage[0]] = cpu.get(last_stage[0], 0.0) + ended - last_cpu[0]
     meta_rows = {
         "ingest": sum(ingested_rows(r.metadata) for r in runs),
         "model_fit": sum(leads_scored(r.metadata) for r in runs),
@@ -251,6 +287,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     row.update(
         succeeded=sum(r.success for r in runs),
         wall_s=round(wall, 1),
+        cpu_s=round(cpu_total, 1),
         peak_rss_mb=round(max(peak.peaks.values(), default=0) / 2**20),
         rows_ingested=meta_rows["ingest"],
         leads_scored=meta_rows["model_fit"],
@@ -262,6 +299,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         # dbt's stages are rated by the events they carry through to the marts
         rows = meta_rows.get(stage, meta_rows["ingest"])
         row[f"{stage}_s"] = round(s, 1)
+        row[f"{stage}_cpu_s"] = round(cpu.get(stage, 0.0), 1)
         row[f"{stage}_rss_mb"] = round(peak.peaks.get(stage, 0) / 2**20)
         row[f"{stage}_rows_per_s"] = round(rows / s) if s else None
     failed = [f"{r.tenant_id}: {r.error}" for r in runs if not r.success]
@@ -272,8 +310,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The table RESULTS.md shows: one line per measurement, stages as s / MB / rows/s."""
-    head = ["mode", "tenants", "events", "succeeded", "dbt builds", "wall (s)", "peak RSS (MB)"]
-    head += [f"{s} s / MB / rows/s" for s in STAGES]
+    head = ["mode", "tenants", "events", "succeeded", "dbt builds", "wall (s)", "CPU (s)"]
+    head += ["peak RSS (MB)"] + [f"{s} s / CPU s / MB / rows/s" for s in STAGES]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
     for r in rows:
         cells = [
@@ -283,15 +321,18 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"{r['succeeded']}",
             f"{r['dbt_builds']}",
             f"{r['wall_s']:,.0f}",
+            f"{r['cpu_s']:,.0f}" if "cpu_s" in r else "-",
             f"{r['peak_rss_mb']:,}",
         ]
         for s in STAGES:
             if f"{s}_s" in r:
                 rate = r[f"{s}_rows_per_s"]
+                stage_cpu = r.get(f"{s}_cpu_s")
                 cells.append(
-                    f"{r[f'{s}_s']:,.0f} / {r[f'{s}_rss_mb']:,} / {rate:,}"
-                    if rate is not None
-                    else f"{r[f'{s}_s']:,.0f} / {r[f'{s}_rss_mb']:,} / -"
+                    f"{r[f'{s}_s']:,.0f} / "
+                    + (f"{stage_cpu:,.0f}" if stage_cpu is not None else "-")
+                    + f" / {r[f'{s}_rss_mb']:,} / "
+                    + (f"{rate:,}" if rate is not None else "-")
                 )
             else:
                 cells.append("-")
