@@ -240,7 +240,8 @@ def _has_serving_rows(settings: Settings, table: str, tenant_id: str) -> bool:
 def _clear_warehouse(settings: Settings, tenant_id: str) -> int:
     """Delete the tenant's rows from every warehouse table with a ``tenant_id`` column.
 
-    Views over the lake need nothing: their files are gone. Under the warehouse
+    Staging tables on DuckDB (copies of the lake) are among them; views over the
+    lake need nothing, their files are gone. Under the warehouse
     writer lock, as a dbt build would be."""
     with warehouse_lock(settings, run_id=f"tenants-remove:{tenant_id}", log=log.warning):
         if settings.target is Target.POSTGRES:

@@ -1,4 +1,4 @@
-"""Read one tenant's rows of any warehouse relation (a staging view, say) from
+"""Read one tenant's rows of any warehouse relation (a staging table, say) from
 whichever warehouse is the target; ``warehouse.marts`` does the same for marts."""
 
 from __future__ import annotations

@@ -14,10 +14,49 @@
 #}
 {% macro lake_source(source_name, table_name) -%}
     {%- set relation = source(source_name, table_name) -%}
-    {%- if execute and not adapter.dispatch('lake_source_has_data', 'bizos')(relation) -%}
+    {%- if not execute -%}
+        {{ relation }}
+    {%- elif staging_reads_run_tenants_only() -%}
+        {{ lake_source_run_tenants(relation, source_name, table_name) }}
+    {%- elif not adapter.dispatch('lake_source_has_data', 'bizos')(relation) -%}
         {{ lake_source_empty(source_name, table_name) }}
     {%- else -%}
         {{ relation }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+    The run's tenants' files of a lake table on DuckDB, for a staging table that
+    replaces only their rows (macros/staging/staging_table.sql): read_parquet over
+    each such tenant's folder instead of every tenant's. The glob is listed once to
+    learn which of them have files (a listing, not a read: cheap even at thousands
+    of tenants); when the run covers every tenant that has files, the source is
+    read as it is.
+-#}
+{% macro lake_source_run_tenants(relation, source_name, table_name) -%}
+    {%- set rendered = relation.render() -%}
+    {%- set marker = '/tenant=*/' -%}
+    {%- set pattern = rendered.split("'")[1] if rendered.startswith("read_parquet('") else '' -%}
+    {%- if marker not in pattern -%}
+        {{ exceptions.raise_compiler_error(
+            "lake source " ~ source_name ~ "." ~ table_name ~ " is not read_parquet('<...>"
+            ~ marker ~ "...>'): cannot read one tenant's files of " ~ rendered) }}
+    {%- endif -%}
+    {%- set found = run_query(
+        "select distinct regexp_extract(file, '/tenant=([^/]+)/', 1) from glob('" ~ pattern ~ "')") -%}
+    {%- set with_files = found.columns[0].values() | list -%}
+    {%- set wanted = run_tenant_ids() | select('in', with_files) | list -%}
+    {%- if not wanted -%}
+        {{ lake_source_empty(source_name, table_name) }}
+    {%- elif wanted | length == with_files | length -%}
+        {{ relation }}
+    {%- else -%}
+        {%- set head, tail = pattern.split(marker, 1) -%}
+        {%- set globs = [] -%}
+        {%- for tenant in wanted -%}
+            {%- do globs.append("'" ~ head ~ "/tenant=" ~ tenant ~ "/" ~ tail ~ "'") -%}
+        {%- endfor -%}
+        {{ rendered.replace("'" ~ pattern ~ "'", "[" ~ globs | join(", ") ~ "]") }}
     {%- endif -%}
 {%- endmacro %}
 
