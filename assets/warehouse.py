@@ -197,7 +197,7 @@ def bizos_dbt_models(
             # dbt's test verdicts, kept beside the GX checks (docs/quality.md); a
             # failed build's passing tests are kept too.
             record_results(
-                settings, dbt_test_records(target_path, tenant_id=tenant_id, run_id=run_id)
+                settings, dbt_test_records(target_path, tenant_ids=[tenant_id], run_id=run_id)
             )
 
 

@@ -296,10 +296,7 @@ def dbt_build(
     ):
         env = {**os.environ, TENANT_ENV: ",".join(ids)}
         proc = subprocess.run(args, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
-    for tenant_id in ids:
-        record_results(
-            settings, dbt_test_records(target_path, tenant_id=tenant_id, run_id=batch_id)
-        )
+    record_results(settings, dbt_test_records(target_path, tenant_ids=ids, run_id=batch_id))
     return proc.returncode == 0
 
 
@@ -357,12 +354,15 @@ def run_batch(
     on_done: Callable[[TenantRun], None] | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] = print,
+    ingest: bool = True,
 ) -> BatchRun:
     """Refresh these tenants as one batch (see the module docstring).
 
     ``on_stage`` hears each stage as it starts, ``on_progress`` (stage, tenants done,
     tenants) each tenant's end in the per-tenant stages, ``on_done`` each tenant's
-    outcome at the end."""
+    outcome at the end. ``ingest=False`` starts at the first dbt build, from the lake
+    (and on Postgres the raw tables) as the last ingest left them: a rebuild and
+    republish after a change to the models or the scoring, without calling providers."""
     ids = [check_tenant_id(t) for t in tenant_ids]
     batch_id = f"batch-{uuid.uuid4().hex[:12]}"
     tags = {**process_tags(), "bizos/batch": batch_id}
@@ -427,6 +427,8 @@ def run_batch(
         ("dbt_marts", None),
         ("publish", publish),
     ):
+        if name == "ingest" and not ingest:
+            continue
         with stage(name):
             if work is not None:
                 work()
@@ -452,9 +454,11 @@ def run_tenants_in_batches(
     on_done: Callable[[TenantRun], None] | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] = print,
+    ingest: bool = True,
 ) -> list[BatchRun]:
     """Every given tenant, ``batch_size`` at a time (< 1: all in one batch). Refuses
-    disabled tenants, and first cleans up after runs a killed process left behind."""
+    disabled tenants, and first cleans up after runs a killed process left behind.
+    ``ingest=False``: see ``run_batch``."""
     chosen = [check_tenant_id(t) for t in tenant_ids]
     disabled = disabled_tenants(settings)
     refused = [t for t in chosen if t in disabled]
@@ -480,6 +484,7 @@ def run_tenants_in_batches(
             on_done=on_done,
             on_progress=on_progress,
             log=log,
+            ingest=ingest,
         )
         for batch in split_batches(chosen, batch_size)
     ]
