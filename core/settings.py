@@ -8,6 +8,7 @@ read the environment themselves.
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -145,6 +146,13 @@ class Settings(BaseSettings):
         description="runs the Dagster run queue starts at once (dagster.yaml); the daily "
         "schedule's tenant runs queue beyond it instead of stampeding; also the tenants a "
         "batch run (bizos run --batch-size) ingests at once",
+    )
+    duckdb_memory_limit: str | None = Field(
+        default=None,
+        pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="memory the embedded warehouse's DuckDB may use in a dbt build "
+        "(e.g. 4GB); unset: DuckDB's own default, 80% of the machine's memory. "
+        "Set it lower where dbt shares the machine with the API, Superset and runs",
     )
     refresh_batch_size: int = Field(
         default=0,
@@ -421,6 +429,7 @@ class Settings(BaseSettings):
             "BIZOS_HOME": str(self.home),
             "BIZOS_LAKE_DIR": self.lake_location,
             "BIZOS_WAREHOUSE_PATH": str(self.warehouse_path),
+            "BIZOS_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit or _duckdb_default_memory(),
             "DBT_TARGET": self.target.value,
         }
         if self.target is Target.POSTGRES:
@@ -443,6 +452,13 @@ class Settings(BaseSettings):
             if self.aws_secret_access_key:
                 env["AWS_SECRET_ACCESS_KEY"] = self.aws_secret_access_key.get_secret_value()
         return env
+
+
+def _duckdb_default_memory() -> str:
+    """DuckDB's own default memory limit, 80% of the machine's memory, spelled out
+    (DuckDB takes no percentage), so the profile can always set one."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{int(total * 0.8) // 2**20}MiB"
 
 
 def get_settings(**overrides: object) -> Settings:
