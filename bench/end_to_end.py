@@ -17,6 +17,11 @@ tenant's sandbox keys are stored, and the platform refreshes every tenant:
     .venv/bin/python bench/end_to_end.py --tenants 10 --events 1000000 [--record]
     .venv/bin/python bench/end_to_end.py --plot   # bench/end_to_end.png from the JSON
 
+``--from-lake DIR`` skips generation and ingest and runs the batch's later stages
+(`bizos run --no-ingest`'s path) over a lake made before, e.g. one that
+bench/dbt_many_tenants.py copied to 1,000 tenants (ingesting 1,000 tenants takes
+hours, most of it providers' rate limits).
+
 Each measurement is appended as one JSON line to bench/end_to_end.jsonl;
 ``--record`` also appends its row to bench/RESULTS.md.
 """
@@ -34,7 +39,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -202,6 +207,15 @@ def leads_scored(metadata: dict[str, dict[str, object]]) -> int:
     return int(metadata.get("lead_model/models", {}).get("leads_scored", 0) or 0)  # type: ignore[call-overload]
 
 
+def lake_tenants_and_rows(lake: Path) -> tuple[list[str], int]:
+    """The tenants with files in a lake, and its rows (quarantine aside)."""
+    import pyarrow.parquet as pq
+
+    files = [f for f in lake.rglob("*.parquet") if "_quarantine" not in f.parts]
+    tenants = {p.split("=", 1)[1] for f in files for p in f.parts if p.startswith("tenant=")}
+    return sorted(tenants), sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     home = args.home or Path(tempfile.mkdtemp(prefix="bizos-e2e-"))
     os.environ["BIZOS_HOME"] = str(home)
@@ -209,13 +223,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from cryptography.fernet import Fernet
 
     os.environ.setdefault("BIZOS_MASTER_KEY", Fernet.generate_key().decode())
-    tenants = [f"e2e-{i:04d}" for i in range(args.tenants)]
-    written, scale, gen_seconds = generate(home, tenants, args.events)
-    print(
-        f"generated {written:,} records for {len(tenants)} tenants (scale {scale:.3f}) "
-        f"in {gen_seconds:.0f}s; home {home}",
-        flush=True,
-    )
+    if args.from_lake:
+        # Stages after ingest only, over a lake made before (bench/dbt_many_tenants.py
+        # copies one to any number of tenants): `bizos run --no-ingest`'s path.
+        os.environ["BIZOS_LAKE_URL"] = str(args.from_lake.resolve())
+        tenants, written = lake_tenants_and_rows(args.from_lake)
+        tenants = tenants[: args.tenants] if args.tenants else tenants
+        print(f"lake {args.from_lake}: {len(tenants)} tenants, {written:,} rows", flush=True)
+    else:
+        tenants = [f"e2e-{i:04d}" for i in range(args.tenants)]
+        written, scale, gen_seconds = generate(home, tenants, args.events)
+        print(
+            f"generated {written:,} records for {len(tenants)} tenants (scale {scale:.3f}) "
+            f"in {gen_seconds:.0f}s; home {home}",
+            flush=True,
+        )
 
     from core.settings import get_settings
     from pipelines.definitions import build_definitions
@@ -224,17 +246,19 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     row: dict[str, Any] = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
-        "mode": args.mode,
-        "tenants": args.tenants,
+        "mode": f"{args.mode}, no ingest" if args.from_lake else args.mode,
+        "tenants": len(tenants),
         "events": written,
         "batch_size": args.batch_size if args.mode == "batch" else 1,
         "cores": os.cpu_count(),
         "load_before": round(os.getloadavg()[0], 1),
     }
-    with PeakRss() as peak, sandbox_process(home, peak) as env:
+    sandbox = nullcontext({}) if args.from_lake else None
+    with PeakRss() as peak, sandbox or sandbox_process(home, peak) as env:
         os.environ.update(env)
         settings = get_settings()
-        connect_sandbox_tenants(settings, settings.sandbox_dir)
+        if not args.from_lake:
+            connect_sandbox_tenants(settings, settings.sandbox_dir)
         defs = build_definitions()
         instance = dagster_instance(settings)
         log_dir = home / "logs"
@@ -266,6 +290,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 log_dir=log_dir,
                 on_stage=on_stage,
                 on_progress=on_progress,
+                ingest=not args.from_lake,
             )
             runs = [r for b in batches for r in b.tenants]
             seconds = {s: sum(b.stage_seconds.get(s, 0.0) for b in batches) for s in STAGES}
@@ -280,7 +305,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             ended = cpu_started + cpu_total
             cpu[last_stage[0]] = cpu.get(last_stage[0], 0.0) + ended - last_cpu[0]
     meta_rows = {
-        "ingest": sum(ingested_rows(r.metadata) for r in runs),
+        "ingest": written if args.from_lake else sum(ingested_rows(r.metadata) for r in runs),
         "model_fit": sum(leads_scored(r.metadata) for r in runs),
         "publish": sum(published_rows(r.metadata) for r in runs),
     }
@@ -295,6 +320,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         load_after=round(os.getloadavg()[0], 1),
     )
     for stage in STAGES if args.mode == "batch" else ():
+        if args.from_lake and stage == "ingest":
+            continue
         s = seconds.get(stage, 0.0)
         # dbt's stages are rated by the events they carry through to the marts
         rows = meta_rows.get(stage, meta_rows["ingest"])
@@ -428,6 +455,12 @@ def main() -> None:
         "--batch-size", type=int, default=0, help="tenants per dbt build (0: all in one)"
     )
     parser.add_argument("--home", type=Path, help="BIZOS_HOME (default: a temporary folder)")
+    parser.add_argument(
+        "--from-lake",
+        type=Path,
+        help="no data generated or ingested: the stages after ingest over this lake's "
+        "tenants (the first --tenants of them; 0: all), with --mode batch",
+    )
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     parser.add_argument("--plot", action="store_true", help="only draw the plot from the JSON")
     args = parser.parse_args()
@@ -436,6 +469,8 @@ def main() -> None:
         print(markdown(rows))
         print(f"plot: {PLOT}" if plot(rows, PLOT) else "matplotlib not installed: no plot")
         return
+    if args.from_lake and args.mode != "batch":
+        parser.error("--from-lake runs the batch path (--mode batch)")
     row = measure(args)
     print(json.dumps(row, indent=1))
     with open(RESULTS_JSON, "a", encoding="utf-8") as fh:
@@ -447,8 +482,14 @@ def main() -> None:
                 f"{row['events']:,} events, {os.cpu_count()} cores, Python "
                 f"{platform.python_version()}, load average {row['load_before']} -> "
                 f"{row['load_after']}\n\nCommand: `.venv/bin/python bench/end_to_end.py "
-                f"--tenants {args.tenants} --events {args.events} --mode {args.mode} "
-                f"--batch-size {args.batch_size} --record`\n\n{markdown([row])}\n"
+                f"--tenants {args.tenants} "
+                + (
+                    f"--from-lake {args.from_lake} "
+                    if args.from_lake
+                    else f"--events {args.events} "
+                )
+                + f"--mode {args.mode} --batch-size {args.batch_size} --record`\n\n"
+                f"{markdown([row])}\n"
             )
     if row["succeeded"] != row["tenants"]:
         raise SystemExit(f"failed: {row.get('failed')}")

@@ -143,9 +143,12 @@ def _run(settings: Settings, tenant: str | None) -> list[TenantRun]:
     return runs
 
 
-def _run_batches(settings: Settings, tenant: str | None, batch_size: int) -> list[TenantRun]:
+def _run_batches(
+    settings: Settings, tenant: str | None, batch_size: int, *, ingest: bool = True
+) -> list[TenantRun]:
     """Tenants ``batch_size`` at a time: ingest, model fit and publish per tenant, each
-    dbt build once per batch (pipelines/batch.py)."""
+    dbt build once per batch (pipelines/batch.py); without ingest when ``ingest`` is
+    False."""
     from exports.inbox import tenants_with_inbox
     from opsdb.tenants import disabled_tenants
     from pipelines.batch import run_tenants_in_batches
@@ -194,6 +197,7 @@ def _run_batches(settings: Settings, tenant: str | None, batch_size: int) -> lis
             on_done=done,
             on_progress=progress,
             log=lambda line: console.print(f"[yellow]![/] {line}"),
+            ingest=ingest,
         )
     return [run for batch in batches for run in batch.tenants]
 
@@ -209,11 +213,25 @@ def run(
             min=0,
         ),
     ] = 0,
+    ingest: Annotated[
+        bool,
+        typer.Option(
+            help="--no-ingest: rebuild the warehouse, refit and republish from the lake as "
+            "the last ingest left it, calling no provider (with --batch-size)",
+        ),
+    ] = True,
 ) -> None:
     """Materialize everything for every tenant with an inbox, or for one."""
     settings = get_settings()
+    if not ingest and not batch_size:
+        console.print("[red]error:[/] --no-ingest runs in batches: give --batch-size N")
+        raise typer.Exit(2)
     try:
-        runs = _run_batches(settings, tenant, batch_size) if batch_size else _run(settings, tenant)
+        runs = (
+            _run_batches(settings, tenant, batch_size, ingest=ingest)
+            if batch_size
+            else _run(settings, tenant)
+        )
     except (LookupError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None

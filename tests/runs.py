@@ -41,16 +41,17 @@ def start_run(settings: Settings, tenant: str) -> subprocess.Popen[str]:
 
 
 def start_batch(
-    settings: Settings, size: int, *, ingest_workers: int | None = None
+    settings: Settings, size: int, *, ingest_workers: int | None = None, ingest: bool = True
 ) -> subprocess.Popen[str]:
     """`bizos run --batch-size N`: every tenant with an inbox, N per dbt build;
     ``ingest_workers`` sets BIZOS_MAX_CONCURRENT_RUNS (1: ingest in the run's own
-    process, sparing a suite the workers' start-up)."""
+    process, sparing a suite the workers' start-up); ``ingest=False`` adds
+    ``--no-ingest``."""
     env = run_env(settings)
     if ingest_workers is not None:
         env["BIZOS_MAX_CONCURRENT_RUNS"] = str(ingest_workers)
     return subprocess.Popen(
-        [str(BIZOS), "run", "--batch-size", str(size)],
+        [str(BIZOS), "run", "--batch-size", str(size), *([] if ingest else ["--no-ingest"])],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -23,9 +23,11 @@ import pytest
 from core.settings import PROJECT_ROOT, Settings
 from lake.files import find, lake_root
 from quality.results import latest_results
+from sandbox.crm_export import generate_crm_export
 from serving.queries import top_lead_scores
 from tests.runs import (
     GOOD_LEADS,
+    LEADS,
     assert_each_tenant_scored_and_served,
     finish,
     run_together,
@@ -179,7 +181,7 @@ def instance_runs(settings: Settings) -> dict[str, str]:
 
 
 def test_a_run_killed_mid_dbt_leaves_nothing_that_breaks_the_next(home, first_marts):
-    """Runs last in the module. The next run also meets a broken export: it
+    """Runs after the others on ``home`` but one. The next run also meets a broken export: it
     quarantines the file and, like any re-run, duplicates and loses nothing."""
     settings, tenant = home, "t-north"
     bad = settings.tenant_inbox(tenant) / "crm" / "zz_broken.csv"
@@ -217,3 +219,31 @@ def test_a_run_killed_mid_dbt_leaves_nothing_that_breaks_the_next(home, first_ma
     # The broken file is refused by name, with the reason; the good export still loads.
     assert "zz_broken.csv" in out and "'email'" in out, out
     assert mart_rows(settings, tenant) == first_marts[tenant]
+
+
+def test_a_batch_without_ingest_rebuilds_and_republishes_from_the_lake(home, first_marts):
+    """Runs last in the module. `bizos run --batch-size 2 --no-ingest` (pipelines/batch.py,
+    ``ingest=False``): both tenants' warehouse rebuilt, refit and republished from the
+    lake as the last ingest left it. A new export waiting in the inbox is not read (its
+    leads would change the scores), no ingest run starts, and the scores are published
+    again, the same as before."""
+    generate_crm_export(home.inbox_dir, "t-north", leads=LEADS + 15, seed=99)
+    published = {t: {r["published_at"] for r in top_lead_scores(home, t, 100)} for t in TENANTS}
+    runs_before = set(instance_runs(home))
+    builds_before = set((home.home / "dbt" / "runs").iterdir())
+
+    rc, out = finish(start_batch(home, size=len(TENANTS), ingest=False))
+    assert rc == 0, out + "".join(tenant_log(home, t) for t in TENANTS)
+
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(home.home / "dagster")) as instance:
+        new = [r for r in instance.get_runs() if r.run_id not in runs_before]
+    assert sorted(r.job_name for r in new) == sorted(["batch_lead_model", "batch_publish"] * 2)
+    assert all(r.status.value == "SUCCESS" for r in new)
+    assert len(set((home.home / "dbt" / "runs").iterdir()) - builds_before) == 2
+    for tenant in TENANTS:
+        assert mart_rows(home, tenant) == first_marts[tenant], tenant
+        served = top_lead_scores(home, tenant, 100)
+        assert len(served) == GOOD_LEADS
+        assert {r["published_at"] for r in served}.isdisjoint(published[tenant]), tenant
