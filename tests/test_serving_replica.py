@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -107,9 +107,9 @@ def replica(pair: tuple[str, str], tmp_path: Path) -> Iterator[Replica]:
         yield replica
 
 
-def until(check: object, what: str, timeout: float = 10.0) -> None:
+def until(check: Callable[[], object], what: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():
         assert time.monotonic() < deadline, what
         time.sleep(0.01)
 
